@@ -1,0 +1,184 @@
+"""All settings, in one typed object.
+
+Sources, highest priority first: constructor arguments, environment variables
+`CRYPTOPULSE_*` (nested with `__`, e.g. `CRYPTOPULSE_KAFKA__PORT=9093`), a TOML file
+(`cryptopulse.toml` in the working directory, or the path in `CRYPTOPULSE_CONFIG`),
+then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_COINS = (
+    "bitcoin",
+    "ethereum",
+    "binancecoin",
+    "solana",
+    "cardano",
+    "ripple",
+    "polkadot",
+    "dogecoin",
+    "avalanche-2",
+    "chainlink",
+)
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = Field(
+        default="",
+        description="An existing cluster to use instead of the local broker (host:port,...).",
+    )
+    host: str = "127.0.0.1"
+    port: Port = 9092
+    controller_port: Port = 9093
+    topic_ticks: str = "crypto_market_data"
+    topic_windows: str = "crypto_market_windows"
+    topic_dlq: str = "crypto_market_data_dlq"
+    partitions: Annotated[int, Field(ge=1)] = 3
+    replication_factor: Annotated[int, Field(ge=1)] = 1
+    heap: str = Field(default="512m", description="Broker JVM heap (-Xmx).")
+    start_timeout: Seconds = 90.0
+
+    @property
+    def managed(self) -> bool:
+        """True when CryptoPulse runs its own local broker."""
+        return not self.bootstrap_servers
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.topic_ticks, self.topic_windows, self.topic_dlq)
+
+
+class SparkSettings(BaseModel):
+    master: str = Field(default="local[*]", description="Spark master URL, e.g. spark://host:7077.")
+    shuffle_partitions: Annotated[int, Field(ge=1)] = 4
+    driver_memory: str = "1g"
+    window_seconds: Seconds = 30.0
+    watermark_seconds: Annotated[float, Field(ge=0)] = 5.0
+    trigger_seconds: Seconds = 1.0
+    max_offsets_per_trigger: Annotated[int, Field(ge=0)] = 0
+    starting_offsets: Literal["earliest", "latest"] = "latest"
+    log_level: str = "WARN"
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    token: SecretStr | None = Field(default=None, description="Bearer token required by /ingest.")
+    ingest_url: str = Field(default="", description="Where the stream job POSTs; default is this server.")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    send_timeout: Seconds = 2.0
+    client_queue_size: Annotated[int, Field(ge=1)] = 64
+    max_clients: Annotated[int, Field(ge=1)] = 20_000
+    ping_interval: Seconds = 20.0
+    history_per_coin: Annotated[int, Field(ge=1)] = 240
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000", "http://localhost:5173"]
+    )
+    consume_windows: bool = Field(
+        default=False, description="Also take aggregates from the windows topic (for replicas)."
+    )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ingest(self) -> str:
+        return self.ingest_url or f"{self.base_url}/ingest"
+
+
+class ProducerSettings(BaseModel):
+    source: Literal["coingecko", "simulated", "replay"] = "coingecko"
+    coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS))
+    poll_interval: Seconds = 30.0
+    coingecko_base_url: str = "https://api.coingecko.com/api/v3"
+    coingecko_api_key: SecretStr | None = None
+    coingecko_plan: Literal["demo", "pro"] = "demo"
+    http_timeout: Seconds = 10.0
+    simulated_coins: Annotated[int, Field(ge=1, le=5000)] = 10
+    simulated_rate: Annotated[float, Field(gt=0)] = Field(
+        default=1 / 30, description="Ticks per coin per second."
+    )
+    seed: int = 42
+    replay_file: Path | None = None
+    replay_speed: Annotated[float, Field(ge=0)] = 1.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CRYPTOPULSE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = PROJECT_ROOT / ".cryptopulse"
+    vendor_dir: Path = PROJECT_ROOT / "vendor"
+    log_level: str = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
+
+    @model_validator(mode="after")
+    def _watermark_fits_window(self) -> Settings:
+        if self.spark.watermark_seconds > 10 * self.spark.window_seconds:
+            raise ValueError("spark.watermark_seconds is more than ten windows; finals would lag")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("CRYPTOPULSE_CONFIG", "cryptopulse.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.data_dir / "kafka"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    @property
+    def kafka_lib_dir(self) -> Path:
+        return self.vendor_dir / "kafka"
+
+    @property
+    def spark_jars_dir(self) -> Path:
+        return self.vendor_dir / "spark-kafka"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and config file, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,158 @@
+"""The data contracts, defined once.
+
+`Tick` is the value of a record on the ticks topic; `WindowAggregate` is one coin's
+30 s window. The JSON Schema (for the web app's TypeScript types) and the Spark
+schema (for the streaming job) are both derived from these models.
+"""
+
+from __future__ import annotations
+
+import types
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+from cryptopulse.classify import Trend, Volatility
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import StructType
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (use Z for UTC)")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+CoinId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tick(_Contract):
+    """One observed price of one coin."""
+
+    coin: CoinId
+    symbol: Annotated[str, Field(min_length=1, max_length=20)]
+    price: Positive
+    change_24h: Finite | None = None
+    volume_24h: NonNegative | None = None
+    market_cap: NonNegative | None = None
+    timestamp: UtcDatetime = Field(description="When the source observed the price (event time).")
+    source: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class WindowAggregate(_Contract):
+    """One coin's tumbling window; `final` once the watermark has passed it."""
+
+    coin: CoinId
+    symbol: Annotated[str, Field(min_length=1, max_length=20)]
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    avg_price: Positive
+    open: Positive
+    high: Positive
+    low: Positive
+    close: Positive
+    avg_change_24h: Finite | None
+    max_volume_24h: NonNegative | None
+    market_cap: NonNegative | None = Field(description="Latest market cap in the window.")
+    tick_count: Annotated[int, Field(ge=1)]
+    volatility: Volatility
+    trend: Trend
+    final: bool
+
+
+class IngestRequest(_Contract):
+    data: Annotated[list[WindowAggregate], Field(min_length=1)]
+
+
+class IngestResponse(_Contract):
+    received: int
+
+
+class SnapshotMessage(_Contract):
+    type: Literal["snapshot"] = "snapshot"
+    data: list[WindowAggregate]
+
+
+class MarketUpdateMessage(_Contract):
+    type: Literal["market_update"] = "market_update"
+    data: list[WindowAggregate]
+
+
+class SourceStatusMessage(_Contract):
+    """Whether the market source is live, so the dashboard never shows stale or simulated data as live."""
+
+    type: Literal["source_status"] = "source_status"
+    source: str
+    live: bool
+    detail: str = ""
+
+
+ServerMessage = Annotated[
+    SnapshotMessage | MarketUpdateMessage | SourceStatusMessage, Field(discriminator="type")
+]
+
+_tick_adapter: TypeAdapter[Tick] = TypeAdapter(Tick)
+
+
+def tick_to_json(tick: Tick) -> bytes:
+    return orjson.dumps(tick.model_dump(mode="json"))
+
+
+def tick_from_json(raw: bytes | str) -> Tick:
+    return _tick_adapter.validate_json(raw)
+
+
+def json_schema() -> dict[str, Any]:
+    """One JSON Schema document with every contract, for generated client types."""
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Union[Tick, WindowAggregate, IngestRequest, IngestResponse, ServerMessage]  # noqa: UP007
+    )
+    schema = adapter.json_schema(ref_template="#/$defs/{model}")
+    schema["title"] = "CryptoPulse"
+    return schema
+
+
+def spark_schema(model: type[BaseModel], *, timestamps_as_strings: bool = False) -> StructType:
+    """Spark StructType with the model's fields, types and nullability.
+
+    With `timestamps_as_strings` the datetime fields stay strings, so the job can
+    tell a malformed timestamp (a dead letter) from a missing one.
+    """
+    from pyspark.sql import types as T
+
+    scalar: dict[type, T.DataType] = {
+        str: T.StringType(),
+        float: T.DoubleType(),
+        int: T.LongType(),
+        bool: T.BooleanType(),
+        datetime: T.StringType() if timestamps_as_strings else T.TimestampType(),
+    }
+
+    def base_type(annotation: Any) -> tuple[Any, bool]:
+        nullable = False
+        if get_origin(annotation) in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            nullable = len(args) < len(get_args(annotation))
+            annotation = args[0]
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        if get_origin(annotation) is Literal:
+            annotation = type(get_args(annotation)[0])
+        return annotation, nullable
+
+    fields = []
+    for name, info in model.model_fields.items():
+        annotation, nullable = base_type(info.annotation)
+        fields.append(T.StructField(name, scalar[annotation], nullable=nullable))
+    return T.StructType(fields)
