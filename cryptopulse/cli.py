@@ -64,7 +64,9 @@ def kafka_start() -> None:
             return
         with console.status(f"Starting Kafka on {broker.bootstrap} ..."):
             broker.start()
-        console.print(f"[green]Kafka is ready[/green] on {broker.bootstrap} (log: {broker.log_file})")
+        console.print(
+            f"[green]Kafka is ready[/green] on {broker.bootstrap} (log: {broker.log_file})"
+        )
     except CryptoPulseError as exc:
         raise _fail(exc) from exc
 

@@ -1,0 +1,327 @@
+"""A single-node Apache Kafka (KRaft: broker and controller in one JVM) run from Maven jars.
+
+`LocalKafka` formats its storage on first start, starts the JVM detached (so it outlives
+the `cryptopulse kafka start` command), waits until the broker answers metadata requests,
+creates the configured topics, and stops it with SIGTERM (a clean, controlled shutdown).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psutil
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from cryptopulse.config import Settings
+from cryptopulse.errors import CryptoPulseError
+from cryptopulse.platform.ports import port_in_use
+
+log = logging.getLogger("cryptopulse.kafka")
+
+_LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+class KafkaAlreadyRunning(CryptoPulseError):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalKafka:
+    data_dir: Path
+    lib_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    topic_names: tuple[str, ...] = ()
+    partitions: int = 3
+    replication_factor: int = 1
+    heap: str = "512m"
+    start_timeout: float = 90.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> LocalKafka:
+        k = settings.kafka
+        broker = cls(
+            data_dir=settings.kafka_dir,
+            lib_dir=settings.kafka_lib_dir,
+            host=k.host,
+            port=k.port,
+            controller_port=k.controller_port,
+            topic_names=k.topics,
+            partitions=k.partitions,
+            replication_factor=k.replication_factor,
+            heap=k.heap,
+            start_timeout=k.start_timeout,
+        )
+        return replace(broker, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_dirs(self) -> Path:
+        return self.data_dir / "data"
+
+    # -- state -------------------------------------------------------------------------
+
+    def pid(self) -> int | None:
+        """The broker's pid when it is running, else None (a stale pid file is ignored)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            proc = psutil.Process(pid)
+            cmdline = proc.cmdline()
+        except (FileNotFoundError, ValueError, psutil.Error):
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE or "kafka.Kafka" not in cmdline:
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the broker and return once it serves requests and the topics exist."""
+        if (pid := self.pid()) is not None:
+            raise KafkaAlreadyRunning(f"Kafka is already running (pid {pid}, {self.bootstrap}).")
+        java = self._java()
+        classpath = self._classpath()
+        for name, port in (("broker", self.port), ("controller", self.controller_port)):
+            if port_in_use(self.host, port):
+                setting = "PORT" if name == "broker" else "CONTROLLER_PORT"
+                raise CryptoPulseError(
+                    f"Port {port} ({name}) on {self.host} is already in use: stop what uses it "
+                    f"or choose another with CRYPTOPULSE_KAFKA__{setting}."
+                )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        if not (self.log_dirs / "meta.properties").exists():
+            self._format(java, classpath)
+        log.info("starting broker on %s (log: %s)", self.bootstrap, self.log_file)
+        with open(self.data_dir / "broker.out", "ab") as out:
+            proc = subprocess.Popen(
+                [*self._jvm(java, classpath), "kafka.Kafka", str(self.config_file)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in the starting terminal must not kill it
+            )
+        self.pid_file.write_text(str(proc.pid))
+        try:
+            self._wait_ready(proc)
+            self.create_topics(self.topic_names)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("broker ready on %s (pid %d)", self.bootstrap, proc.pid)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the broker cleanly (SIGTERM), killing it only if it does not finish in time."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        log.info("stopping broker (pid %d)", pid)
+        proc = psutil.Process(pid)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except psutil.TimeoutExpired:
+            log.warning("broker did not stop within %.0f s; killing it", timeout)
+            proc.kill()
+            proc.wait(10)
+        self.pid_file.unlink(missing_ok=True)
+
+    # -- topics ------------------------------------------------------------------------
+
+    def admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000})
+
+    def topics(self) -> set[str]:
+        metadata = self.admin().list_topics(timeout=10)
+        return {name for name in metadata.topics if not name.startswith("__")}
+
+    def create_topics(
+        self, names: Iterable[str], partitions: int | None = None, replication: int | None = None
+    ) -> None:
+        """Create topics that do not exist yet."""
+        new = [
+            NewTopic(
+                name,
+                num_partitions=partitions or self.partitions,
+                replication_factor=replication or self.replication_factor,
+            )
+            for name in names
+        ]
+        if not new:
+            return
+        admin = self.admin()  # must outlive the futures it returns
+        for name, future in admin.create_topics(new, operation_timeout=30).items():
+            try:
+                future.result(timeout=60)
+                log.info("created topic %s", name)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise CryptoPulseError(f"Could not create topic {name}: {exc}") from exc
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _java(self) -> str:
+        java_home = os.environ.get("JAVA_HOME")
+        candidate = Path(java_home, "bin", "java") if java_home else None
+        java = str(candidate) if candidate and candidate.exists() else shutil.which("java")
+        if java is None:
+            raise CryptoPulseError(
+                "Java was not found: install a JDK 17 or newer "
+                "(e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
+            )
+        return java
+
+    def _classpath(self) -> str:
+        if not any(self.lib_dir.glob("kafka_2.13-*.jar")):
+            raise CryptoPulseError(
+                f"The Kafka jars are missing from {self.lib_dir}: run `make setup` "
+                "(or `cryptopulse setup`)."
+            )
+        return f"{self.lib_dir}/*"
+
+    def _jvm(self, java: str, classpath: str) -> list[str]:
+        log4j = self.data_dir / "log4j2.properties"
+        log4j.write_text(_LOG4J2.format(log_file=self.log_file))
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            classpath,
+        ]
+
+    def _write_config(self) -> None:
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "listeners": (
+                f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.log_dirs),
+            "num.partitions": str(self.partitions),
+            "default.replication.factor": str(self.replication_factor),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "log.retention.hours": "24",
+        }
+        self.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+
+    def _format(self, java: str, classpath: str) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        log.info("formatting KRaft storage in %s (cluster %s)", self.log_dirs, cluster_id)
+        result = subprocess.run(
+            [
+                *self._jvm(java, classpath),
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.config_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise CryptoPulseError(
+                f"Formatting Kafka storage failed: {(result.stderr or result.stdout).strip()[-500:]}"
+            )
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        admin: AdminClient | None = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise CryptoPulseError(
+                    f"Kafka exited during start (code {proc.returncode}); "
+                    f"last log lines:\n{self._log_tail()}"
+                )
+            # Probe the socket first: librdkafka logs every refused connection otherwise.
+            if admin is None:
+                if port_in_use(self.host, self.port):
+                    admin = self.admin()
+                else:
+                    time.sleep(0.25)
+                    continue
+            try:
+                metadata = admin.list_topics(timeout=2)
+                if metadata.brokers and metadata.controller_id >= 0:
+                    return
+            except KafkaException:
+                pass
+            time.sleep(0.25)
+        raise CryptoPulseError(
+            f"Kafka did not become ready within {self.start_timeout:.0f} s; "
+            f"see {self.log_file}:\n{self._log_tail()}"
+        )
+
+    def _log_tail(self, lines: int = 15) -> str:
+        texts = []
+        for path in (self.data_dir / "broker.out", self.log_file):
+            if path.exists():
+                texts.extend(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(texts[-lines:])
