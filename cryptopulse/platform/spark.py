@@ -40,6 +40,11 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
     from pyspark.sql import SparkSession
 
     spark_conf = settings.spark
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Launched by spark-submit: master, jars and memory come from its command line.
+        session = SparkSession.builder.appName(app_name).getOrCreate()
+        session.sparkContext.setLogLevel(spark_conf.log_level)
+        return session
     builder = (
         SparkSession.builder.appName(app_name)
         .master(spark_conf.master)

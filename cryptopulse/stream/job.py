@@ -1,0 +1,233 @@
+"""Wiring of the streaming job: session, Kafka source, three queries, progress logging.
+
+- `windows-live`  (update mode): every open window's current aggregate, each trigger, final=false
+- `windows-final` (append mode): each window once, after the watermark passed it, final=true
+- `dead-letters`  (append mode): rejected records with their reason, to the DLQ topic
+
+Each query has its own checkpoint under the data folder, so a restart resumes where
+the last committed batch ended. Run it with `cryptopulse stream`, or unchanged under
+spark-submit (see README).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import Producer
+
+from cryptopulse.config import Settings
+from cryptopulse.stream.enrich import enrich
+from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
+from cryptopulse.stream.sinks import BatchMarker, IngestPoster, SinkStats, WindowSink
+from cryptopulse.stream.window import aggregate_windows
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
+
+log = logging.getLogger("cryptopulse.stream")
+
+LIVE, FINAL, DLQ = "windows-live", "windows-final", "dead-letters"
+
+
+def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
+        .option("subscribe", settings.kafka.topic_ticks)
+        .option("startingOffsets", settings.spark.starting_offsets)
+        .option("failOnDataLoss", "false")
+    )
+    if settings.spark.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", settings.spark.max_offsets_per_trigger)
+    return reader.load()
+
+
+@dataclass
+class StreamJob:
+    """The running queries and what they share; `stop()` ends them and flushes the producer."""
+
+    settings: Settings
+    spark: SparkSession
+    stats: SinkStats = field(default_factory=SinkStats)
+    queries: list[StreamingQuery] = field(default_factory=list)
+    late_dropped: int = 0
+    dead_lettered: int = 0
+
+    def __post_init__(self) -> None:
+        kafka = self.settings.kafka
+        self.producer = Producer(
+            {
+                "bootstrap.servers": kafka.bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "compression.type": "lz4",
+                "linger.ms": 5,
+            }
+        )
+        api = self.settings.api
+        self.poster = (
+            IngestPoster(
+                api.ingest,
+                api.token.get_secret_value() if api.token else None,
+                retry_seconds=self.settings.spark.post_retry_seconds,
+                max_body_bytes=api.max_body_bytes,
+            )
+            if self.settings.spark.post_to_api
+            else None
+        )
+
+    def start(self) -> None:
+        from pyspark.sql.streaming.listener import StreamingQueryListener
+
+        settings, conf = self.settings, self.settings.spark
+        trigger = f"{int(conf.trigger_seconds * 1000)} milliseconds"
+        parsed = parse_ticks(read_ticks(self.spark, settings))
+        windows = aggregate_windows(
+            valid_ticks(parsed), conf.window_seconds, conf.watermark_seconds
+        )
+        checkpoints = settings.checkpoint_dir
+
+        job = self
+
+        class ProgressLogger(StreamingQueryListener):
+            def onQueryStarted(self, event: Any) -> None:
+                log.info("query %s started (id %s)", event.name, event.id)
+
+            def onQueryProgress(self, event: Any) -> None:
+                job.on_progress(event.progress)
+
+            def onQueryIdle(self, event: Any) -> None:
+                pass
+
+            def onQueryTerminated(self, event: Any) -> None:
+                if event.exception:
+                    log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
+
+        self.listener = ProgressLogger()
+        self.spark.streams.addListener(self.listener)
+        for name, mode, final in ((LIVE, "update", False), (FINAL, "append", True)):
+            sink = WindowSink(
+                name,
+                producer=self.producer,
+                topic=settings.kafka.topic_windows,
+                poster=self.poster,
+                marker=BatchMarker(checkpoints / name / "published-batch"),
+                stats=self.stats,
+            )
+            self.queries.append(
+                enrich(windows, final=final)
+                .writeStream.queryName(name)
+                .outputMode(mode)
+                .trigger(processingTime=trigger)
+                .option("checkpointLocation", str(checkpoints / name))
+                .foreachBatch(sink)
+                .start()
+            )
+        self.queries.append(
+            dead_letters(parsed)
+            .writeStream.queryName(DLQ)
+            .format("kafka")
+            .outputMode("append")
+            .trigger(processingTime=trigger)
+            .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
+            .option("topic", settings.kafka.topic_dlq)
+            .option("checkpointLocation", str(checkpoints / DLQ))
+            .start()
+        )
+        log.info(
+            "streaming %s -> %s (+ %s) with %g s windows, %g s watermark, %g s trigger",
+            settings.kafka.topic_ticks,
+            settings.kafka.topic_windows,
+            settings.api.ingest if self.poster else "no API",
+            conf.window_seconds,
+            conf.watermark_seconds,
+            conf.trigger_seconds,
+        )
+
+    def on_progress(self, progress: Any) -> None:
+        name, batch = progress.name, progress.batchId
+        if name == DLQ:
+            rows = max(progress.sink.numOutputRows, 0)
+            self.dead_lettered += rows
+            if rows:
+                log.warning(
+                    "batch %d [%s]: %d records rejected (total %d)",
+                    batch,
+                    name,
+                    rows,
+                    self.dead_lettered,
+                )
+            return
+        late = sum(max(op.numRowsDroppedByWatermark, 0) for op in progress.stateOperators)
+        if name == FINAL:
+            self.late_dropped += late
+        with self.stats.lock:
+            emitted = self.stats.emitted_by_batch.pop((name, batch), 0)
+        if progress.numInputRows or emitted:
+            log.info(
+                "batch %d [%s]: %d input rows, %d windows emitted, %d ms%s",
+                batch,
+                name,
+                progress.numInputRows,
+                emitted,
+                progress.batchDuration,
+                f", {late} late ticks dropped" if late else "",
+            )
+
+    def await_termination(self, stop: threading.Event) -> None:
+        """Block until `stop` is set or a query fails (its error is raised)."""
+        while not stop.is_set():
+            for query in self.queries:
+                if not query.isActive:
+                    error = query.exception()
+                    if error is not None:
+                        raise RuntimeError(f"query {query.name} failed: {error}")
+                    return
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for query in self.queries:
+            if query.isActive:
+                query.stop()
+        if getattr(self, "listener", None) is not None:
+            self.spark.streams.removeListener(self.listener)
+        self.producer.flush(30)
+        if self.poster:
+            self.poster.close()
+        log.info(
+            "stopped: %d windows published, %d dead letters, %d late ticks dropped, "
+            "%d POSTs given up",
+            self.stats.windows_published,
+            self.dead_lettered,
+            self.late_dropped,
+            self.stats.posts_given_up,
+        )
+
+
+def run(settings: Settings) -> None:
+    """`cryptopulse stream`: run until Ctrl-C / SIGTERM, then stop the queries cleanly."""
+    from cryptopulse.platform.spark import spark_session
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    spark = spark_session(settings, "cryptopulse-stream")
+    job = StreamJob(settings, spark)
+    try:
+        job.start()
+        job.await_termination(stop)
+    finally:
+        job.stop()
+        spark.stop()

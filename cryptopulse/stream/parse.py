@@ -1,0 +1,104 @@
+"""Kafka records -> typed ticks, or a dead letter with the reason it was rejected."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from cryptopulse.schema import Tick, spark_schema
+
+CORRUPT = "_corrupt_record"
+# Fields without which a tick is meaningless; the others may be null.
+REQUIRED = ("coin", "symbol", "price", "timestamp", "source")
+
+
+def _json_schema() -> T.StructType:
+    schema = spark_schema(Tick, timestamps_as_strings=True)
+    return schema.add(T.StructField(CORRUPT, T.StringType(), True))
+
+
+def _finite(col: Column) -> Column:
+    return ~F.isnan(col) & (F.abs(col) != F.lit(float("inf")))
+
+
+def _reject_reason(t: Column, event_time: Column) -> Column:
+    """The first reason a parsed record is not a valid Tick, or null when it is."""
+    checks: list[tuple[Column, str]] = [
+        (F.col("value").isNull() | (F.length(F.col("value")) == 0), "empty value"),
+        (t[CORRUPT].isNotNull(), "not valid JSON or a field has the wrong type"),
+        *((t[name].isNull(), f"missing field: {name}") for name in REQUIRED),
+        (~_finite(t["price"]), "price is not a finite number"),
+        (t["price"] <= 0, "price is not positive"),
+        (event_time.isNull(), "bad timestamp"),
+        *(
+            (t[name].isNotNull() & ~_finite(t[name]), f"{name} is not a finite number")
+            for name in ("change_24h", "volume_24h", "market_cap")
+        ),
+        *(
+            (t[name].isNotNull() & (t[name] < 0), f"{name} is negative")
+            for name in ("volume_24h", "market_cap")
+        ),
+    ]
+    reason: Column | None = None
+    for failed, why in checks:
+        reason = F.when(failed, F.lit(why)) if reason is None else reason.when(failed, F.lit(why))
+    assert reason is not None
+    return reason
+
+
+def parse_ticks(records: DataFrame) -> DataFrame:
+    """Kafka rows (key, value, topic, partition, offset, timestamp) -> ticks plus `reject_reason`.
+
+    Valid rows have a null `reject_reason` and an `event_time` timestamp. Nothing is
+    dropped here; `valid_ticks` and `dead_letters` split the result.
+    """
+    parsed = records.select(
+        F.col("value").cast("string").alias("value"),
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.from_json(
+            F.col("value").cast("string"),
+            _json_schema(),
+            {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
+        ).alias("t"),
+    )
+    t = F.col("t")
+    event_time = F.try_to_timestamp(t["timestamp"])
+    return parsed.select(
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
+        *(t[name].alias(name) for name in Tick.model_fields if name != "timestamp"),
+        event_time.alias("event_time"),
+        _reject_reason(t, event_time).alias("reject_reason"),
+    )
+
+
+def valid_ticks(parsed: DataFrame) -> DataFrame:
+    return parsed.where(F.col("reject_reason").isNull()).select(
+        "coin", "symbol", "price", "change_24h", "volume_24h", "market_cap", "event_time"
+    )
+
+
+def dead_letters(parsed: DataFrame) -> DataFrame:
+    """Rejected records as Kafka rows: key = coin when known, value = JSON with the reason."""
+    return parsed.where(F.col("reject_reason").isNotNull()).select(
+        F.col("coin").alias("key"),
+        F.to_json(
+            F.struct(
+                F.col("reject_reason").alias("reason"),
+                F.col("value").alias("raw"),
+                F.col("topic").alias("source_topic"),
+                F.col("partition").alias("source_partition"),
+                F.col("offset").alias("source_offset"),
+                F.date_format(F.col("kafka_timestamp"), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX").alias(
+                    "kafka_timestamp"
+                ),
+            )
+        ).alias("value"),
+    )

@@ -1,0 +1,259 @@
+"""The streaming job on real Kafka and real Spark: known ticks in, exact windows out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from cryptopulse.config import Settings
+from cryptopulse.schema import WindowAggregate
+from cryptopulse.stream.job import StreamJob
+from tests.fakes.receiver import Receiver
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
+
+
+def iso(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def tick(coin: str, at: float, price: float, change: float | None = 0.0, **extra: Any) -> bytes:
+    record = {
+        "coin": coin,
+        "symbol": coin[:3],
+        "price": price,
+        "change_24h": change,
+        "volume_24h": extra.get("volume", 1000.0),
+        "market_cap": extra.get("cap", 1e6),
+        "timestamp": iso(at),
+        "source": "test",
+    }
+    return orjson.dumps(record)
+
+
+def send(bootstrap: str, topic: str, values: list[tuple[str | None, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for key, value in values:
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+
+class TopicReader:
+    """Reads a topic from the start, accumulating JSON values across calls."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
+        )
+        self.consumer.subscribe([topic])
+        self.values: list[dict[str, Any]] = []
+
+    def until(
+        self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 90
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for msg in self.consumer.consume(100, timeout=0.5):
+                if msg.error() is None:
+                    self.values.append(orjson.loads(msg.value()))
+            if done(self.values):
+                return self.values
+        raise AssertionError(f"timed out; have {len(self.values)} records: {self.values[-5:]}")
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def finals(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        if r["final"]:
+            out.setdefault((r["coin"], r["window_start"]), []).append(r)
+    return out
+
+
+@pytest.fixture(scope="module")
+def job_env(
+    spark: SparkSession,
+    session_settings: Settings,
+    new_topic: Callable[..., str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Any]]:
+    receiver = Receiver().start()
+    settings = session_settings.model_copy(deep=True)
+    settings.data_dir = tmp_path_factory.mktemp("stream-job")
+    settings.kafka.topic_ticks = new_topic("ticks", partitions=2)
+    settings.kafka.topic_windows = new_topic("windows", partitions=2)
+    settings.kafka.topic_dlq = new_topic("dlq", partitions=1)
+    settings.spark.starting_offsets = "earliest"
+    settings.spark.trigger_seconds = 0.5
+    settings.spark.window_seconds = 30
+    settings.spark.watermark_seconds = 5
+    settings.spark.post_retry_seconds = 2
+    settings.api.ingest_url = receiver.url
+    job = StreamJob(settings, spark)
+    job.start()
+    bootstrap = settings.kafka.bootstrap
+    windows = TopicReader(
+        bootstrap, settings.kafka.topic_windows, "w-" + settings.kafka.topic_windows
+    )
+    dlq = TopicReader(bootstrap, settings.kafka.topic_dlq, "d-" + settings.kafka.topic_dlq)
+    try:
+        yield {
+            "settings": settings,
+            "job": job,
+            "receiver": receiver,
+            "windows": windows,
+            "dlq": dlq,
+        }
+    finally:
+        job.stop()
+        windows.close()
+        dlq.close()
+        receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def first_window(job_env: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Window [T0, T0+30 s) for four coins, sent out of order, then closed by a later tick."""
+    s: Settings = job_env["settings"]
+    send(
+        s.kafka.bootstrap,
+        s.kafka.topic_ticks,
+        [
+            # alpha arrives out of order: the T0+10 tick comes last but is not the latest.
+            ("alpha", tick("alpha", 1, 100.0, 1.0, volume=10, cap=1000)),
+            ("alpha", tick("alpha", 20, 110.0, 3.0, volume=30, cap=1100)),
+            ("alpha", tick("alpha", 10, 90.0, 2.0, volume=20, cap=900)),
+            ("beta", tick("beta", 3, 2.0, -4.0)),
+            ("beta", tick("beta", 4, 4.0, -6.0)),
+            ("gamma", tick("gamma", 5, 1.0, 20.0)),
+            ("delta", tick("delta", 29.999, 5.0, -2.0)),
+        ],
+    )
+    # Wait until the live query has seen the window, then move event time past the watermark.
+    job_env["windows"].until(
+        lambda rs: {r["coin"] for r in rs if not r["final"]} >= {"alpha", "beta", "gamma", "delta"}
+    )
+    send(s.kafka.bootstrap, s.kafka.topic_ticks, [("alpha", tick("alpha", 100, 120.0))])
+    start = iso(0).replace("Z", ".000Z")
+    records = job_env["windows"].until(
+        lambda rs: all((c, start) in finals(rs) for c in ("alpha", "beta", "gamma", "delta"))
+    )
+    return finals(records)
+
+
+def test_exact_aggregates_with_out_of_order_arrival(
+    first_window: dict[tuple[str, str], list[dict[str, Any]]],
+) -> None:
+    start = iso(0).replace("Z", ".000Z")
+    [alpha] = first_window[("alpha", start)]
+    assert alpha == {
+        "coin": "alpha",
+        "symbol": "alp",
+        "window_start": start,
+        "window_end": iso(30).replace("Z", ".000Z"),
+        "avg_price": 100.0,
+        "open": 100.0,
+        "high": 110.0,
+        "low": 90.0,
+        "close": 110.0,
+        "avg_change_24h": 2.0,
+        "max_volume_24h": 30.0,
+        "market_cap": 1100.0,  # latest by event time, though the T0+10 tick arrived last
+        "tick_count": 3,
+        "volatility": "Moving",
+        "trend": "📈 Rising",
+        "final": True,
+    }
+    WindowAggregate.model_validate(alpha)
+
+
+def test_classification_at_the_boundaries(
+    first_window: dict[tuple[str, str], list[dict[str, Any]]],
+) -> None:
+    start = iso(0).replace("Z", ".000Z")
+    labels = {
+        coin: (
+            first_window[(coin, start)][0]["volatility"],
+            first_window[(coin, start)][0]["trend"],
+        )
+        for coin in ("beta", "gamma", "delta")
+    }
+    assert labels == {
+        "beta": ("Volatile", "💥 Crashing"),  # average change exactly -5.0
+        "gamma": ("Extreme", "🚀 Surging"),  # exactly 20.0
+        "delta": ("Moving", "📉 Falling"),  # exactly -2.0, tick at the window's last millisecond
+    }
+
+
+def test_live_updates_precede_one_final(
+    job_env: dict[str, Any], first_window: dict[tuple[str, str], list[dict[str, Any]]]
+) -> None:
+    time.sleep(3)  # a few more triggers: no second final may appear
+    records = job_env["windows"].until(lambda rs: True)
+    start = iso(0).replace("Z", ".000Z")
+    for coin in ("alpha", "beta", "gamma", "delta"):
+        mine = [r for r in records if r["coin"] == coin and r["window_start"] == start]
+        assert [r["final"] for r in mine].count(True) == 1
+        assert mine[-1]["final"] and not mine[0]["final"]
+    # The API receiver got the same windows as the topic.
+    posted = {(r["coin"], r["window_start"], r["final"]) for r in job_env["receiver"].records}
+    assert {(c, start, True) for c in ("alpha", "beta", "gamma", "delta")} <= posted
+
+
+def test_malformed_and_late_records_are_dead_lettered_or_dropped(
+    job_env: dict[str, Any], first_window: dict[tuple[str, str], list[dict[str, Any]]]
+) -> None:
+    s: Settings = job_env["settings"]
+    bad = [
+        (None, b"this is not json"),
+        (None, b""),
+        ("x", orjson.dumps({"coin": "x", "symbol": "x", "price": 1.0, "source": "t"})),
+        ("y", tick("y", 110, -3.0)),
+        ("z", tick("z", 110, 1.0).replace(iso(110).encode(), b"yesterday")),
+        (
+            "w",
+            orjson.dumps(
+                {"coin": "w", "symbol": "w", "price": "abc", "timestamp": iso(110), "source": "t"}
+            ),
+        ),
+    ]
+    late = [("alpha", tick("alpha", 5, 1000.0))]  # window [T0, T0+30) is closed
+    fresh = [("epsilon", tick("epsilon", 140, 7.0))]
+    send(s.kafka.bootstrap, s.kafka.topic_ticks, bad + late + fresh)
+    letters = job_env["dlq"].until(lambda rs: len(rs) >= len(bad))
+    reasons = sorted(r["reason"] for r in letters)
+    assert reasons == sorted(
+        [
+            "not valid JSON or a field has the wrong type",
+            "empty value",
+            "missing field: timestamp",
+            "price is not positive",
+            "bad timestamp",
+            "not valid JSON or a field has the wrong type",
+        ]
+    )
+    assert {r["raw"] for r in letters} >= {"this is not json"}
+    # The query kept running: the fresh tick's window is aggregated.
+    job_env["windows"].until(lambda rs: any(r["coin"] == "epsilon" for r in rs))
+    records = job_env["windows"].values
+    start = iso(0).replace("Z", ".000Z")
+    assert all(
+        r["high"] < 1000 for r in records if r["coin"] == "alpha" and r["window_start"] == start
+    )
+    deadline = time.monotonic() + 30
+    while job_env["job"].late_dropped < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job_env["job"].late_dropped >= 1
