@@ -99,6 +99,7 @@ def dead_letters(parsed: DataFrame) -> DataFrame:
                 F.date_format(F.col("kafka_timestamp"), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX").alias(
                     "kafka_timestamp"
                 ),
-            )
+            ),
+            {"ignoreNullFields": "false"},
         ).alias("value"),
     )

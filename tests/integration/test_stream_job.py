@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
 
 from cryptopulse.config import Settings
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.job import StreamJob
 from tests.fakes.receiver import Receiver
+from tests.kafka_helpers import TopicReader, send
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -40,39 +40,6 @@ def tick(coin: str, at: float, price: float, change: float | None = 0.0, **extra
         "source": "test",
     }
     return orjson.dumps(record)
-
-
-def send(bootstrap: str, topic: str, values: list[tuple[str | None, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for key, value in values:
-        producer.produce(topic, key=key, value=value)
-    assert producer.flush(30) == 0
-
-
-class TopicReader:
-    """Reads a topic from the start, accumulating JSON values across calls."""
-
-    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
-        self.consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
-        )
-        self.consumer.subscribe([topic])
-        self.values: list[dict[str, Any]] = []
-
-    def until(
-        self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 90
-    ) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for msg in self.consumer.consume(100, timeout=0.5):
-                if msg.error() is None:
-                    self.values.append(orjson.loads(msg.value()))
-            if done(self.values):
-                return self.values
-        raise AssertionError(f"timed out; have {len(self.values)} records: {self.values[-5:]}")
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 def finals(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:

@@ -1,0 +1,115 @@
+"""Kill the streaming job with SIGKILL mid-stream; restarted, it resumes from its checkpoint
+and every final window is published exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_stream_job import iso, tick
+from tests.kafka_helpers import TopicReader, send
+
+pytestmark = pytest.mark.integration
+
+COINS = ("alpha", "beta", "gamma")
+WINDOW = 10
+
+
+def start_job(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cryptopulse.stream"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the JVM dies with it
+        )
+
+
+def kill_hard(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            kill_hard(proc)
+
+
+def final_keys(records: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    return Counter((r["coin"], r["window_start"]) for r in records if r["final"])
+
+
+def window_start(index: int) -> str:
+    return iso(index * WINDOW).replace("Z", ".000Z")
+
+
+@pytest.fixture
+def job_env(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    env = {
+        **os.environ,
+        "CRYPTOPULSE_DATA_DIR": str(tmp_path),
+        "CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CRYPTOPULSE_KAFKA__TOPIC_TICKS": new_topic("ticks", partitions=2),
+        "CRYPTOPULSE_KAFKA__TOPIC_WINDOWS": new_topic("windows", partitions=2),
+        "CRYPTOPULSE_KAFKA__TOPIC_DLQ": new_topic("dlq", partitions=1),
+        "CRYPTOPULSE_SPARK__STARTING_OFFSETS": "earliest",
+        "CRYPTOPULSE_SPARK__TRIGGER_SECONDS": "0.5",
+        "CRYPTOPULSE_SPARK__WINDOW_SECONDS": str(WINDOW),
+        "CRYPTOPULSE_SPARK__WATERMARK_SECONDS": "2",
+        "CRYPTOPULSE_SPARK__POST_TO_API": "false",
+        "CRYPTOPULSE_LOG_LEVEL": "INFO",
+    }
+    yield env
+
+
+def test_sigkill_then_restart_loses_and_repeats_no_final(
+    job_env: dict[str, str], tmp_path: Path
+) -> None:
+    bootstrap = job_env["CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS"]
+    ticks = job_env["CRYPTOPULSE_KAFKA__TOPIC_TICKS"]
+    windows = TopicReader(bootstrap, job_env["CRYPTOPULSE_KAFKA__TOPIC_WINDOWS"], "restart-check")
+    log = tmp_path / "stream.log"
+
+    def ticks_for(seconds: range) -> list[tuple[str | None, bytes]]:
+        return [(c, tick(c, s, 100.0 + s, 1.0)) for s in seconds for c in COINS]
+
+    send(bootstrap, ticks, ticks_for(range(0, 60)))
+    first = start_job(job_env, log)
+    try:
+        # Windows 0..4 close once the watermark (59 - 2 s) passes them.
+        windows.until(lambda rs: len(final_keys(rs)) >= 3 * len(COINS), timeout=180)
+        send(bootstrap, ticks, ticks_for(range(60, 90)))
+        kill_hard(first)
+        send(bootstrap, ticks, ticks_for(range(90, 120)))
+        second = start_job(job_env, log)
+        try:
+            expected = {(c, window_start(i)) for c in COINS for i in range(11)}
+            windows.until(lambda rs: expected <= set(final_keys(rs)), timeout=180)
+        finally:
+            stop(second)
+        # Read whatever else was published before the job stopped.
+        records = windows.until(lambda rs: True, timeout=2)
+    finally:
+        stop(first)
+        windows.close()
+    counts = final_keys(records)
+    assert set(counts) == {(c, window_start(i)) for c in COINS for i in range(11)}
+    assert all(n == 1 for n in counts.values()), {k: n for k, n in counts.items() if n != 1}
+    # Each final is complete: one tick per second per coin.
+    assert {r["tick_count"] for r in records if r["final"]} == {WINDOW}
+    assert "started" in log.read_text()

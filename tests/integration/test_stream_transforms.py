@@ -1,0 +1,136 @@
+"""Each pure transform of the streaming job on a small static frame (real Spark, no Kafka)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+
+from cryptopulse.classify import BOUNDARIES, trend, volatility
+from cryptopulse.schema import WindowAggregate
+from cryptopulse.stream.enrich import enrich, trend_expr, volatility_expr
+from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
+from cryptopulse.stream.window import aggregate_windows
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+pytestmark = pytest.mark.integration
+
+
+def kafka_rows(spark: SparkSession, values: list[str | None]) -> DataFrame:
+    """A frame shaped like the Kafka source's rows."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType(
+        [
+            T.StructField("key", T.BinaryType()),
+            T.StructField("value", T.BinaryType()),
+            T.StructField("topic", T.StringType()),
+            T.StructField("partition", T.IntegerType()),
+            T.StructField("offset", T.LongType()),
+            T.StructField("timestamp", T.TimestampType()),
+        ]
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        (None, v.encode() if v is not None else None, "ticks", 0, i, now)
+        for i, v in enumerate(values)
+    ]
+    return spark.createDataFrame(rows, schema)
+
+
+def test_spark_and_python_classification_agree_on_every_boundary(spark: SparkSession) -> None:
+    from pyspark.sql import functions as F
+
+    probes = sorted({round(b + d, 6) for b in BOUNDARIES for d in (-1e-6, 0.0, 1e-6)})
+    frame = spark.createDataFrame([(p,) for p in [*probes, None]], "change double")
+    rows = frame.select(
+        "change",
+        volatility_expr(F.col("change")).alias("volatility"),
+        trend_expr(F.col("change")).alias("trend"),
+    ).collect()
+    assert len(rows) == len(probes) + 1
+    for row in rows:
+        assert (row["volatility"], row["trend"]) == (
+            volatility(row["change"]),
+            trend(row["change"]),
+        ), row
+
+
+GOOD = '{"coin":"bitcoin","symbol":"btc","price":97012.5,"change_24h":-1.84,"volume_24h":3.1e10,"market_cap":1.9e12,"timestamp":"2026-11-24T22:00:00Z","source":"coingecko"}'
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (GOOD, None),
+        (GOOD.replace('"change_24h":-1.84', '"change_24h":null'), None),
+        (GOOD.replace("22:00:00Z", "22:00:00.123456+00:00"), None),
+        ("{not json", "not valid JSON or a field has the wrong type"),
+        (None, "empty value"),
+        ("", "empty value"),
+        (
+            GOOD.replace('"price":97012.5', '"price":"cheap"'),
+            "not valid JSON or a field has the wrong type",
+        ),
+        (GOOD.replace('"price":97012.5,', ""), "missing field: price"),
+        (GOOD.replace('"coin":"bitcoin",', ""), "missing field: coin"),
+        (GOOD.replace('"price":97012.5', '"price":0'), "price is not positive"),
+        (GOOD.replace('"price":97012.5', '"price":-1.5'), "price is not positive"),
+        (GOOD.replace("2026-11-24T22:00:00Z", "last tuesday"), "bad timestamp"),
+        (GOOD.replace('"volume_24h":3.1e10', '"volume_24h":-5'), "volume_24h is negative"),
+    ],
+)
+def test_parse_reasons(spark: SparkSession, value: str | None, reason: str | None) -> None:
+    [row] = parse_ticks(kafka_rows(spark, [value])).collect()
+    assert row["reject_reason"] == reason
+    if reason is None:
+        assert row["event_time"] is not None and row["price"] > 0
+
+
+def test_valid_and_dead_letters_split_without_loss(spark: SparkSession) -> None:
+    import orjson
+
+    parsed = parse_ticks(kafka_rows(spark, [GOOD, "nope", GOOD, None])).cache()
+    assert valid_ticks(parsed).count() == 2
+    letters = [orjson.loads(r["value"]) for r in dead_letters(parsed).collect()]
+    assert [(x["reason"], x["raw"], x["source_offset"]) for x in letters] == [
+        ("not valid JSON or a field has the wrong type", "nope", 1),
+        ("empty value", None, 3),
+    ]
+
+
+def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
+    def at(second: int) -> datetime:
+        return datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC)
+
+    ticks = spark.createDataFrame(
+        [
+            ("eth", "eth", 10.0, 10.0, 5.0, None, at(40)),  # next window
+            ("eth", "eth", 30.0, 12.0, 7.0, 300.0, at(15)),
+            ("eth", "eth", 20.0, 8.0, 9.0, 200.0, at(5)),
+            ("eth", "eth", 40.0, 10.0, 8.0, None, at(25)),  # latest, but no market cap
+        ],
+        "coin string, symbol string, price double, change_24h double, volume_24h double, "
+        "market_cap double, event_time timestamp",
+    )
+    rows = enrich(aggregate_windows(ticks, 30, 5), final=True).orderBy("window_start").collect()
+    first = rows[0].asDict()
+    assert list(first) == list(WindowAggregate.model_fields)
+    assert {k: first[k] for k in list(first)[4:]} == {
+        "avg_price": 30.0,
+        "open": 20.0,
+        "high": 40.0,
+        "low": 20.0,
+        "close": 40.0,
+        "avg_change_24h": 10.0,
+        "max_volume_24h": 9.0,
+        "market_cap": 300.0,  # latest known cap by event time
+        "tick_count": 3,
+        "volatility": "High Volatility",
+        "trend": "🚀 Surging",
+        "final": True,
+    }
+    assert rows[1]["tick_count"] == 1 and rows[1]["market_cap"] is None
