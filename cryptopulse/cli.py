@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -98,6 +99,134 @@ def kafka_status() -> None:
     console.print(f"Kafka is running: pid {broker.pid()}, {broker.bootstrap}, topics: {topics}")
 
 
+@app.command()
+def stream(
+    window: Annotated[float | None, typer.Option(help="Window length, seconds.")] = None,
+    watermark: Annotated[float | None, typer.Option(help="Watermark delay, seconds.")] = None,
+    trigger: Annotated[float | None, typer.Option(help="Trigger interval, seconds.")] = None,
+    starting_offsets: Annotated[
+        str | None, typer.Option(help="earliest or latest (first start only).")
+    ] = None,
+) -> None:
+    """Run the Spark Structured Streaming job: ticks -> window aggregates (Kafka and the API)."""
+    from cryptopulse.stream.job import run
+
+    settings = _settings()
+    overrides = {
+        key: value
+        for key, value in (
+            ("window_seconds", window),
+            ("watermark_seconds", watermark),
+            ("trigger_seconds", trigger),
+            ("starting_offsets", starting_offsets),
+        )
+        if value is not None
+    }
+    try:
+        spark = settings.spark.model_validate({**settings.spark.model_dump(), **overrides})
+    except ValueError as exc:
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        run(settings.model_copy(update={"spark": spark}))
+    except CryptoPulseError as exc:
+        raise _fail(exc) from exc
+
+
+def _up_env(overrides: dict[str, object]) -> dict[str, str]:
+    """The children's environment: ours plus the command line's settings as CRYPTOPULSE_* vars."""
+    env = dict(os.environ)
+    for key, value in overrides.items():
+        if value is not None:
+            env[f"CRYPTOPULSE_{key.upper()}"] = (
+                orjson.dumps(value).decode() if isinstance(value, list) else str(value)
+            )
+    return env
+
+
+@app.command()
+def up(
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="coingecko (default), simulated or replay.")
+    ] = None,
+    window: Annotated[
+        float | None, typer.Option(help="Window length, seconds (e.g. 5 for a demo).")
+    ] = None,
+    watermark: Annotated[float | None, typer.Option(help="Watermark delay, seconds.")] = None,
+    trigger: Annotated[float | None, typer.Option(help="Spark trigger interval, seconds.")] = None,
+    coins: Annotated[str | None, typer.Option(help="Comma-separated coin ids.")] = None,
+    simulated_coins: Annotated[int | None, typer.Option(help="Simulated: number of coins.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Simulated: ticks per coin per second.")
+    ] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="CoinGecko poll interval, seconds.")
+    ] = None,
+    replay_file: Annotated[Path | None, typer.Option(help="Replay: the capture to play.")] = None,
+) -> None:
+    """Run the whole pipeline (Kafka, API, Spark job, producer) and print the dashboard URL."""
+    from cryptopulse.supervisor import run_pipeline
+
+    overrides: dict[str, object] = {
+        "producer__source": source,
+        "spark__window_seconds": window,
+        "spark__watermark_seconds": watermark,
+        "spark__trigger_seconds": trigger,
+        "producer__coins": coins.split(",") if coins else None,
+        "producer__simulated_coins": simulated_coins,
+        "producer__simulated_rate": rate,
+        "producer__poll_interval": poll_interval,
+        "producer__replay_file": replay_file.resolve() if replay_file else None,
+    }
+    env = _up_env(overrides)
+    os.environ.update(env)
+    settings = _settings()  # validates the whole configuration once, before anything starts
+    try:
+        run_pipeline(settings, env, console)
+    except CryptoPulseError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def down() -> None:
+    """Stop a pipeline started by `cryptopulse up` (from another terminal)."""
+    from cryptopulse.supervisor import stop_pipeline
+
+    settings = _settings()
+    with console.status("Stopping the pipeline ..."):
+        stopped = stop_pipeline(settings)
+    console.print("Pipeline stopped." if stopped else "No pipeline is running.")
+
+
+@app.command()
+def status() -> None:
+    """Show each component of the pipeline: state, pid, port, restarts, last error."""
+    from rich.table import Table
+
+    from cryptopulse.supervisor import alive, read_state
+
+    settings = _settings()
+    state = read_state(settings)
+    if not state or not alive(state.get("supervisor_pid")):
+        console.print("No pipeline is running (`make up` starts one).")
+        raise typer.Exit(3)
+    table = Table(title=f"CryptoPulse — dashboard {state['dashboard']}")
+    for column in ("component", "state", "pid", "port", "restarts", "last error"):
+        table.add_column(column)
+    for c in state["components"]:
+        running = c["status"] in ("running", "external") and (c["pid"] is None or alive(c["pid"]))
+        shown = c["status"] if running or c["status"] != "running" else "dead"
+        table.add_row(
+            c["name"],
+            shown,
+            str(c["pid"] or ""),
+            str(c["port"] or ""),
+            str(c["restarts"]),
+            c["last_error"][:80],
+        )
+    Console().print(table)
+
+
 @app.command("schema")
 def schema_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
@@ -111,6 +240,226 @@ def schema_cmd(
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_bytes(text)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: settings api.host).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings api.port).")] = None,
+    consume_windows: Annotated[
+        bool | None,
+        typer.Option(
+            "--consume-windows/--no-consume-windows",
+            help="Also take aggregates from the windows topic (own consumer group per replica).",
+        ),
+    ] = None,
+    ingest: Annotated[
+        bool | None, typer.Option("--ingest/--no-ingest", help="Serve POST /ingest.")
+    ] = None,
+) -> None:
+    """Run the API server: POST /ingest, WebSocket /ws, /api, /metrics and the dashboard."""
+    from cryptopulse.api.server import serve as run_server
+
+    settings = _settings()
+    overrides = {
+        key: value
+        for key, value in (
+            ("host", host),
+            ("port", port),
+            ("consume_windows", consume_windows),
+            ("ingest_enabled", ingest),
+        )
+        if value is not None
+    }
+    try:
+        api = settings.api.model_validate({**settings.api.model_dump(), **overrides})
+    except ValueError as exc:
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    settings = settings.model_copy(update={"api": api})
+    console.print(f"CryptoPulse API on [bold]{api.base_url}[/bold] (docs: {api.base_url}/docs)")
+    try:
+        run_server(settings)
+    except CryptoPulseError as exc:
+        raise _fail(exc) from exc
+
+
+# -- produce / record (market sources) -----------------------------------------------------
+
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", "-s", help="coingecko (default), simulated or replay."),
+]
+CoinsOpt = Annotated[
+    str | None, typer.Option(help="Comma-separated CoinGecko ids (default: the ten in the design).")
+]
+TopOpt = Annotated[
+    int | None, typer.Option(help="CoinGecko: follow the top N coins by market cap instead.")
+]
+IntervalOpt = Annotated[float | None, typer.Option(help="CoinGecko poll interval, seconds.")]
+SimCoinsOpt = Annotated[int | None, typer.Option(help="Simulated: number of coins (1-5000).")]
+RateOpt = Annotated[float | None, typer.Option(help="Simulated: ticks per coin per second.")]
+SeedOpt = Annotated[
+    int | None, typer.Option(help="Simulated: random seed (same seed, same market).")
+]
+UnpacedOpt = Annotated[
+    bool, typer.Option("--unpaced", help="Simulated: as fast as possible (benchmarks).")
+]
+FileOpt = Annotated[
+    Path | None, typer.Option("--file", "-f", help="Replay: the capture (JSON lines).")
+]
+SpeedOpt = Annotated[
+    float | None,
+    typer.Option(help="Replay: 1 = recorded speed, 10 = 10x, 0 = as fast as possible."),
+]
+KeepTimesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-timestamps", help="Replay: keep recorded timestamps (default: shift to now)."
+    ),
+]
+MaxTicksOpt = Annotated[int | None, typer.Option(help="Stop after this many ticks.")]
+DurationOpt = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
+
+
+def _source_settings(
+    source: str | None,
+    coins: str | None,
+    top: int | None,
+    interval: float | None,
+    sim_coins: int | None,
+    rate: float | None,
+    seed: int | None,
+    file: Path | None,
+    speed: float | None,
+    keep_timestamps: bool,
+) -> Settings:
+    from cryptopulse.producer import with_producer_overrides
+
+    settings = _settings()
+    try:
+        return with_producer_overrides(
+            settings,
+            source=source,
+            coins=[c.strip() for c in coins.split(",") if c.strip()] if coins else None,
+            coingecko_top=top,
+            poll_interval=interval,
+            simulated_coins=sim_coins,
+            simulated_rate=rate,
+            seed=seed,
+            replay_file=file,
+            replay_speed=speed,
+            replay_retime=False if keep_timestamps else None,
+        )
+    except ValueError as exc:  # pydantic's ValidationError names the bad option
+        console.print(f"[red]Invalid option:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def produce(
+    source: SourceOpt = None,
+    coins: CoinsOpt = None,
+    top: TopOpt = None,
+    interval: IntervalOpt = None,
+    sim_coins: SimCoinsOpt = None,
+    rate: RateOpt = None,
+    seed: SeedOpt = None,
+    unpaced: UnpacedOpt = False,
+    file: FileOpt = None,
+    speed: SpeedOpt = None,
+    keep_timestamps: KeepTimesOpt = False,
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka host:port (default: settings).")
+    ] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic (default: crypto_market_data).")] = None,
+    max_ticks: MaxTicksOpt = None,
+    duration: DurationOpt = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port.")
+    ] = None,
+) -> None:
+    """Publish market Ticks to Kafka from CoinGecko, the simulator or a capture (Ctrl-C stops)."""
+    from cryptopulse.producer import TickProducer, publish_source, run_until_signalled
+    from cryptopulse.sources import open_source
+
+    settings = _source_settings(
+        source, coins, top, interval, sim_coins, rate, seed, file, speed, keep_timestamps
+    )
+    overrides: dict[str, str] = {}
+    if bootstrap:
+        overrides["bootstrap"] = bootstrap
+    if topic:
+        overrides["topic"] = topic
+    producer = TickProducer.from_settings(settings, **overrides)
+    try:
+        src = open_source(settings.producer, max_ticks=max_ticks, paced=not unpaced)
+        producer.start()
+    except CryptoPulseError as exc:
+        raise _fail(exc) from exc
+    port = metrics_port if metrics_port is not None else settings.producer.metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr="127.0.0.1", registry=producer.metrics.registry)
+    describe = getattr(src, "describe", None)
+    console.print(
+        f"Producing {describe() if describe else src.name} -> {producer.topic} on {producer.bootstrap}"
+    )
+    runner = publish_source(src, producer, max_ticks=max_ticks, duration=duration)
+    try:
+        result = run_until_signalled(runner)
+    finally:
+        src.close()
+        undelivered = producer.stop()
+    console.print(f"Done in {result.seconds:.1f} s: {producer.stats.summary()}")
+    if undelivered or producer.stats.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def record(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Capture file to write (JSON lines).")
+    ],
+    source: SourceOpt = None,
+    coins: CoinsOpt = None,
+    top: TopOpt = None,
+    interval: IntervalOpt = None,
+    sim_coins: SimCoinsOpt = None,
+    rate: RateOpt = None,
+    seed: SeedOpt = None,
+    unpaced: UnpacedOpt = False,
+    file: FileOpt = None,
+    speed: SpeedOpt = None,
+    keep_timestamps: KeepTimesOpt = False,
+    append: Annotated[bool, typer.Option(help="Add to the file instead of replacing it.")] = False,
+    max_ticks: MaxTicksOpt = None,
+    duration: DurationOpt = None,
+) -> None:
+    """Record Ticks from any source to a capture file for `produce --source replay`."""
+    from cryptopulse.producer import Runner, run_until_signalled
+    from cryptopulse.sources import open_source
+    from cryptopulse.sources.replay import CaptureWriter
+
+    settings = _source_settings(
+        source, coins, top, interval, sim_coins, rate, seed, file, speed, keep_timestamps
+    )
+    if max_ticks is None and duration is None:
+        console.print("Recording until Ctrl-C (use --max-ticks or --duration to bound it).")
+    try:
+        src = open_source(settings.producer, max_ticks=max_ticks, paced=not unpaced)
+    except CryptoPulseError as exc:
+        raise _fail(exc) from exc
+    with CaptureWriter(output, append=append) as writer:
+        runner = Runner(src, writer.write, max_ticks=max_ticks, duration=duration, verb="recorded")
+        try:
+            result = run_until_signalled(runner)
+        finally:
+            src.close()
+    console.print(f"Recorded {writer.written:,} ticks to {output} in {result.seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,10 @@ class SparkSettings(BaseModel):
     trigger_seconds: Seconds = 1.0
     max_offsets_per_trigger: Annotated[int, Field(ge=0)] = 0
     starting_offsets: Literal["earliest", "latest"] = "latest"
+    post_to_api: bool = Field(default=True, description="POST each batch to the API's /ingest.")
+    post_retry_seconds: Seconds = Field(
+        default=10.0, description="How long a batch's POST is retried before it is given up."
+    )
     log_level: str = "WARN"
 
 
@@ -85,7 +89,9 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: Port = 8000
     token: SecretStr | None = Field(default=None, description="Bearer token required by /ingest.")
-    ingest_url: str = Field(default="", description="Where the stream job POSTs; default is this server.")
+    ingest_url: str = Field(
+        default="", description="Where the stream job POSTs; default is this server."
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     send_timeout: Seconds = 2.0
     client_queue_size: Annotated[int, Field(ge=1)] = 64
@@ -93,10 +99,29 @@ class ApiSettings(BaseModel):
     ping_interval: Seconds = 20.0
     history_per_coin: Annotated[int, Field(ge=1)] = 240
     cors_origins: list[str] = Field(
-        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000", "http://localhost:5173"]
+        default_factory=lambda: [
+            "http://127.0.0.1:8000",
+            "http://localhost:8000",
+            "http://localhost:5173",
+        ]
     )
     consume_windows: bool = Field(
         default=False, description="Also take aggregates from the windows topic (for replicas)."
+    )
+    ingest_enabled: bool = Field(
+        default=True,
+        description="Serve POST /ingest; turn off for a replica that only consumes Kafka.",
+    )
+    windows_replay: Annotated[int, Field(ge=0)] = Field(
+        default=2000,
+        description="Records per partition of the windows topic read back on start, so history is warm.",
+    )
+    ping_timeout: Seconds = 20.0
+    snapshot_history: Annotated[int, Field(ge=1)] = Field(
+        default=60, description="Windows per coin sent to a new WebSocket client."
+    )
+    web_dist: Path = Field(
+        default=PROJECT_ROOT / "web" / "dist", description="The built dashboard served at /."
     )
 
     @property
@@ -115,6 +140,14 @@ class ProducerSettings(BaseModel):
     coingecko_base_url: str = "https://api.coingecko.com/api/v3"
     coingecko_api_key: SecretStr | None = None
     coingecko_plan: Literal["demo", "pro"] = "demo"
+    coingecko_top: Annotated[int, Field(ge=0, le=20_000)] = Field(
+        default=0,
+        description="Follow the top N coins by market cap (/coins/markets) instead of `coins`.",
+    )
+    coingecko_calls_per_minute: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="Request budget; default from the plan (keyless 5, demo 30, pro 500).",
+    )
     http_timeout: Seconds = 10.0
     simulated_coins: Annotated[int, Field(ge=1, le=5000)] = 10
     simulated_rate: Annotated[float, Field(gt=0)] = Field(
@@ -122,7 +155,19 @@ class ProducerSettings(BaseModel):
     )
     seed: int = 42
     replay_file: Path | None = None
-    replay_speed: Annotated[float, Field(ge=0)] = 1.0
+    replay_speed: Annotated[float, Field(ge=0)] = Field(
+        default=1.0,
+        description="1 = recorded speed, 10 = ten times faster, 0 = as fast as possible.",
+    )
+    replay_retime: bool = Field(
+        default=True, description="Shift replayed timestamps to now (event time stays live)."
+    )
+    compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = "lz4"
+    linger_ms: Annotated[int, Field(ge=0)] = 20
+    flush_timeout: Seconds = 30.0
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=0, description="Serve the producer's Prometheus metrics on this port (0 = off)."
+    )
 
 
 class Settings(BaseSettings):

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone (use Z for UTC)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-01:00
+        raise ValueError("timestamp out of range") from exc
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
@@ -65,7 +68,7 @@ class WindowAggregate(_Contract):
     avg_change_24h: Finite | None
     max_volume_24h: NonNegative | None
     market_cap: NonNegative | None = Field(description="Latest market cap in the window.")
-    tick_count: Annotated[int, Field(ge=1)]
+    tick_count: Annotated[int, Field(ge=1, le=2**53 - 1)]  # exact in JSON/JavaScript
     volatility: Volatility
     trend: Trend
     final: bool

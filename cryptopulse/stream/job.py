@@ -194,6 +194,10 @@ class StreamJob:
 
     def stop(self) -> None:
         for query in self.queries:
+            # Let a running micro-batch finish: stopping interrupts its tasks mid-write.
+            deadline = time.monotonic() + 10
+            while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+                time.sleep(0.05)
             if query.isActive:
                 query.stop()
         if getattr(self, "listener", None) is not None:
