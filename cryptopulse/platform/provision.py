@@ -23,6 +23,8 @@ from cryptopulse.errors import CryptoPulseError
 MAVEN_DIR = PROJECT_ROOT / "platform" / "maven"
 WEB_DIR = PROJECT_ROOT / "web"
 CHROMIUM = Path("/usr/bin/chromium")
+# Without a colour emoji font, headless Chromium draws the trend emoji as empty boxes.
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 _DOWNLOADED = re.compile(r"Downloaded from \S+: (\S+)")
 
 
@@ -126,18 +128,28 @@ def build_web(console: Console) -> bool:
 
 
 def ensure_chromium(console: Console) -> bool:
-    """Install Debian's Chromium (for the browser tests) when it is missing."""
-    if CHROMIUM.exists():
+    """Install Debian's Chromium and an emoji font (for the browser tests) when missing."""
+    missing = [
+        pkg
+        for path, pkg in ((CHROMIUM, "chromium"), (EMOJI_FONT, "fonts-noto-color-emoji"))
+        if not path.exists()
+    ]
+    if not missing:
         return False
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         raise CryptoPulseError(
-            f"Chromium is missing at {CHROMIUM}: install it (`sudo apt-get install chromium`)."
+            f"Missing for the browser tests: {', '.join(missing)}; "
+            f"install with `sudo apt-get install {' '.join(missing)}`."
         )
     env_cmd = ["env", "DEBIAN_FRONTEND=noninteractive"]
     _run([*env_cmd, apt, "update", "-q"], console, "Updating apt package lists")
-    _run([*env_cmd, apt, "install", "-y", "-q", "chromium"], console, "Installing Chromium (apt)")
-    console.print(f"[green]✓[/green] Chromium installed at {CHROMIUM}")
+    _run(
+        [*env_cmd, apt, "install", "-y", "-q", *missing],
+        console,
+        f"Installing {', '.join(missing)} (apt)",
+    )
+    console.print(f"[green]✓[/green] installed {', '.join(missing)}")
     return True
 
 

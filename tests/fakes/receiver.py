@@ -7,6 +7,7 @@ down for a while.
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +22,7 @@ class Receiver:
         self.status = status
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each body, for latency
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -40,6 +42,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with receiver._lock:
+                    receiver.arrivals.append(time.monotonic())
                     receiver.bodies.append(orjson.loads(body))
                     receiver.headers.append(dict(self.headers))
                 self.send_response(receiver.status)

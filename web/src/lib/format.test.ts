@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import {
+  formatAge,
+  formatCompact,
+  formatMoneyCompact,
+  formatPercent,
+  formatPrice,
+  formatPriceCompact,
+  moneyTickFormat,
+} from "./format";
+
+describe("formatCompact", () => {
+  it.each([
+    [0, "0"],
+    [999, "999"],
+    [1000, "1K"],
+    [1234, "1.23K"],
+    [1_500_000, "1.5M"],
+    [31_250_000_000, "31.25B"],
+    [1_920_000_000_000, "1.92T"],
+    [2.5e15, "2500T"],
+    [-4_200_000, "-4.2M"],
+    [0.5, "0.5"],
+  ])("%d -> %s", (v, out) => expect(formatCompact(v)).toBe(out));
+
+  it("promotes 999_999 to 1M instead of 1000K", () => {
+    expect(formatCompact(999_999)).toBe("1M");
+  });
+
+  it("shows a dash for missing and non-finite values", () => {
+    expect(formatCompact(null)).toBe("—");
+    expect(formatCompact(undefined)).toBe("—");
+    expect(formatCompact(Number.NaN)).toBe("—");
+    expect(formatCompact(Number.POSITIVE_INFINITY)).toBe("—");
+  });
+});
+
+describe("formatPrice", () => {
+  it("uses cents with grouping at and above one dollar", () => {
+    expect(formatPrice(97012.5)).toBe("$97,012.50");
+    expect(formatPrice(1)).toBe("$1.00");
+  });
+  it("keeps four significant digits below a dollar", () => {
+    expect(formatPrice(0.08123)).toBe("$0.08123");
+    expect(formatPrice(0.5)).toBe("$0.5000");
+    expect(formatPrice(0.00001234)).toBe("$0.00001234");
+  });
+  it("compacts large prices for axes", () => {
+    expect(formatPriceCompact(97012.5)).toBe("$97.01K");
+    expect(formatPriceCompact(12.3)).toBe("$12.30");
+    expect(formatMoneyCompact(1.92e12)).toBe("$1.92T");
+    expect(formatMoneyCompact(null)).toBe("—");
+  });
+});
+
+describe("formatPercent", () => {
+  it("always signs the change", () => {
+    expect(formatPercent(1.844)).toBe("+1.84%");
+    expect(formatPercent(-1.846)).toBe("-1.85%");
+    expect(formatPercent(0)).toBe("0.00%");
+  });
+  it("never shows a negative zero", () => {
+    expect(formatPercent(-0.001)).toBe("0.00%");
+  });
+  it("handles null", () => expect(formatPercent(null)).toBe("—"));
+});
+
+describe("formatAge", () => {
+  it.each([
+    [0, "0s ago"],
+    [12_400, "12s ago"],
+    [65_000, "1m ago"],
+    [2 * 3_600_000, "2h ago"],
+  ])("%d ms -> %s", (ms, out) => expect(formatAge(ms)).toBe(out));
+});
+
+describe("moneyTickFormat", () => {
+  it("adds digits until every tick label is distinct", () => {
+    const ticks = [1040, 1045, 1050, 1055, 1060];
+    expect(ticks.map(moneyTickFormat(ticks))).toEqual(["$1.04K", "$1.045K", "$1.05K", "$1.055K", "$1.06K"]);
+  });
+  it("stays short when ticks are far apart", () => {
+    const ticks = [93000, 94000, 95000];
+    expect(ticks.map(moneyTickFormat(ticks))).toEqual(["$93K", "$94K", "$95K"]);
+  });
+});

@@ -1,0 +1,105 @@
+// Number and time formatting shared by cards, axes, tooltips and the table.
+
+const SUFFIXES: readonly [number, string][] = [
+  [1e12, "T"],
+  [1e9, "B"],
+  [1e6, "M"],
+  [1e3, "K"],
+];
+
+const DASH = "—";
+
+function isNum(v: number | null | undefined): v is number {
+  return typeof v === "number" && Number.isFinite(v);
+}
+
+/** 1234567 -> "1.23M"; keeps cards narrow whatever the magnitude. */
+export function formatCompact(value: number | null | undefined, digits = 2): string {
+  if (!isNum(value)) return DASH;
+  const abs = Math.abs(value);
+  for (let i = 0; i < SUFFIXES.length; i++) {
+    const [size, suffix] = SUFFIXES[i] as [number, string];
+    // Round first: 999_999 must read "1M", not "1000K".
+    if (abs >= size) {
+      const bigger = SUFFIXES[i - 1];
+      const fixed = (value / size).toFixed(digits);
+      if (bigger && Math.abs(Number(fixed)) >= 1000) return `${trimZeros((value / bigger[0]).toFixed(digits))}${bigger[1]}`;
+      return `${trimZeros(fixed)}${suffix}`;
+    }
+  }
+  return trimZeros(value.toFixed(abs >= 1 ? digits : significantDecimals(abs)));
+}
+
+/** "$97,012.50", "$0.0812", "$0.00001234": enough significant digits for sub-cent coins. */
+export function formatPrice(value: number | null | undefined): string {
+  if (!isNum(value)) return DASH;
+  const abs = Math.abs(value);
+  if (abs >= 1) {
+    return `$${value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  }
+  if (abs === 0) return "$0.00";
+  return `$${value.toFixed(significantDecimals(abs))}`;
+}
+
+/** Compact price for axes and narrow cells: "$97.01K", "$0.0812". */
+export function formatPriceCompact(value: number | null | undefined): string {
+  if (!isNum(value)) return DASH;
+  if (Math.abs(value) < 1000) return formatPrice(value);
+  return `$${formatCompact(value)}`;
+}
+
+export function formatMoneyCompact(value: number | null | undefined): string {
+  if (!isNum(value)) return DASH;
+  return `$${formatCompact(value)}`;
+}
+
+/** "+1.84%" / "-0.20%"; the sign is always shown because direction is the point. */
+export function formatPercent(value: number | null | undefined, digits = 2): string {
+  if (!isNum(value)) return DASH;
+  const fixed = value.toFixed(digits);
+  // -0.001 rounds to "-0.00": show it as unsigned zero rather than a fake loss.
+  if (Number(fixed) === 0) return `${(0).toFixed(digits)}%`;
+  return `${value > 0 ? "+" : ""}${fixed}%`;
+}
+
+/** "14:03:27" in the viewer's local time zone. */
+export function formatTime(ms: number | null | undefined): string {
+  if (!isNum(ms)) return DASH;
+  return new Date(ms).toLocaleTimeString("en-GB", { hour12: false });
+}
+
+export function formatDateTime(ms: number | null | undefined): string {
+  if (!isNum(ms)) return DASH;
+  const d = new Date(ms);
+  return `${d.toLocaleDateString("en-GB", { day: "2-digit", month: "short" })} ${formatTime(ms)}`;
+}
+
+/** "12s ago", "3m ago": how old the last update is. */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ago`;
+  return `${Math.floor(m / 60)}h ago`;
+}
+
+function significantDecimals(abs: number): number {
+  // Four significant digits below 1, capped so absurdly small values stay readable.
+  return Math.min(12, Math.max(2, 3 - Math.floor(Math.log10(abs))));
+}
+
+function trimZeros(s: string): string {
+  return s.includes(".") ? s.replace(/\.?0+$/, "") : s;
+}
+
+/**
+ * A money formatter for a set of axis ticks: compact, but with just enough digits that no two
+ * ticks read the same ($1.045K and $1.05K rather than $1.05K twice).
+ */
+export function moneyTickFormat(ticks: readonly number[]): (v: number) => string {
+  for (let digits = 2; digits <= 6; digits++) {
+    const fmt = (v: number) => `$${formatCompact(v, digits)}`;
+    if (new Set(ticks.map(fmt)).size === ticks.length) return fmt;
+  }
+  return (v) => `$${formatCompact(v, 6)}`;
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import { point } from "../test/fixtures";
+import { backoffDelay } from "./backoff";
+import { coinName } from "./coins";
+import { barChartHeight, wantsLogScale } from "./metrics";
+import { sortWindows } from "./sort";
+import { readView, socketUrl, writeView } from "./url";
+
+describe("backoffDelay", () => {
+  const opts = { baseMs: 500, maxMs: 8000 };
+  it("grows exponentially and is capped", () => {
+    expect(backoffDelay(0, opts, () => 0.999)).toBeLessThanOrEqual(500);
+    expect(backoffDelay(3, opts, () => 0)).toBe(2000);
+    expect(backoffDelay(3, opts, () => 0.999)).toBeLessThanOrEqual(4000);
+    expect(backoffDelay(30, opts, () => 0.999)).toBeLessThanOrEqual(8000);
+  });
+  it("jitters between half and the full ceiling", () => {
+    const lo = backoffDelay(2, opts, () => 0);
+    const hi = backoffDelay(2, opts, () => 0.999);
+    expect(lo).toBe(1000);
+    expect(hi).toBeGreaterThan(1990);
+  });
+});
+
+describe("sortWindows", () => {
+  const rows = [
+    point("bitcoin", 0, { close: 97000, avg_change_24h: -2, market_cap: 1.9e12, volatility: "Moving", trend: "📉 Falling" }),
+    point("dogecoin", 0, { close: 0.1, avg_change_24h: 25, market_cap: null, volatility: "Extreme", trend: "🚀 Surging" }),
+    point("ethereum", 0, { close: 3500, avg_change_24h: null, market_cap: 4e11, volatility: "Stable", trend: "➡️ Stable" }),
+  ];
+  const coins = (key: Parameters<typeof sortWindows>[1], dir: "asc" | "desc") =>
+    sortWindows(rows, key, dir).map((w) => w.coin);
+
+  it("sorts numbers both ways", () => {
+    expect(coins("price", "desc")).toEqual(["bitcoin", "ethereum", "dogecoin"]);
+    expect(coins("price", "asc")).toEqual(["dogecoin", "ethereum", "bitcoin"]);
+  });
+  it("keeps missing values last in either direction", () => {
+    expect(coins("marketCap", "asc")).toEqual(["ethereum", "bitcoin", "dogecoin"]);
+    expect(coins("change", "desc")).toEqual(["dogecoin", "bitcoin", "ethereum"]);
+    expect(coins("change", "asc")).toEqual(["bitcoin", "dogecoin", "ethereum"]);
+  });
+  it("sorts labels by severity, not alphabetically", () => {
+    expect(coins("volatility", "desc")).toEqual(["dogecoin", "bitcoin", "ethereum"]);
+    expect(coins("trend", "desc")).toEqual(["dogecoin", "ethereum", "bitcoin"]);
+    expect(coins("symbol", "asc")).toEqual(["bitcoin", "dogecoin", "ethereum"]);
+  });
+});
+
+describe("url view state", () => {
+  it("round-trips and omits defaults", () => {
+    expect(readView("")).toEqual({ coin: null, metric: "price", chart: "line" });
+    expect(readView("?coin=solana&metric=change&chart=candles")).toEqual({ coin: "solana", metric: "change", chart: "candles" });
+    expect(readView("?coin=all&metric=bogus")).toEqual({ coin: null, metric: "price", chart: "line" });
+    expect(writeView("", { coin: "solana", metric: "price", chart: "line" })).toBe("?coin=solana");
+    expect(writeView("?coin=solana&ws=%2Fother", { coin: null, metric: "volume", chart: "line" })).toBe(
+      "?ws=%2Fother&metric=volume",
+    );
+  });
+
+  it("connects to /ws on the same origin unless configured", () => {
+    expect(socketUrl({ protocol: "http:", host: "localhost:8000", search: "" })).toBe("ws://localhost:8000/ws");
+    expect(socketUrl({ protocol: "https:", host: "x.io", search: "" })).toBe("wss://x.io/ws");
+    expect(socketUrl({ protocol: "http:", host: "h", search: "?ws=/feed" })).toBe("ws://h/feed");
+    expect(socketUrl({ protocol: "http:", host: "h", search: "" }, "wss://api.example/ws")).toBe("wss://api.example/ws");
+  });
+});
+
+describe("misc", () => {
+  it("names coins", () => {
+    expect(coinName("bitcoin")).toBe("Bitcoin");
+    expect(coinName("avalanche-2")).toBe("Avalanche");
+    expect(coinName("shiba-inu")).toBe("Shiba Inu");
+    expect(coinName("matic-network-2")).toBe("Matic Network");
+  });
+  it("picks a log scale only when values span orders of magnitude", () => {
+    expect(wantsLogScale([97000, 0.1, 3500])).toBe(true);
+    expect(wantsLogScale([100, 120, 90])).toBe(false);
+    expect(wantsLogScale([5])).toBe(false);
+  });
+  it("gives every coin a bar row", () => {
+    expect(barChartHeight(100)).toBeGreaterThan(barChartHeight(10));
+  });
+});

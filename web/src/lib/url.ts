@@ -1,0 +1,51 @@
+// View state kept in the URL so a link opens the same view.
+export type Metric = "price" | "change" | "volume" | "marketCap";
+export type ChartView = "line" | "candles";
+
+export interface ViewState {
+  coin: string | null;
+  metric: Metric;
+  chart: ChartView;
+}
+
+const METRICS: readonly Metric[] = ["price", "change", "volume", "marketCap"];
+const VIEWS: readonly ChartView[] = ["line", "candles"];
+
+export const DEFAULT_VIEW: ViewState = { coin: null, metric: "price", chart: "line" };
+
+export function readView(search: string): ViewState {
+  const q = new URLSearchParams(search);
+  const coin = q.get("coin");
+  const metric = q.get("metric") as Metric | null;
+  const chart = q.get("chart") as ChartView | null;
+  return {
+    coin: coin && coin !== "all" ? coin : null,
+    metric: metric && METRICS.includes(metric) ? metric : DEFAULT_VIEW.metric,
+    chart: chart && VIEWS.includes(chart) ? chart : DEFAULT_VIEW.chart,
+  };
+}
+
+/** Writes the view into `search`, keeping unrelated parameters (e.g. ?ws=) and omitting defaults. */
+export function writeView(search: string, view: ViewState): string {
+  const q = new URLSearchParams(search);
+  const set = (k: string, v: string | null, dflt: string | null) => {
+    if (v === null || v === dflt) q.delete(k);
+    else q.set(k, v);
+  };
+  set("coin", view.coin, null);
+  set("metric", view.metric, DEFAULT_VIEW.metric);
+  set("chart", view.chart, DEFAULT_VIEW.chart);
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+/** WebSocket URL: `?ws=` override, else VITE_WS_URL, else `/ws` on the page's own origin. */
+export function socketUrl(loc: { protocol: string; host: string; search: string }, envUrl?: string): string {
+  const override = new URLSearchParams(loc.search).get("ws") ?? envUrl;
+  const scheme = loc.protocol === "https:" ? "wss:" : "ws:";
+  if (override) {
+    if (/^wss?:\/\//.test(override)) return override;
+    return `${scheme}//${loc.host}${override.startsWith("/") ? "" : "/"}${override}`;
+  }
+  return `${scheme}//${loc.host}/ws`;
+}

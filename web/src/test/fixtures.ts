@@ -1,0 +1,36 @@
+// Builders for windows as the server sends them.
+import type { WindowAggregate } from "../lib/types";
+import { parseWindow } from "../lib/protocol";
+import type { WindowPoint } from "../lib/types";
+
+export const T0 = Date.parse("2026-11-24T22:00:00Z");
+export const WIN = 30_000;
+
+export function agg(coin: string, i: number, over: Partial<WindowAggregate> = {}): WindowAggregate {
+  const price = over.close ?? 100 + i;
+  return {
+    coin,
+    symbol: coin.slice(0, 3),
+    window_start: new Date(T0 + i * WIN).toISOString(),
+    window_end: new Date(T0 + (i + 1) * WIN).toISOString(),
+    avg_price: price,
+    open: price,
+    high: price * 1.01,
+    low: price * 0.99,
+    close: price,
+    avg_change_24h: 0,
+    max_volume_24h: 1e9,
+    market_cap: 1e10,
+    tick_count: 3,
+    volatility: "Stable",
+    trend: "➡️ Stable",
+    final: true,
+    ...over,
+  };
+}
+
+export function point(coin: string, i: number, over: Partial<WindowAggregate> = {}): WindowPoint {
+  const p = parseWindow(agg(coin, i, over));
+  if (typeof p === "string") throw new Error(p);
+  return p;
+}
