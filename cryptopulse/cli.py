@@ -408,7 +408,13 @@ def produce(
     console.print(
         f"Producing {describe() if describe else src.name} -> {producer.topic} on {producer.bootstrap}"
     )
-    runner = publish_source(src, producer, max_ticks=max_ticks, duration=duration)
+    runner = publish_source(
+        src,
+        producer,
+        max_ticks=max_ticks,
+        duration=duration,
+        status_file=settings.data_dir / "run" / "producer-status.json",
+    )
     try:
         result = run_until_signalled(runner)
     finally:

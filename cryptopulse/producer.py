@@ -1,0 +1,520 @@
+"""Source -> Kafka: publish Ticks on the ticks topic, keyed by coin id.
+
+`TickProducer` wraps one confluent-kafka producer (idempotent, acks=all, compressed) with an
+explicit lifecycle: `start()` checks the broker answers, `publish()` validates each Tick's
+JSON against the schema and sends it, `stop()` flushes and reports what was not delivered.
+Delivery results arrive in callbacks and are counted (and exported as Prometheus metrics).
+
+`drive()` runs a source into any sink (the producer, or a capture file for `record`) until
+the source ends, a tick or time budget is reached, or `stop()` is called (Ctrl-C), logging
+one line per cycle: published N, skipped M with reasons, unchanged K.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as PromCounter
+from pydantic import ValidationError
+
+from cryptopulse.config import Settings
+from cryptopulse.errors import CryptoPulseError
+from cryptopulse.schema import SourceStatusMessage, Tick, tick_from_json, tick_to_json
+from cryptopulse.sources.base import Batch, Source
+
+log = logging.getLogger("cryptopulse.producer")
+_client_log = logging.getLogger("cryptopulse.producer.librdkafka")  # the Kafka client's own log
+
+
+class ProducerMetrics:
+    """The producer's Prometheus metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.sent = PromCounter("cryptopulse_producer_sent", "Ticks handed to Kafka.", registry=r)
+        self.delivered = PromCounter(
+            "cryptopulse_producer_delivered", "Ticks acknowledged by the broker.", registry=r
+        )
+        self.delivery_failures = PromCounter(
+            "cryptopulse_producer_delivery_failures",
+            "Ticks the broker did not acknowledge, by error.",
+            ["error"],
+            registry=r,
+        )
+        self.invalid = PromCounter(
+            "cryptopulse_producer_invalid", "Ticks refused by schema validation.", registry=r
+        )
+        self.skipped = PromCounter(
+            "cryptopulse_producer_skipped",
+            "Quotes the source left out, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.unchanged = PromCounter(
+            "cryptopulse_producer_unchanged",
+            "Quotes not republished because the source had not updated them.",
+            registry=r,
+        )
+        self.failed_cycles = PromCounter(
+            "cryptopulse_producer_failed_cycles",
+            "Source cycles that got no data after retries, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.last_sent = Gauge(
+            "cryptopulse_producer_last_sent_timestamp_seconds",
+            "Unix time of the last tick handed to Kafka.",
+            registry=r,
+        )
+
+
+@dataclass
+class ProducerStats:
+    batches: int = 0
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    invalid: int = 0
+    unchanged: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed_cycles: Counter[str] = field(default_factory=Counter)
+    delivery_errors: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        parts = [f"sent {self.sent:,}", f"delivered {self.delivered:,}"]
+        if self.failed:
+            errors = ", ".join(f"{e} {n}" for e, n in self.delivery_errors.most_common())
+            parts.append(f"delivery failed {self.failed:,} ({errors})")
+        if self.invalid:
+            parts.append(f"invalid {self.invalid:,}")
+        if self.skipped:
+            parts.append(f"skipped {sum(self.skipped.values()):,} ({_reasons(self.skipped)})")
+        if self.unchanged:
+            parts.append(f"unchanged {self.unchanged:,}")
+        if self.failed_cycles:
+            parts.append(f"failed cycles {sum(self.failed_cycles.values())}")
+        return ", ".join(parts)
+
+
+def _reasons(counts: Counter[str]) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+
+
+def kafka_config(
+    bootstrap: str,
+    *,
+    compression: str = "lz4",
+    linger_ms: int = 20,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """librdkafka settings: idempotent (no duplicates or reordering on retry), acks=all."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "client.id": "cryptopulse-producer",
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": compression,
+        "linger.ms": linger_ms,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 500_000,
+        "message.timeout.ms": 120_000,
+    }
+    config.update(extra or {})
+    return config
+
+
+class TickProducer:
+    """Publishes Ticks to one topic; `start()` before use, `stop()` flushes."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        compression: str = "lz4",
+        linger_ms: int = 20,
+        flush_timeout: float = 30.0,
+        extra_config: dict[str, Any] | None = None,
+        metrics: ProducerMetrics | None = None,
+        producer_factory: Callable[[dict[str, Any]], Producer] = Producer,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self._factory = producer_factory
+        self.topic = topic
+        self.flush_timeout = flush_timeout
+        self.config = kafka_config(
+            bootstrap, compression=compression, linger_ms=linger_ms, extra=extra_config
+        )
+        self.metrics = metrics or ProducerMetrics()
+        self.stats = ProducerStats()
+        self._producer: Producer | None = None
+        self._errors_logged: set[str] = set()
+        self._invalid_logged = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TickProducer:
+        p = settings.producer
+        kwargs: dict[str, Any] = {
+            "compression": p.compression,
+            "linger_ms": p.linger_ms,
+            "flush_timeout": p.flush_timeout,
+        }
+        kwargs.update(overrides)
+        topic = kwargs.pop("topic", settings.kafka.topic_ticks)
+        bootstrap = kwargs.pop("bootstrap", settings.kafka.bootstrap)
+        return cls(bootstrap, topic, **kwargs)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self, check_timeout: float = 10.0) -> None:
+        """Create the producer and check the broker answers (and whether the topic exists)."""
+        if self._producer is not None:
+            return
+        producer = self._factory({**self.config, "error_cb": self._on_error, "logger": _client_log})
+        try:
+            metadata = producer.list_topics(timeout=check_timeout)
+        except KafkaException as exc:
+            raise CryptoPulseError(
+                f"Kafka at {self.bootstrap} is not reachable ({exc.args[0].str()}): start it with "
+                "`cryptopulse kafka start` or set CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS."
+            ) from exc
+        if self.topic not in metadata.topics:
+            log.warning(
+                "topic %s does not exist on %s; it is created only if the broker auto-creates topics",
+                self.topic,
+                self.bootstrap,
+            )
+        self._producer = producer
+        log.info(
+            "publishing to %s on %s (idempotent, acks=all, %s)",
+            self.topic,
+            self.bootstrap,
+            self.config["compression.type"],
+        )
+
+    def stop(self) -> int:
+        """Flush what is queued; returns how many ticks were not delivered in time."""
+        producer = self._producer
+        if producer is None:
+            return 0
+        self._producer = None
+        remaining = int(producer.flush(self.flush_timeout))
+        if remaining:
+            self.stats.failed += remaining
+            self.stats.delivery_errors["not flushed"] += remaining
+            self.metrics.delivery_failures.labels("not flushed").inc(remaining)
+            log.error(
+                "%d tick(s) not delivered within %.0f s of stopping (is Kafka at %s up?)",
+                remaining,
+                self.flush_timeout,
+                self.bootstrap,
+            )
+        return remaining
+
+    def __enter__(self) -> TickProducer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(self, ticks: Iterable[Tick]) -> int:
+        """Validate and send ticks; returns how many were handed to Kafka."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("TickProducer.start() first")
+        sent = 0
+        topic = self.topic
+        on_delivery = self._on_delivery
+        for tick in ticks:
+            value = tick_to_json(tick)
+            try:
+                checked = tick_from_json(value)
+            except ValidationError as exc:
+                self._invalid(tick, exc)
+                continue
+            key = checked.coin.encode()
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    producer.poll(0.05)
+            sent += 1
+        producer.poll(0)
+        self.stats.sent += sent
+        self.metrics.sent.inc(sent)
+        if sent:
+            self.metrics.last_sent.set(time.time())
+        return sent
+
+    def poll(self, timeout: float = 0.0) -> None:
+        if self._producer is not None:
+            self._producer.poll(timeout)
+
+    def _invalid(self, tick: Tick, exc: ValidationError) -> None:
+        self.stats.invalid += 1
+        self.metrics.invalid.inc()
+        if not self._invalid_logged:
+            self._invalid_logged = True
+            log.warning("dropping a tick that fails the schema (coin %r): %s", tick.coin, exc)
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.stats.delivered += 1
+            self.metrics.delivered.inc()
+            return
+        name = err.name()
+        self.stats.failed += 1
+        self.stats.delivery_errors[name] += 1
+        self.metrics.delivery_failures.labels(name).inc()
+        if name not in self._errors_logged:
+            self._errors_logged.add(name)
+            log.error(
+                "delivery failed (%s): %s; further failures of this kind are counted",
+                name,
+                err.str(),
+            )
+
+    def _on_error(self, err: KafkaError) -> None:
+        name = err.name()
+        if name not in self._errors_logged:
+            self._errors_logged.add(name)
+            log.warning("Kafka: %s", err.str())
+
+
+# -- running a source ---------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    ticks: int = 0
+    batches: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    unchanged: int = 0
+    failed_cycles: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+class Runner:
+    """Feeds a source's batches into a sink until done; `stop()` ends it from any thread."""
+
+    def __init__(
+        self,
+        source: Source,
+        sink: Callable[[Sequence[Tick]], int],
+        *,
+        max_ticks: int | None = None,
+        duration: float | None = None,
+        log_interval: float | None = None,
+        verb: str = "published",
+        on_batch: Callable[[Batch], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.sink = sink
+        self.max_ticks = max_ticks
+        self.duration = duration
+        # one line per cycle for a polling source; a periodic summary for fast ones
+        self.log_interval = (
+            log_interval
+            if log_interval is not None
+            else (0.0 if source.name == "coingecko" else 10.0)
+        )
+        self.verb = verb
+        self.on_batch = on_batch
+        self.result = RunResult()
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.source.stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
+    def run(self) -> RunResult:
+        result = self.result
+        started = time.monotonic()
+        timer: threading.Timer | None = None
+        if self.duration is not None:
+            timer = threading.Timer(self.duration, self.stop)
+            timer.daemon = True
+            timer.start()
+        window = RunResult()
+        last_log = started
+        try:
+            for batch in self.source:
+                ticks: Sequence[Tick] = batch.ticks
+                if self.max_ticks is not None:
+                    ticks = ticks[: max(0, self.max_ticks - result.ticks)]
+                count = self.sink(ticks) if ticks else 0
+                for acc in (result, window):
+                    acc.ticks += count
+                    acc.batches += 1
+                    acc.skipped.update(batch.skipped)
+                    acc.unchanged += batch.unchanged
+                    if batch.error:
+                        acc.failed_cycles[batch.error] += 1
+                if self.on_batch is not None:
+                    self.on_batch(batch)
+                now = time.monotonic()
+                if now - last_log >= self.log_interval or batch.error:
+                    self._log(batch, window)
+                    window = RunResult()
+                    last_log = now
+                if self.max_ticks is not None and result.ticks >= self.max_ticks:
+                    break
+                if self._stopped.is_set():
+                    break
+        finally:
+            if timer is not None:
+                timer.cancel()
+            result.seconds = time.monotonic() - started
+            if window.batches and self.log_interval > 0:
+                self._log(None, window)
+        return result
+
+    def _log(self, batch: Batch | None, window: RunResult) -> None:
+        if batch is not None and self.log_interval == 0:
+            head = f"cycle {batch.cycle}"
+            if batch.error:
+                head += f" failed ({batch.error.replace('_', ' ')})"
+        else:
+            head = f"{window.batches} batch{'es' if window.batches != 1 else ''}"
+        skipped = sum(window.skipped.values())
+        reasons = f" ({_reasons(window.skipped)})" if skipped else ""
+        log.info(
+            "%s: %s %d, skipped %d%s, unchanged %d",
+            head,
+            self.verb,
+            window.ticks,
+            skipped,
+            reasons,
+            window.unchanged,
+        )
+
+
+def source_status(source_name: str, batch: Batch) -> SourceStatusMessage:
+    """Whether the market data is live, after a batch (simulated or replayed data never is)."""
+    if source_name != "coingecko":
+        return SourceStatusMessage(
+            source=source_name, live=False, detail=f"{source_name} data, not live market prices"
+        )
+    if batch.error is None:
+        return SourceStatusMessage(source=source_name, live=True, detail="live CoinGecko prices")
+    reason = batch.error.replace("_", " ")
+    detail = (
+        "CoinGecko refused the API key; see the producer log for what to fix"
+        if batch.error == "key_error"
+        else f"CoinGecko unavailable ({reason}); showing the last prices received"
+    )
+    return SourceStatusMessage(source=source_name, live=False, detail=detail)
+
+
+class StatusFile:
+    """Keeps a JSON file with the current `SourceStatusMessage` (written only on change,
+    atomically) for `cryptopulse up` to pass on to the dashboard."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._last: bytes = b""
+
+    def update(self, status: SourceStatusMessage) -> None:
+        body = orjson.dumps(status.model_dump(mode="json"))
+        if body == self._last:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(body)
+            tmp.replace(self.path)
+        except OSError as exc:
+            log.warning("could not write %s: %s", self.path, exc)
+            return
+        self._last = body
+        if not status.live:
+            log.info("source status: %s", status.detail)
+
+
+def publish_source(
+    source: Source,
+    producer: TickProducer,
+    *,
+    max_ticks: int | None = None,
+    duration: float | None = None,
+    log_interval: float | None = None,
+    status_file: Path | None = None,
+) -> Runner:
+    """A Runner that publishes `source` with `producer` and counts the source's skips too;
+    with `status_file`, keeps the source's live/not-live status there."""
+    metrics = producer.metrics
+    stats = producer.stats
+    status = StatusFile(status_file) if status_file is not None else None
+
+    def count(batch: Batch) -> None:
+        if status is not None:
+            status.update(source_status(source.name, batch))
+        stats.batches += 1
+        stats.unchanged += batch.unchanged
+        stats.skipped.update(batch.skipped)
+        if batch.unchanged:
+            metrics.unchanged.inc(batch.unchanged)
+        for reason, n in batch.skipped.items():
+            metrics.skipped.labels(reason).inc(n)
+        if batch.error:
+            stats.failed_cycles[batch.error] += 1
+            metrics.failed_cycles.labels(batch.error).inc()
+
+    return Runner(
+        source,
+        producer.publish,
+        max_ticks=max_ticks,
+        duration=duration,
+        log_interval=log_interval,
+        on_batch=count,
+    )
+
+
+# -- command-line support -----------------------------------------------------------------
+
+
+def with_producer_overrides(settings: Settings, **overrides: Any) -> Settings:
+    """Settings with `producer.*` fields replaced (None means "keep"), validated again."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if not changes:
+        return settings
+    producer = type(settings.producer).model_validate({**settings.producer.model_dump(), **changes})
+    return settings.model_copy(update={"producer": producer})
+
+
+def run_until_signalled(runner: Runner) -> RunResult:
+    """Run in the foreground: the first Ctrl-C (or SIGTERM) stops the source and lets the
+    caller flush; a second Ctrl-C aborts."""
+    import signal
+
+    def handle(signum: int, _frame: object) -> None:
+        if runner.stopping:
+            raise KeyboardInterrupt
+        log.info("stopping (%s): flushing; Ctrl-C again to abort", signal.Signals(signum).name)
+        runner.stop()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return runner.run()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,571 @@
+"""CoinGecko source: parsing real-shaped bodies, Retry-After, back-off and cadence on a fake clock."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from cryptopulse.config import ProducerSettings
+from cryptopulse.sources.base import FakeClock, next_deadline
+from cryptopulse.sources.coingecko import (
+    BACKOFF,
+    PRO_BASE_URL,
+    CoinGeckoSource,
+    decode_body,
+    derive_symbol,
+    key_problem,
+    parse_coins_markets,
+    parse_retry_after,
+    parse_simple_price,
+    retry_delay,
+)
+
+T0 = 1_732_485_600  # 2024-11-24T22:00:00Z
+DEFAULT = list(ProducerSettings().coins)
+
+# A /simple/price answer as CoinGecko sends it (include_* all true).
+SIMPLE = {
+    "bitcoin": {
+        "usd": 97012.5,
+        "usd_market_cap": 1.92e12,
+        "usd_24h_vol": 3.1e10,
+        "usd_24h_change": -1.84,
+        "last_updated_at": T0,
+    },
+    "ethereum": {
+        "usd": 3398.12,
+        "usd_market_cap": 409123456789.12,
+        "usd_24h_vol": 20512345678.9,
+        "usd_24h_change": 2.3102,
+        "last_updated_at": T0 - 12,
+    },
+    "avalanche-2": {
+        "usd": 45.2,
+        "usd_market_cap": 18500000000,
+        "usd_24h_vol": 1050000000,
+        "usd_24h_change": None,
+        "last_updated_at": T0 - 3,
+    },
+}
+
+# One row of /coins/markets as CoinGecko sends it.
+MARKET_ROW = {
+    "id": "bitcoin",
+    "symbol": "btc",
+    "name": "Bitcoin",
+    "image": "https://coin-images.coingecko.com/coins/images/1/large/bitcoin.png",
+    "current_price": 97012.5,
+    "market_cap": 1920000000000,
+    "market_cap_rank": 1,
+    "fully_diluted_valuation": 2030000000000,
+    "total_volume": 31000000000,
+    "high_24h": 99000,
+    "low_24h": 95000,
+    "price_change_24h": -1818.3,
+    "price_change_percentage_24h": -1.84,
+    "market_cap_change_24h": -3.5e10,
+    "market_cap_change_percentage_24h": -1.8,
+    "circulating_supply": 19790000.0,
+    "total_supply": 21000000.0,
+    "max_supply": 21000000.0,
+    "ath": 99645,
+    "ath_change_percentage": -2.6,
+    "ath_date": "2024-11-22T19:16:28.312Z",
+    "atl": 67.81,
+    "atl_change_percentage": 142980.1,
+    "atl_date": "2013-07-06T00:00:00.000Z",
+    "roi": None,
+    "last_updated": "2024-11-24T22:00:00.000Z",
+}
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+def test_simple_price_real_shape() -> None:
+    parsed = parse_simple_price(SIMPLE, ["bitcoin", "ethereum", "avalanche-2"], fetched_at=T0 + 30)
+    assert not parsed.skipped
+    ticks = {q.tick.coin: q for q in parsed.quotes}
+    btc = ticks["bitcoin"].tick
+    assert btc.symbol == "btc"
+    assert btc.price == 97012.5
+    assert btc.change_24h == -1.84
+    assert btc.volume_24h == 3.1e10
+    assert btc.market_cap == 1.92e12
+    assert btc.timestamp == datetime(2024, 11, 24, 22, 0, tzinfo=UTC)
+    assert btc.source == "coingecko"
+    assert ticks["bitcoin"].updated_at == T0
+    assert ticks["avalanche-2"].tick.symbol == "avax"
+    assert ticks["avalanche-2"].tick.change_24h is None  # null is allowed for secondary fields
+    assert ticks["ethereum"].tick.timestamp.timestamp() == T0 - 12
+
+
+def test_simple_price_without_last_updated_uses_fetch_time() -> None:
+    parsed = parse_simple_price({"bitcoin": {"usd": 1.5}}, ["bitcoin"], fetched_at=T0 + 7)
+    (quote,) = parsed.quotes
+    assert quote.updated_at is None
+    assert quote.tick.timestamp.timestamp() == T0 + 7
+    assert quote.tick.market_cap is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ({"usd": None}, "null_price"),
+        ({}, "malformed_quote"),
+        ("97000", "malformed_quote"),
+        (None, "malformed_quote"),
+        ({"usd": -5.0}, "negative_price"),
+        ({"usd": 0}, "zero_price"),
+        ({"usd": "97012.5"}, "bad_price"),
+        ({"usd": True}, "bad_price"),
+        ({"usd": 1e400}, "bad_price"),  # orjson would refuse it; a dict can carry inf
+        ({"usd": 1.0, "usd_24h_vol": -1}, "negative_volume"),
+        ({"usd": 1.0, "usd_market_cap": -1e9}, "negative_market_cap"),
+        ({"usd": 1.0, "usd_market_cap": "big"}, "bad_market_cap"),
+        ({"usd": 1.0, "usd_24h_change": "up"}, "bad_change"),
+        ({"usd": 1.0, "last_updated_at": "yesterday"}, "bad_timestamp"),
+        ({"usd": 1.0, "last_updated_at": -1}, "bad_timestamp"),
+        ({"usd": 1.0, "last_updated_at": 10**15}, "invalid_tick"),  # year far beyond 9999
+    ],
+)
+def test_simple_price_bad_coin_is_skipped_with_reason(entry: Any, reason: str) -> None:
+    payload = {**SIMPLE, "bitcoin": entry}
+    parsed = parse_simple_price(payload, ["bitcoin", "ethereum", "avalanche-2"], T0)
+    assert dict(parsed.skipped) == {reason: 1}
+    assert sorted(q.tick.coin for q in parsed.quotes) == ["avalanche-2", "ethereum"]
+
+
+def test_simple_price_missing_and_unknown_ids() -> None:
+    payload = {**SIMPLE, "not-a-coin": {"usd": 1.0}}
+    parsed = parse_simple_price(payload, ["bitcoin", "ethereum", "solana"], T0)
+    assert dict(parsed.skipped) == {"missing_coin": 1, "unknown_id": 2}  # avalanche-2, not-a-coin
+    assert sorted(q.tick.coin for q in parsed.quotes) == ["bitcoin", "ethereum"]
+
+
+@pytest.mark.parametrize("payload", [[], "oops", 42, None])
+def test_simple_price_wrong_shape_skips_everything(payload: Any) -> None:
+    parsed = parse_simple_price(payload, ["bitcoin", "ethereum"], T0)
+    assert not parsed.quotes
+    assert dict(parsed.skipped) == {"malformed_response": 2}
+
+
+def test_invalid_coin_id_is_skipped() -> None:
+    parsed = parse_simple_price({"Bad Id!": {"usd": 1.0}}, ["Bad Id!"], T0)
+    assert dict(parsed.skipped) == {"invalid_tick": 1}
+
+
+def test_coins_markets_real_shape() -> None:
+    rows = [MARKET_ROW, {**MARKET_ROW, "id": "ethereum", "symbol": "ETH", "current_price": 3398.1}]
+    parsed = parse_coins_markets(rows, fetched_at=T0 + 30)
+    assert not parsed.skipped
+    btc, eth = (q.tick for q in parsed.quotes)
+    assert (btc.coin, btc.symbol, btc.price, btc.change_24h) == ("bitcoin", "btc", 97012.5, -1.84)
+    assert (btc.volume_24h, btc.market_cap) == (31e9, 1.92e12)
+    assert btc.timestamp == datetime(2024, 11, 24, 22, 0, tzinfo=UTC)
+    assert parsed.quotes[0].updated_at == T0
+    assert eth.symbol == "eth"
+
+
+def test_coins_markets_bad_rows() -> None:
+    rows = [
+        MARKET_ROW,
+        {**MARKET_ROW, "id": "ethereum", "current_price": None},
+        {**MARKET_ROW, "id": "solana", "total_volume": -3},
+        {**MARKET_ROW, "id": "cardano", "last_updated": "not a date"},
+        {**MARKET_ROW, "id": "stranger"},
+        {"symbol": "x"},
+        "garbage",
+    ]
+    parsed = parse_coins_markets(rows, T0, requested=["bitcoin", "ethereum", "solana", "cardano"])
+    assert [q.tick.coin for q in parsed.quotes] == ["bitcoin"]
+    assert dict(parsed.skipped) == {
+        "null_price": 1,
+        "negative_volume": 1,
+        "bad_timestamp": 1,
+        "unknown_id": 1,
+        "malformed_quote": 2,
+    }
+    assert dict(parse_coins_markets({"error": "x"}, T0).skipped) == {"malformed_response": 1}
+
+
+def test_symbols() -> None:
+    assert [derive_symbol(c) for c in DEFAULT] == [
+        "btc", "eth", "bnb", "sol", "ada", "xrp", "dot", "doge", "avax", "link",
+    ]  # fmt: skip
+    assert derive_symbol("some-new-token") == "some"
+    assert derive_symbol("wormhole-3") == "wormhole"
+    assert derive_symbol("averyveryverylongname") == "averyveryv"
+
+
+def test_decode_body() -> None:
+    assert decode_body(b'{"a": 1}') == ({"a": 1}, None)
+    assert decode_body(b"<!DOCTYPE html><html>blocked</html>", "text/html") == (
+        None,
+        "html_error_page",
+    )
+    assert decode_body(b"  <html>", "") == (None, "html_error_page")
+    assert decode_body(b'{"bitcoin": {"usd": 9', "application/json") == (None, "malformed_json")
+    assert decode_body(b"", "application/json") == (None, "malformed_json")
+
+
+def test_key_problems_say_what_to_fix() -> None:
+    missing = key_problem(
+        401, {"status": {"error_code": 10002, "error_message": "API Key Missing"}}
+    )
+    assert missing and "CRYPTOPULSE_PRODUCER__COINGECKO_API_KEY" in missing
+    pro_url = key_problem(401, {"status": {"error_code": 10010, "error_message": "..."}})
+    assert pro_url and "PLAN=demo" in pro_url
+    demo_url = key_problem(400, {"status": {"error_code": 10011, "error_message": "..."}})
+    assert demo_url and "PLAN=pro" in demo_url
+    assert "401" in (key_problem(401, None) or "")
+    assert "403" in (key_problem(403, {"error": "Forbidden"}) or "")
+    assert key_problem(200, SIMPLE) is None
+    assert key_problem(429, {"status": {"error_code": 429, "error_message": "rate"}}) is None
+
+
+# -- Retry-After, back-off, schedule ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("-3", 0.0),
+        (email.utils.formatdate(T0 + 42, usegmt=True), 42.0),
+        ("Sun, 24 Nov 2024 22:00:30 GMT", 30.0),
+        ("Sun, 24 Nov 2024 21:59:00 GMT", 0.0),  # already past
+        ("soon", None),
+        ("", None),
+        ("nan", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header, now=T0) == expected
+
+
+def test_retry_delay_sequence() -> None:
+    assert [retry_delay(i, None) for i in range(3)] == [5.0, 10.0, 20.0] == list(BACKOFF)
+    assert retry_delay(0, 12.0) == 12.0
+    assert retry_delay(2, 0.0) == 0.0
+    assert retry_delay(0, 10_000.0) == 600.0  # capped
+
+
+def test_next_deadline_keeps_the_grid() -> None:
+    assert next_deadline(100.0, 30.0, 100.0) == 130.0
+    assert next_deadline(100.0, 30.0, 112.0) == 130.0
+    assert next_deadline(100.0, 30.0, 135.0) == 160.0  # overran: skip to the next slot
+    assert next_deadline(100.0, 30.0, 190.0) == 220.0
+    assert next_deadline(100.0, 30.0, 90.0) == 100.0
+
+
+# -- the source over a mock transport, on a fake clock --------------------------------------
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _simple_response(request: httpx.Request, *, updated: int = T0) -> httpx.Response:
+    ids = request.url.params["ids"].split(",")
+    body = {
+        coin: {
+            "usd": 100.0 + i,
+            "usd_market_cap": 1e9,
+            "usd_24h_vol": 1e7,
+            "usd_24h_change": 1.5,
+            "last_updated_at": updated,
+        }
+        for i, coin in enumerate(ids)
+    }
+    return httpx.Response(200, json=body)
+
+
+class Scripted:
+    """A transport handler: answers from a script, then normally; records (clock time, request)."""
+
+    def __init__(self, clock: FakeClock, *script: Handler, latency: float = 0.0) -> None:
+        self.clock = clock
+        self.script = list(script)
+        self.latency = latency
+        self.calls: list[tuple[float, httpx.Request]] = []
+        self.updated = T0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((self.clock.monotonic(), request))
+        self.clock.advance(self.latency)
+        if self.script:
+            return self.script.pop(0)(request)
+        return _simple_response(request, updated=self.updated)
+
+
+def status(code: int, headers: dict[str, str] | None = None, body: Any = None) -> Handler:
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(code, headers=headers, json=body if body is not None else {})
+
+    return reply
+
+
+def timeout(request: httpx.Request) -> httpx.Response:
+    raise httpx.ReadTimeout("timed out", request=request)
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def _source(clock: FakeClock, handler: Scripted, **kwargs: Any) -> CoinGeckoSource:
+    kwargs.setdefault("max_cycles", 1)
+    kwargs.setdefault("calls_per_minute", 6000.0)
+    coins = kwargs.pop("coins", DEFAULT)
+    return CoinGeckoSource(
+        coins,
+        base_url="http://coingecko.test/api/v3",
+        clock=clock,
+        transport=httpx.MockTransport(handler),
+        **kwargs,
+    )
+
+
+def test_request_shape_and_key_header() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock)
+    source = _source(clock, handler, api_key="CG-secret-demo-key")
+    (batch,) = list(source)
+    assert len(batch.ticks) == 10
+    (_, request) = handler.calls[0]
+    assert request.url.path == "/api/v3/simple/price"
+    assert dict(request.url.params) == {
+        "ids": ",".join(DEFAULT),
+        "vs_currencies": "usd",
+        "include_market_cap": "true",
+        "include_24hr_vol": "true",
+        "include_24hr_change": "true",
+        "include_last_updated_at": "true",
+    }
+    assert request.headers["x-cg-demo-api-key"] == "CG-secret-demo-key"
+    assert "x-cg-pro-api-key" not in request.headers
+
+
+def test_pro_plan_uses_pro_url_and_header() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock)
+    source = CoinGeckoSource(
+        DEFAULT,
+        api_key="CG-pro",
+        plan="pro",
+        clock=clock,
+        max_cycles=1,
+        transport=httpx.MockTransport(handler),
+    )
+    list(source)
+    (_, request) = handler.calls[0]
+    assert str(request.url).startswith(PRO_BASE_URL + "/simple/price")
+    assert request.headers["x-cg-pro-api-key"] == "CG-pro"
+
+
+def test_429_without_retry_after_backs_off_5_10_20_then_gives_up() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock, *[status(429)] * 4)
+    source = _source(clock, handler, max_cycles=2, poll_interval=30.0)
+    first, second = list(source)
+    assert first.error == "rate_limited" and not first.ticks
+    assert clock.sleeps[:3] == [5.0, 10.0, 20.0]
+    assert len(handler.calls) == 5  # 1 + 3 retries, then the next cycle
+    assert source.stats.retries == 3
+    assert source.stats.failed_cycles == {"rate_limited": 1}
+    assert second.error is None and len(second.ticks) == 10
+    # the next cycle ran on the grid: 35 s of back-off overran slot 30, so it ran at 60
+    assert handler.calls[4][0] - handler.calls[0][0] == 60.0
+
+
+def test_429_with_retry_after_seconds_and_date() -> None:
+    clock = FakeClock(T0)
+    date = email.utils.formatdate(T0 + 12, usegmt=True)
+    handler = Scripted(
+        clock,
+        status(429, {"Retry-After": "7"}),
+        status(429, {"Retry-After": date}),
+    )
+    (batch,) = list(_source(clock, handler))
+    assert len(batch.ticks) == 10
+    assert clock.sleeps[0] == 7.0
+    assert clock.sleeps[1] == pytest.approx(5.0)  # the date was 12 s after T0; 7 s have passed
+
+
+def test_5xx_timeouts_and_connection_errors_are_retried() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock, status(500), timeout, status(503))
+    (batch,) = list(_source(clock, handler))
+    assert len(batch.ticks) == 10
+    assert clock.sleeps == [5.0, 10.0, 20.0]
+
+    clock = FakeClock(T0)
+    handler = Scripted(clock, refused, refused, refused, timeout)
+    (batch,) = list(_source(clock, handler))
+    assert batch.error == "timeout"
+
+
+def test_retry_after_outlasting_the_retries_delays_the_next_cycle() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock, *[status(429, {"Retry-After": "50"})] * 4)
+    source = _source(clock, handler, max_cycles=2, poll_interval=30.0)
+    first, second = list(source)
+    assert first.error == "rate_limited"
+    assert len(second.ticks) == 10
+    last_429 = handler.calls[3][0]
+    assert handler.calls[4][0] - last_429 >= 50.0
+
+
+def test_cadence_does_not_drift() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock, latency=4.0)
+    source = _source(clock, handler, max_cycles=4, poll_interval=30.0)
+    for _batch in source:
+        handler.updated += 30  # the market moves each cycle
+    starts = [at - handler.calls[0][0] for at, _ in handler.calls]
+    assert starts == [0.0, 30.0, 60.0, 90.0]
+    assert clock.sleeps == [26.0, 26.0, 26.0]
+
+
+def test_unchanged_quotes_are_not_republished() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock)
+    source = _source(clock, handler, max_cycles=3)
+    batches = []
+    for batch in source:
+        batches.append(batch)
+        if batch.cycle == 2:
+            handler.updated += 60
+    assert [len(b.ticks) for b in batches] == [10, 0, 10]
+    assert [b.unchanged for b in batches] == [0, 10, 0]
+    assert source.stats.unchanged == 10
+
+
+def test_bad_coins_are_skipped_and_the_rest_published() -> None:
+    def partly_bad(request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(_simple_response(request).content)
+        body["bitcoin"]["usd"] = None
+        body["ethereum"]["usd_24h_vol"] = -1
+        del body["solana"]
+        body["unknown-coin"] = {"usd": 3}
+        return httpx.Response(200, content=orjson.dumps(body))
+
+    clock = FakeClock(T0)
+    (batch,) = list(_source(clock, Scripted(clock, partly_bad)))
+    assert len(batch.ticks) == 7
+    assert dict(batch.skipped) == {
+        "null_price": 1,
+        "negative_volume": 1,
+        "missing_coin": 1,
+        "unknown_id": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (
+            lambda r: httpx.Response(
+                200, text="<html>Cloudflare</html>", headers={"content-type": "text/html"}
+            ),
+            "html_error_page",
+        ),
+        (lambda r: httpx.Response(200, content=b'{"bitcoin": {"us'), "malformed_json"),
+        (lambda r: httpx.Response(200, json={"error": "coin not found"}), "error_body"),
+        (lambda r: httpx.Response(404, json={"error": "Not Found"}), "http_404"),
+    ],
+)
+def test_unreadable_bodies_fail_the_cycle_without_crashing(reply: Handler, reason: str) -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock, reply)
+    first, second = list(_source(clock, handler, max_cycles=2))
+    assert first.error == reason
+    assert len(handler.calls) == 2  # no retry of a bad body; the next cycle works
+    assert len(second.ticks) == 10
+
+
+def test_key_error_reported_once_and_key_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(T0)
+    body = {"status": {"error_code": 10002, "error_message": "API Key Missing"}}
+    handler = Scripted(clock, *[status(401, body=body)] * 3)
+    caplog.set_level(logging.DEBUG)
+    batches = list(_source(clock, handler, max_cycles=3, api_key="CG-very-secret"))
+    assert [b.error for b in batches] == ["key_error"] * 3
+    assert len(handler.calls) == 3  # not retried
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "COINGECKO_API_KEY" in errors[0].getMessage()
+    assert "CG-very-secret" not in caplog.text
+
+
+def test_many_coins_use_coins_markets_in_pages_within_the_rate_limit() -> None:
+    coins = [f"coin-{i:04d}" for i in range(600)]
+
+    def markets(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v3/coins/markets"
+        ids = request.url.params["ids"].split(",")
+        rows = [{**MARKET_ROW, "id": c, "symbol": c[-3:]} for c in ids if c != "coin-0599"]
+        return httpx.Response(200, json=rows)
+
+    clock = FakeClock(T0)
+    handler = Scripted(clock, markets, markets, markets)
+    source = _source(clock, handler, coins=coins, calls_per_minute=30.0)
+    assert source.use_markets
+    (batch,) = list(source)
+    assert len(handler.calls) == 3
+    sizes = [len(r.url.params["ids"].split(",")) for _, r in handler.calls]
+    assert sizes == [250, 250, 100]
+    assert {r.url.params["per_page"] for _, r in handler.calls} == {"250"}
+    assert len(batch.ticks) == 599
+    assert dict(batch.skipped) == {"missing_coin": 1}
+    gaps = [b[0] - a[0] for a, b in zip(handler.calls, handler.calls[1:], strict=False)]
+    assert gaps == [2.0, 2.0]  # 30 calls per minute
+
+
+def test_top_n_paginates_until_a_short_page() -> None:
+    def page(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page"])
+        count = 250 if number == 1 else 10
+        rows = [{**MARKET_ROW, "id": f"c{number}-{i}"} for i in range(count)]
+        return httpx.Response(200, json=rows)
+
+    clock = FakeClock(T0)
+    handler = Scripted(clock, page, page, page)
+    source = _source(clock, handler, coins=[], top=700)
+    (batch,) = list(source)
+    assert [r.url.params["page"] for _, r in handler.calls] == ["1", "2"]
+    assert "ids" not in handler.calls[0][1].url.params
+    assert len(batch.ticks) == 260
+
+
+def test_stop_ends_the_schedule() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock)
+    source = _source(clock, handler, max_cycles=None)
+    seen = 0
+    for _ in source:
+        seen += 1
+        if seen == 2:
+            source.stop()
+    assert seen == 2
+
+
+def test_from_settings() -> None:
+    settings = ProducerSettings(
+        coins=["bitcoin"], poll_interval=5, coingecko_api_key="k", coingecko_plan="pro"
+    )
+    source = CoinGeckoSource.from_settings(settings, clock=FakeClock())
+    assert source.base_url == PRO_BASE_URL
+    assert source.poll_interval == 5
+    assert source.min_spacing == 60 / 500
+    assert "1 coin via /simple/price" in source.describe()

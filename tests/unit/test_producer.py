@@ -1,0 +1,277 @@
+"""The producer without a broker: config, validation, delivery accounting, the run loop."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from cryptopulse.config import load_settings
+from cryptopulse.errors import CryptoPulseError
+from cryptopulse.platform.ports import free_port
+from cryptopulse.producer import (
+    Runner,
+    StatusFile,
+    TickProducer,
+    kafka_config,
+    publish_source,
+    source_status,
+    with_producer_overrides,
+)
+from cryptopulse.schema import Tick
+from cryptopulse.sources.base import Batch, FakeClock
+from cryptopulse.sources.simulated import SimulatedMarket, SimulatedSource
+
+START = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
+
+
+class FakeError:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def name(self) -> str:
+        return self._name
+
+    def str(self) -> str:
+        return f"{self._name}: broker said no"
+
+
+class FakeKafka:
+    """Stands in for confluent_kafka.Producer: records records, delivers on poll/flush."""
+
+    def __init__(self, config: dict[str, Any], *, fail: set[str] | None = None) -> None:
+        self.config = config
+        self.records: list[tuple[str, bytes, bytes]] = []
+        self.pending: list[tuple[Callable[..., None], str]] = []
+        self.fail = fail or set()
+        self.full_once = True
+        self.undeliverable = 0
+
+    def list_topics(self, timeout: float) -> Any:
+        return SimpleNamespace(topics={"ticks": None})
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes, on_delivery: Callable[..., None]
+    ) -> None:
+        if self.full_once and len(self.records) == 3:
+            self.full_once = False
+            raise BufferError("queue full")
+        self.records.append((topic, key, value))
+        self.pending.append((on_delivery, key.decode()))
+
+    def poll(self, timeout: float = 0) -> int:
+        pending, self.pending = self.pending, []
+        for callback, coin in pending:
+            callback(FakeError("_MSG_TIMED_OUT") if coin in self.fail else None, None)
+        return len(pending)
+
+    def flush(self, timeout: float = 0) -> int:
+        self.poll()
+        return self.undeliverable
+
+
+def _ticks(count: int = 10) -> list[Tick]:
+    return SimulatedMarket(10, seed=1, start=START).ticks(count)
+
+
+def _producer(**kwargs: Any) -> tuple[TickProducer, list[FakeKafka]]:
+    made: list[FakeKafka] = []
+
+    def factory(config: dict[str, Any]) -> FakeKafka:
+        made.append(FakeKafka(config, **kwargs))
+        return made[-1]
+
+    return TickProducer("127.0.0.1:1", "ticks", producer_factory=factory), made  # type: ignore[arg-type]
+
+
+def test_kafka_config_is_safe_by_default() -> None:
+    config = kafka_config("h:1")
+    assert config["enable.idempotence"] is True
+    assert config["acks"] == "all"
+    assert config["compression.type"] == "lz4"
+    assert kafka_config("h:1", compression="zstd", extra={"linger.ms": 0})["linger.ms"] == 0
+
+
+def test_publish_keys_by_coin_and_counts_deliveries() -> None:
+    producer, made = _producer(fail={"solana"})
+    producer.start()
+    ticks = _ticks(10)
+    assert producer.publish(ticks) == 10
+    assert producer.stop() == 0
+    kafka = made[0]
+    assert [k.decode() for _, k, _ in kafka.records] == [t.coin for t in ticks]
+    assert all(topic == "ticks" for topic, _, _ in kafka.records)
+    first = orjson.loads(kafka.records[0][2])
+    assert first["coin"] == "bitcoin" and first["timestamp"] == "2026-11-24T22:00:00Z"
+    assert producer.stats.sent == 10
+    assert producer.stats.delivered == 9
+    assert producer.stats.failed == 1
+    assert producer.stats.delivery_errors == {"_MSG_TIMED_OUT": 1}
+    assert producer.metrics.registry.get_sample_value("cryptopulse_producer_sent_total") == 10
+    assert (
+        producer.metrics.registry.get_sample_value(
+            "cryptopulse_producer_delivery_failures_total", {"error": "_MSG_TIMED_OUT"}
+        )
+        == 1
+    )
+
+
+def test_invalid_ticks_are_not_sent(caplog: pytest.LogCaptureFixture) -> None:
+    producer, made = _producer()
+    producer.start()
+    good = _ticks(2)
+    bad = Tick.model_construct(**{**good[0].model_dump(), "price": -1.0})
+    nan = Tick.model_construct(**{**good[0].model_dump(), "coin": "Not Valid"})
+    assert producer.publish([good[0], bad, nan, good[1]]) == 2
+    assert producer.stats.invalid == 2
+    assert len(made[0].records) == 2
+    assert "fails the schema" in caplog.text
+
+
+def test_stop_reports_undelivered(caplog: pytest.LogCaptureFixture) -> None:
+    producer, made = _producer()
+    producer.start()
+    producer.publish(_ticks(5))
+    made[0].undeliverable = 2
+    assert producer.stop() == 2
+    assert producer.stats.failed == 2
+    assert "not delivered" in caplog.text
+    assert producer.stop() == 0  # idempotent
+
+
+def test_publish_before_start_is_a_bug() -> None:
+    producer, _ = _producer()
+    with pytest.raises(RuntimeError):
+        producer.publish(_ticks(1))
+
+
+def test_unreachable_broker_is_a_plain_error() -> None:
+    producer = TickProducer(f"127.0.0.1:{free_port()}", "ticks")
+    with pytest.raises(CryptoPulseError, match="cryptopulse kafka start"):
+        producer.start(check_timeout=1.0)
+
+
+class ListSource:
+    name = "coingecko"
+
+    def __init__(self, batches: list[Batch]) -> None:
+        self.batches = batches
+        self.stopped = False
+
+    def __iter__(self) -> Iterator[Batch]:
+        for batch in self.batches:
+            if self.stopped:
+                return
+            yield batch
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def close(self) -> None:
+        pass
+
+
+def test_one_log_line_per_cycle_with_reasons(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="cryptopulse.producer")
+    ticks = _ticks(10)
+    source = ListSource(
+        [
+            Batch(ticks[:8], skipped=Counter({"missing_coin": 1, "null_price": 1}), cycle=1),
+            Batch([], unchanged=10, cycle=2),
+            Batch([], cycle=3, error="rate_limited"),
+        ]
+    )
+    producer, _ = _producer()
+    producer.start()
+    result = publish_source(source, producer).run()
+    producer.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "cryptopulse.producer"]
+    assert "cycle 1: published 8, skipped 2 (missing_coin 1, null_price 1), unchanged 0" in lines
+    assert "cycle 2: published 0, skipped 0, unchanged 10" in lines
+    assert "cycle 3 failed (rate limited): published 0, skipped 0, unchanged 0" in lines
+    assert result.ticks == 8 and result.unchanged == 10
+    assert producer.stats.failed_cycles == {"rate_limited": 1}
+    assert producer.stats.skipped == {"missing_coin": 1, "null_price": 1}
+    registry = producer.metrics.registry
+    assert registry.get_sample_value("cryptopulse_producer_unchanged_total") == 10
+    assert (
+        registry.get_sample_value("cryptopulse_producer_skipped_total", {"reason": "null_price"})
+        == 1
+    )
+
+
+def test_runner_stops_at_max_ticks() -> None:
+    source = SimulatedSource(
+        SimulatedMarket(10, start=START), paced=False, max_batch=7, clock=FakeClock()
+    )
+    sink: list[Tick] = []
+
+    def write(ticks: Any) -> int:
+        sink.extend(ticks)
+        return len(ticks)
+
+    result = Runner(source, write, max_ticks=25).run()
+    assert result.ticks == 25 and len(sink) == 25
+
+
+def test_runner_stops_after_duration() -> None:
+    source = SimulatedSource(SimulatedMarket(10, rate=1.0, start=START))  # real clock, paced
+    result = Runner(source, lambda ticks: len(ticks), duration=0.3).run()
+    assert 0 < result.ticks < 100
+    assert result.seconds < 5
+
+
+def test_overrides_are_validated() -> None:
+    settings = load_settings()
+    changed = with_producer_overrides(settings, source="simulated", simulated_rate=5.0, seed=None)
+    assert changed.producer.source == "simulated" and changed.producer.simulated_rate == 5.0
+    assert changed.producer.seed == settings.producer.seed
+    with pytest.raises(ValueError):
+        with_producer_overrides(settings, simulated_rate=0)
+    with pytest.raises(ValueError):
+        with_producer_overrides(settings, source="nasdaq")
+
+
+def test_source_status_file(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "producer-status.json"
+    source = ListSource(
+        [
+            Batch(_ticks(3), cycle=1),
+            Batch([], cycle=2, error="rate_limited"),
+            Batch([], cycle=3, error="key_error"),
+            Batch([], unchanged=10, cycle=4),
+        ]
+    )
+    seen: list[dict[str, Any]] = []
+    producer, _ = _producer()
+    producer.start()
+    runner = publish_source(source, producer, status_file=path)
+    count = runner.on_batch
+    assert count is not None
+
+    def count_and_read(batch: Batch) -> None:
+        count(batch)
+        seen.append(orjson.loads(path.read_bytes()))
+
+    runner.on_batch = count_and_read
+    runner.run()
+    assert [s["live"] for s in seen] == [True, False, False, True]
+    assert "rate limited" in seen[1]["detail"]
+    assert "API key" in seen[2]["detail"]
+    assert seen[0] == {
+        "type": "source_status",
+        "source": "coingecko",
+        "live": True,
+        "detail": "live CoinGecko prices",
+    }
+    sim = source_status("simulated", Batch([]))
+    assert not sim.live and sim.source == "simulated"
+    StatusFile(path).update(sim)
+    assert orjson.loads(path.read_bytes())["source"] == "simulated"

@@ -1,0 +1,92 @@
+"""Captures: record any source, replay at recorded or accelerated speed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cryptopulse.config import ProducerSettings
+from cryptopulse.errors import CryptoPulseError
+from cryptopulse.schema import Tick, tick_to_json
+from cryptopulse.sources.base import FakeClock
+from cryptopulse.sources.replay import CaptureWriter, ReplaySource
+from cryptopulse.sources.simulated import SimulatedMarket
+
+START = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
+
+
+def _capture(path: Path, count: int = 50, rate: float = 1 / 30) -> list[Tick]:
+    ticks = SimulatedMarket(10, seed=5, rate=rate, start=START).ticks(count)
+    with CaptureWriter(path) as writer:
+        writer.write(ticks[:20])
+        writer.write(ticks[20:])
+    return ticks
+
+
+def _all(source: ReplaySource) -> list[Tick]:
+    return [t for batch in source for t in batch.ticks]
+
+
+def test_record_then_replay_as_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "capture.jsonl"
+    ticks = _capture(path)
+    assert len(path.read_bytes().splitlines()) == 50
+    clock = FakeClock()
+    replayed = _all(ReplaySource(path, speed=0, retime=False, clock=clock))
+    assert [tick_to_json(t) for t in replayed] == [tick_to_json(t) for t in ticks]
+    assert clock.sleeps == []
+
+
+def test_recorded_speed_and_acceleration(tmp_path: Path) -> None:
+    path = tmp_path / "capture.jsonl"
+    ticks = _capture(path, count=31)  # 10 coins over 90 s, one tick every 3 s
+    span = (ticks[-1].timestamp - ticks[0].timestamp).total_seconds()
+    assert span == 90.0
+    clock = FakeClock()
+    assert len(_all(ReplaySource(path, speed=1, retime=False, clock=clock))) == 31
+    assert sum(clock.sleeps) == pytest.approx(90.0)
+    clock = FakeClock()
+    assert len(_all(ReplaySource(path, speed=10, retime=False, clock=clock))) == 31
+    assert sum(clock.sleeps) == pytest.approx(9.0)
+
+
+def test_retime_shifts_to_now_and_compresses(tmp_path: Path) -> None:
+    path = tmp_path / "capture.jsonl"
+    ticks = _capture(path, count=31)
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    clock = FakeClock(now.timestamp())
+    replayed = _all(ReplaySource(path, speed=3, retime=True, clock=clock))
+    assert replayed[0].timestamp == now
+    assert replayed[-1].timestamp == now + timedelta(seconds=30)
+    assert [t.price for t in replayed] == [t.price for t in ticks]
+
+
+def test_bad_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "capture.jsonl"
+    ticks = _capture(path, count=5)
+    with path.open("ab") as f:
+        f.write(b"\n{not json}\n")
+        f.write(b'{"coin": "bitcoin", "price": -1}\n')
+        f.write(tick_to_json(ticks[0]) + b"\n")
+    source = ReplaySource(path, speed=0, retime=False, clock=FakeClock())
+    batches = list(source)
+    assert sum(len(b.ticks) for b in batches) == 6
+    assert sum(b.skipped["invalid_line"] for b in batches) == 2
+    assert source.skipped == {"invalid_line": 2}
+
+
+def test_missing_capture_is_a_plain_error(tmp_path: Path) -> None:
+    with pytest.raises(CryptoPulseError, match="cryptopulse record"):
+        ReplaySource(tmp_path / "nope.jsonl")
+    with pytest.raises(CryptoPulseError, match="--file"):
+        ReplaySource.from_settings(ProducerSettings(source="replay"))
+
+
+def test_append(tmp_path: Path) -> None:
+    path = tmp_path / "capture.jsonl"
+    ticks = _capture(path, count=5)
+    with CaptureWriter(path, append=True) as writer:
+        writer.write(ticks)
+    assert len(path.read_bytes().splitlines()) == 10
