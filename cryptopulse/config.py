@@ -71,7 +71,9 @@ class KafkaSettings(BaseModel):
 
 class SparkSettings(BaseModel):
     master: str = Field(default="local[*]", description="Spark master URL, e.g. spark://host:7077.")
-    shuffle_partitions: Annotated[int, Field(ge=1)] = 4
+    shuffle_partitions: Annotated[int, Field(ge=1)] = Field(
+        default=2, description="Also the number of state store partitions; one per core is plenty."
+    )
     driver_memory: str = "1g"
     window_seconds: Seconds = 30.0
     watermark_seconds: Annotated[float, Field(ge=0)] = 5.0

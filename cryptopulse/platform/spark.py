@@ -30,6 +30,19 @@ def connector_jars(settings: Settings) -> list[str]:
     return jars
 
 
+def sql_conf(settings: Settings) -> dict[str, str]:
+    """Settings that suit our job on any master (a spark-submit --conf still wins)."""
+    partitions = str(settings.spark.shuffle_partitions)
+    return {
+        "spark.sql.shuffle.partitions": partitions,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.streaming.stateStore.providerClass": ROCKSDB_PROVIDER,
+        # Commit only each batch's changes, not a full RocksDB snapshot (3x faster commits).
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        "spark.sql.streaming.metricsEnabled": "true",
+    }
+
+
 def spark_session(settings: Settings, app_name: str) -> SparkSession:
     """A SparkSession tuned for a small machine: few shuffle partitions, no UI, quiet logs."""
     # Python workers must run the venv's interpreter (they need our package), and a
@@ -43,21 +56,24 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         # Launched by spark-submit: master, jars and memory come from its command line.
         session = SparkSession.builder.appName(app_name).getOrCreate()
+        explicit = session.sparkContext.getConf()
+        for key, value in sql_conf(settings).items():
+            if not explicit.contains(key):
+                session.conf.set(key, value)
         session.sparkContext.setLogLevel(spark_conf.log_level)
         return session
+
     builder = (
         SparkSession.builder.appName(app_name)
         .master(spark_conf.master)
         .config("spark.jars", ",".join(connector_jars(settings)))
         .config("spark.driver.memory", spark_conf.driver_memory)
-        .config("spark.sql.shuffle.partitions", str(spark_conf.shuffle_partitions))
         .config("spark.default.parallelism", str(spark_conf.shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.streaming.stateStore.providerClass", ROCKSDB_PROVIDER)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.streaming.metricsEnabled", "true")
     )
+    for key, value in sql_conf(settings).items():
+        builder = builder.config(key, value)
     if spark_conf.master.startswith("local"):
         builder = builder.config("spark.driver.host", "127.0.0.1").config(
             "spark.driver.bindAddress", "127.0.0.1"
