@@ -1,0 +1,1 @@
+"""The API server: POST /ingest, WebSocket fan-out, read API, metrics and the dashboard."""

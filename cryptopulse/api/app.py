@@ -1,0 +1,406 @@
+"""The FastAPI application: ingest, WebSocket fan-out, read API, metrics, the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
+
+import orjson
+from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from cryptopulse.api.feed import MarketFeed
+from cryptopulse.api.hub import CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, Hub
+from cryptopulse.api.metrics import ApiMetrics
+from cryptopulse.api.store import MarketStore
+from cryptopulse.api.transport import channel_for
+from cryptopulse.api.windows_consumer import WindowsConsumer
+from cryptopulse.config import Settings
+from cryptopulse.schema import (
+    IngestRequest,
+    IngestResponse,
+    SnapshotMessage,
+    SourceStatusMessage,
+    WindowAggregate,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+COIN_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+MAX_HISTORY_LIMIT = 100_000
+_ingest_adapter: TypeAdapter[IngestRequest] = TypeAdapter(IngestRequest)
+_status_adapter: TypeAdapter[SourceStatusMessage] = TypeAdapter(SourceStatusMessage)
+_bearer = HTTPBearer(auto_error=False, description="The token in settings `api.token`.")
+
+_NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CryptoPulse</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
+<h1>CryptoPulse API is running</h1>
+<p>The dashboard has not been built: run <code>make setup</code> (it builds <code>{dist}</code>),
+then restart <code>cryptopulse serve</code>.</p>
+<p>Meanwhile: <a href="/docs">API docs</a> · <a href="/api/coins">/api/coins</a> ·
+<a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a> · WebSocket <code>/ws</code></p>
+</body></html>
+"""
+
+
+class ApiRejection(Exception):
+    """A request refused with a status, a machine-readable reason and a human-readable detail."""
+
+    def __init__(
+        self, status: int, reason: str, detail: Any, headers: dict[str, str] | None = None
+    ):
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+        self.headers = headers
+
+
+class Health(BaseModel):
+    status: str
+    clients: int
+    coins: int
+    version: int
+    ingest: bool
+    consumer: dict[str, Any] | None
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_UTC_Z),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _records(records: list[WindowAggregate]) -> Response:
+    return _json([r.model_dump() for r in records])
+
+
+def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)[:20]
+    ]
+
+
+def _integral_float(error: Any) -> bool:
+    value = error.get("input")
+    return bool(error["type"] == "int_type" and isinstance(value, float) and value.is_integer())
+
+
+def _endpoint(request: Request) -> str:
+    """The route's path template (bounded label values), or "other" for unknown paths."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "other"
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """A WebSocket from a page is accepted from the allow-list or from the server's own origin.
+
+    Clients that are not browsers send no Origin and are accepted.
+    """
+    if origin is None or "*" in allowed or origin in allowed:
+        return True
+    return host is not None and urlsplit(origin).netloc == host
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A new, independent API app (own store, hub and metrics registry)."""
+    api = settings.api
+    metrics = ApiMetrics()
+    store = MarketStore(api.history_per_coin)
+    hub = Hub(
+        metrics=metrics,
+        send_timeout=api.send_timeout,
+        queue_size=api.client_queue_size,
+        max_clients=api.max_clients,
+    )
+    feed = MarketFeed(store, hub, metrics, api.snapshot_history)
+    consumer: WindowsConsumer | None = None
+    if api.consume_windows:
+        consumer = WindowsConsumer(
+            bootstrap=settings.kafka.bootstrap,
+            topic=settings.kafka.topic_windows,
+            on_records=feed.ingest,
+            metrics=metrics,
+            replay=api.windows_replay,
+        )
+    token = api.token.get_secret_value() if api.token is not None else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        if consumer is not None:
+            consumer.start(asyncio.get_running_loop())
+        log.info(
+            "API ready: ingest %s, windows topic %s",
+            "on" if api.ingest_enabled else "off",
+            settings.kafka.topic_windows if consumer else "not consumed",
+        )
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                await asyncio.to_thread(consumer.stop)
+            await hub.stop()
+
+    app = FastAPI(
+        title="CryptoPulse API",
+        version="1.0",
+        description="Live crypto market windows: ingest, WebSocket fan-out, history and metrics.",
+        lifespan=lifespan,
+    )
+    app.state.feed = feed
+    app.state.consumer = consumer
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=api.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
+
+    @app.exception_handler(ApiRejection)
+    async def _rejected(request: Request, exc: ApiRejection) -> Response:
+        metrics.rejected.labels(_endpoint(request), exc.reason).inc()
+        return JSONResponse(
+            {"detail": exc.detail, "reason": exc.reason},
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code < 500:
+            metrics.rejected.labels(_endpoint(request), f"http_{exc.status_code}").inc()
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_params(request: Request, exc: RequestValidationError) -> Response:
+        metrics.rejected.labels(_endpoint(request), "invalid").inc()
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()[:20]
+        ]
+        return JSONResponse({"detail": detail, "reason": "invalid"}, status_code=422)
+
+    def authorize(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if token is None:
+            return
+        if credentials is None or not secrets.compare_digest(
+            credentials.credentials.encode(), token.encode()
+        ):
+            raise ApiRejection(
+                401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
+            )
+
+    async def json_body(request: Request) -> bytes:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise ApiRejection(
+                415, "unsupported_media_type", "Content-Type must be application/json"
+            )
+        limit = api.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiRejection(413, "too_large", f"body larger than {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiRejection(413, "too_large", f"body larger than {limit} bytes")
+        if not body.strip():
+            raise ApiRejection(400, "empty", "empty body; expected JSON")
+        return bytes(body)
+
+    def parse(adapter: TypeAdapter[T], body: bytes) -> T:
+        """Strict JSON validation: no "1.5" or `true` where a number belongs (JSON Schema types).
+
+        JSON Schema counts 3.0 as an integer, so a document whose only fault is an integral
+        float for an integer field is validated again in lax mode, which accepts exactly that.
+        """
+        try:
+            return adapter.validate_json(body, strict=True)
+        except ValidationError as exc:
+            detail = _validation_detail(exc)
+            if any(e["type"] in ("json_invalid", "json_type") for e in detail):
+                raise ApiRejection(400, "malformed_json", detail) from exc
+            if not all(_integral_float(e) for e in exc.errors(include_url=False)):
+                raise ApiRejection(422, "invalid", detail) from exc
+        try:
+            return adapter.validate_json(body)
+        except ValidationError as exc:
+            raise ApiRejection(422, "invalid", _validation_detail(exc)) from exc
+
+    def schema_body(model: type[BaseModel]) -> dict[str, Any]:
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"description": text}
+        for code, text in (
+            (400, "Malformed or empty JSON"),
+            (401, "Missing or wrong bearer token"),
+            (413, "Body too large"),
+            (415, "Not JSON"),
+            (422, "JSON that does not match the contract"),
+        )
+    }
+
+    if api.ingest_enabled:
+
+        @app.post(
+            "/ingest",
+            response_model=IngestResponse,
+            responses=errors,
+            openapi_extra=schema_body(IngestRequest),
+            dependencies=[Depends(authorize)],
+            tags=["ingest"],
+        )
+        async def ingest(request: Request) -> Response:
+            """Store a batch of window aggregates and broadcast it (without waiting for clients)."""
+            started = time.perf_counter()
+            batch = parse(_ingest_adapter, await json_body(request))
+            feed.ingest(batch.data, "http")
+            metrics.ingest_seconds.observe(time.perf_counter() - started)
+            return _json({"received": len(batch.data)})
+
+    @app.post(
+        "/api/source-status",
+        response_model=SourceStatusMessage,
+        responses=errors,
+        openapi_extra=schema_body(SourceStatusMessage),
+        dependencies=[Depends(authorize)],
+        tags=["ingest"],
+    )
+    async def source_status(request: Request) -> Response:
+        """Tell every dashboard whether the market source is live (sent by the pipeline supervisor)."""
+        status = parse(_status_adapter, await json_body(request))
+        feed.set_source_status(status)
+        return _json(status.model_dump())
+
+    @app.get("/api/coins", response_model=list[WindowAggregate], tags=["market"])
+    async def coins() -> Response:
+        """The latest window of every coin."""
+        return _records(store.latest())
+
+    @app.get(
+        "/api/history/{coin}",
+        response_model=list[WindowAggregate],
+        responses={404: {"description": "No data for this coin"}},
+        tags=["market"],
+    )
+    async def history(
+        coin: Annotated[str, Path(min_length=1, max_length=100, pattern=COIN_PATTERN)],
+        limit: Annotated[int | None, Query(ge=1, le=MAX_HISTORY_LIMIT)] = None,
+    ) -> Response:
+        """The coin's recent windows, oldest first (kept in memory, bounded per coin)."""
+        records = store.history(coin, limit)
+        if records is None:
+            raise HTTPException(404, f"no data for coin {coin!r}")
+        return _records(records)
+
+    @app.get("/api/snapshot", response_model=SnapshotMessage, tags=["market"])
+    async def snapshot() -> Response:
+        """What a new WebSocket client gets first."""
+        messages, _ = feed.welcome()
+        return Response(messages[0].payload, media_type="application/json")
+
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    async def healthz() -> Response:
+        consumer_state = None
+        if consumer is not None:
+            consumer_state = {
+                "topic": consumer.topic,
+                "group": consumer.group_id,
+                "running": consumer.running,
+                "assigned": consumer.assigned.is_set(),
+                "last_error": consumer.last_error,
+            }
+        healthy = hub.running and (consumer is None or consumer.running)
+        body = Health(
+            status="ok" if healthy else "unhealthy",
+            clients=len(hub),
+            coins=len(store.coins),
+            version=store.version,
+            ingest=api.ingest_enabled,
+            consumer=consumer_state,
+        )
+        return _json(body.model_dump(), 200 if healthy else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def prometheus() -> Response:
+        """Prometheus metrics in the text exposition format."""
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        if not origin_allowed(
+            websocket.headers.get("origin"), websocket.headers.get("host"), api.cors_origins
+        ):
+            metrics.refused.labels("origin").inc()
+            await websocket.close(CLOSE_POLICY_VIOLATION, "origin not allowed")
+            return
+        if not hub.admit():
+            metrics.refused.labels("full").inc()
+            await websocket.accept()
+            await websocket.close(CLOSE_TRY_AGAIN_LATER, f"server full ({hub.max_clients} clients)")
+            return
+        try:
+            await websocket.accept()
+            welcome, version = feed.welcome()
+            client = hub.register(channel_for(websocket), welcome, version)
+            try:
+                while True:  # clients have nothing to say; reading notices when they leave
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        break
+            finally:
+                hub.unregister(client)
+        finally:
+            hub.release()
+
+    dist = api.web_dist
+    if (dist / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=dist, html=True), name="web")
+    else:
+
+        @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+        async def index() -> HTMLResponse:
+            return HTMLResponse(_NOT_BUILT.format(dist=html.escape(str(dist))))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (IngestRequest, SourceStatusMessage):
+                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(model_schema.pop("$defs", {}))
+                components[model.__name__] = model_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

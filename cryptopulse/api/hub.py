@@ -1,0 +1,304 @@
+"""The WebSocket hub: fans each message out to every connected client.
+
+* A message is serialized once per broadcast (orjson), and its WebSocket frame is
+  built once too; writing it to a client is then a plain socket write.
+* Each client has a bounded queue. While a client keeps up its queue stays empty and
+  the message is written straight away; a client whose socket buffer is full gets
+  its messages queued and a writer task that waits for it. A client that cannot take
+  a message within `send_timeout`, or whose queue overflows, is disconnected and
+  counted. One slow client never delays the others.
+* Broadcasts run in the hub's own task (started and stopped explicitly), so whoever
+  publishes never waits for the fan-out.
+* Every broadcast carries the store version it reflects; a client that joined later
+  (its snapshot already contains that version) skips it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+
+from cryptopulse.api.metrics import ApiMetrics
+from cryptopulse.schema import SourceStatusMessage, WindowAggregate
+
+log = logging.getLogger(__name__)
+
+CLOSE_TRY_AGAIN_LATER = 1013
+"""Close code sent when the server is at its client limit (RFC 6455 registry: Try Again Later)."""
+CLOSE_POLICY_VIOLATION = 1008
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked WebSocket text frame (RFC 6455 §5.2) carrying UTF-8 `payload`."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+def encode(kind: str, data: Sequence[WindowAggregate]) -> bytes:
+    """`{"type": kind, "data": [...]}` as JSON; timestamps as ISO 8601 with `Z`."""
+    return orjson.dumps(
+        {"type": kind, "data": [record.model_dump() for record in data]},
+        option=orjson.OPT_UTC_Z,
+    )
+
+
+def encode_status(status: SourceStatusMessage) -> bytes:
+    return orjson.dumps(status.model_dump())
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One serialized message; its text and frame forms are built at most once."""
+
+    kind: str
+    payload: bytes
+    seq: int = 0
+    _frame: bytes | None = field(default=None, repr=False)
+    _text: str | None = field(default=None, repr=False)
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = text_frame(self.payload)
+        return self._frame
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.payload.decode()
+        return self._text
+
+
+class Channel(Protocol):
+    """How the hub writes to one connected client."""
+
+    def ready(self) -> bool:
+        """True when a message can be written now without waiting."""
+
+    def write_now(self, message: Outgoing) -> None:
+        """Write without waiting; only called when `ready()`."""
+
+    async def send(self, message: Outgoing) -> None:
+        """Wait until the client can take the message, then write it."""
+
+    def abort(self) -> None:
+        """Drop the connection at once (the client is not reading, a close frame would not get through)."""
+
+
+class Client:
+    """One connected client: its channel, bounded queue and (only while it lags) a writer task."""
+
+    __slots__ = ("_writer", "channel", "closed", "hub", "id", "pending", "since")
+
+    def __init__(self, hub: Hub, channel: Channel, client_id: int, since: int) -> None:
+        self.hub = hub
+        self.channel = channel
+        self.id = client_id
+        self.since = since
+        self.pending: deque[Outgoing] = deque()
+        self.closed = False
+        self._writer: asyncio.Task[None] | None = None
+
+    def offer(self, message: Outgoing) -> bool:
+        """Hand a message over; False when the queue is full (the client is too far behind)."""
+        if self.closed:
+            return True
+        if not self.pending and self._writer is None and self.channel.ready():
+            try:
+                self.channel.write_now(message)
+            except Exception:  # a broken connection: its handler cleans up
+                log.debug("client %d: write failed", self.id, exc_info=True)
+                self.hub.drop(self, "error")
+            return True
+        if len(self.pending) >= self.hub.queue_size:
+            return False
+        self.pending.append(message)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        return True
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending and not self.closed:
+                try:
+                    async with asyncio.timeout(self.hub.send_timeout):
+                        await self.channel.send(self.pending[0])
+                except TimeoutError:
+                    self.hub.drop(self, "slow")
+                    return
+                except Exception:
+                    log.debug("client %d: send failed", self.id, exc_info=True)
+                    self.hub.drop(self, "error")
+                    return
+                self.pending.popleft()
+        finally:
+            self._writer = None
+
+    def stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+
+
+@dataclass(slots=True)
+class _Broadcast:
+    seq: int
+    kind: str
+    records: Sequence[WindowAggregate] = ()
+    status: SourceStatusMessage | None = None
+    enqueued: float = 0.0
+
+
+class Hub:
+    """Connected clients and the broadcast loop. `start()` before use, `stop()` at shutdown."""
+
+    def __init__(
+        self,
+        *,
+        metrics: ApiMetrics,
+        send_timeout: float = 2.0,
+        queue_size: int = 64,
+        max_clients: int = 20_000,
+        fanout_batch: int = 256,
+    ) -> None:
+        self.metrics = metrics
+        self.send_timeout = send_timeout
+        self.queue_size = queue_size
+        self.max_clients = max_clients
+        self.fanout_batch = fanout_batch
+        self._clients: dict[int, Client] = {}
+        self._admitted = 0
+        self._next_id = 0
+        self._queue: asyncio.Queue[_Broadcast] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.last_broadcast_seconds = 0.0
+
+    # lifecycle
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("hub already started")
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-broadcast")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for client in list(self._clients.values()):
+            client.stop_writer()
+            client.closed = True
+        self._clients.clear()
+        self.metrics.clients.set(0)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # clients
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def admit(self) -> bool:
+        """Reserve a place for a connecting client; False when the server is full."""
+        if self._admitted >= self.max_clients:
+            return False
+        self._admitted += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a place reserved with `admit()`."""
+        self._admitted -= 1
+
+    def register(self, channel: Channel, first: Sequence[Outgoing], since: int) -> Client:
+        """Add a client and hand it `first` (its snapshot); it then gets broadcasts newer than `since`.
+
+        Synchronous, so no broadcast can slip in between the snapshot and the registration.
+        """
+        self._next_id += 1
+        client = Client(self, channel, self._next_id, since)
+        self._clients[client.id] = client
+        self.metrics.clients.set(len(self._clients))
+        for message in first:
+            if not client.offer(message):
+                self.drop(client, "queue_full")
+                break
+        return client
+
+    def unregister(self, client: Client) -> None:
+        """Forget a client whose connection has ended."""
+        client.closed = True
+        client.stop_writer()
+        if self._clients.pop(client.id, None) is not None:
+            self.metrics.clients.set(len(self._clients))
+
+    def drop(self, client: Client, reason: str) -> None:
+        """Disconnect a client that cannot keep up (or broke), and count it."""
+        if client.closed:
+            return
+        log.info("dropping WebSocket client %d: %s", client.id, reason)
+        self.metrics.dropped.labels(reason).inc()
+        self.unregister(client)
+        client.pending.clear()
+        with contextlib.suppress(Exception):
+            client.channel.abort()
+
+    # broadcasting
+
+    def publish(self, seq: int, records: Sequence[WindowAggregate]) -> None:
+        """Queue a market update (store version `seq`) for every client; returns at once."""
+        self._enqueue(_Broadcast(seq, "market_update", records=records))
+
+    def publish_status(self, seq: int, status: SourceStatusMessage) -> None:
+        self._enqueue(_Broadcast(seq, "source_status", status=status))
+
+    def _enqueue(self, item: _Broadcast) -> None:
+        if self._queue is None:
+            raise RuntimeError("hub not started")
+        item.enqueued = time.perf_counter()
+        self._queue.put_nowait(item)
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._broadcast(item)
+            except Exception:  # never let one bad message stop the hub
+                log.exception("broadcast failed")
+
+    async def _broadcast(self, item: _Broadcast) -> None:
+        started = time.perf_counter()
+        if item.status is not None:
+            payload = encode_status(item.status)
+        else:
+            payload = encode(item.kind, item.records)
+        message = Outgoing(item.kind, payload, item.seq)
+        clients = list(self._clients.values())
+        for i, client in enumerate(clients, 1):
+            if client.since < item.seq and not client.offer(message):
+                self.drop(client, "queue_full")
+            if i % self.fanout_batch == 0:
+                await asyncio.sleep(0)  # let requests and other connections through
+        elapsed = time.perf_counter() - started
+        self.last_broadcast_seconds = elapsed
+        self.metrics.broadcasts.labels(item.kind).inc()
+        self.metrics.broadcast_seconds.observe(elapsed)

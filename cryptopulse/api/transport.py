@@ -1,0 +1,95 @@
+"""How the hub reaches a client's socket.
+
+`HubWebSocketProtocol` is uvicorn's own WebSocket protocol (websockets, sans-I/O) with
+one addition: it puts a `DirectChannel` into the ASGI scope. Through it the hub
+writes a frame built once per broadcast straight to the socket (server frames are
+never masked, so the bytes are the same for every client), honours the transport's
+flow control, and can abort a client that stopped reading, which ASGI cannot express.
+
+Under any other server the app falls back to `AsgiChannel` (plain ASGI sends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from starlette.websockets import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+from cryptopulse.api.hub import Outgoing
+
+SCOPE_KEY = "cryptopulse.channel"
+
+
+class DirectChannel:
+    """Writes pre-built frames to the connection's transport."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    def _open(self) -> bool:
+        p = self._protocol
+        return not (p.disconnected or p.close_sent or p.transport.is_closing())
+
+    def ready(self) -> bool:
+        return self._protocol.writable.is_set() and self._open()
+
+    def write_now(self, message: Outgoing) -> None:
+        self._protocol.transport.write(message.frame)
+
+    async def send(self, message: Outgoing) -> None:
+        await self._protocol.writable.wait()
+        if not self._open():
+            raise ConnectionError("WebSocket closed")
+        self._protocol.transport.write(message.frame)
+
+    def abort(self) -> None:
+        self._protocol.transport.abort()
+
+
+class HubWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, exposing a `DirectChannel` to the app."""
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = cast(dict[str, Any] | None, getattr(self, "scope", None))
+        if scope is not None:  # the app task has been created but has not run yet
+            scope[SCOPE_KEY] = DirectChannel(self)
+
+
+class AsgiChannel:
+    """Plain ASGI sends: works under any server; a stuck client can only be closed, not aborted."""
+
+    __slots__ = ("_closing", "_websocket")
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        self._closing: asyncio.Task[None] | None = None
+
+    def ready(self) -> bool:
+        return False  # every message goes through the client's writer task
+
+    def write_now(self, message: Outgoing) -> None:  # pragma: no cover - never ready
+        raise RuntimeError("AsgiChannel cannot write synchronously")
+
+    async def send(self, message: Outgoing) -> None:
+        await self._websocket.send_text(message.text)
+
+    def abort(self) -> None:
+        async def close() -> None:
+            try:
+                async with asyncio.timeout(1.0):
+                    await self._websocket.close(1008, "too slow")
+            except Exception:
+                return
+
+        self._closing = asyncio.get_running_loop().create_task(close())
+
+
+def channel_for(websocket: WebSocket) -> DirectChannel | AsgiChannel:
+    direct = websocket.scope.get(SCOPE_KEY)
+    return direct if isinstance(direct, DirectChannel) else AsgiChannel(websocket)

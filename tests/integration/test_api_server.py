@@ -1,0 +1,402 @@
+"""The API server for real: uvicorn on a free loopback port, httpx and websockets clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from cryptopulse.api.server import BackgroundServer
+from cryptopulse.config import ApiSettings, Settings, load_settings
+from cryptopulse.schema import SnapshotMessage, SourceStatusMessage, WindowAggregate
+from tests.unit.test_api_store import window
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+RECV = 15.0  # generous bound on waiting for one message: liveness, not speed
+
+
+def make_settings(tmp_path: Path, **api: Any) -> Settings:
+    options: dict[str, Any] = {"web_dist": tmp_path / "no-dist", "token": TOKEN, **api}
+    return load_settings(data_dir=tmp_path, api=ApiSettings(**options))
+
+
+def body(records: list[WindowAggregate]) -> bytes:
+    return orjson.dumps({"data": [r.model_dump(mode="json") for r in records]})
+
+
+def post(server: BackgroundServer, records: list[WindowAggregate]) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/ingest",
+        content=body(records),
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+
+def metric(server: BackgroundServer, name: str, **labels: str) -> float:
+    """One sample from /metrics (0 when absent)."""
+    text = httpx.get(f"{server.url}/metrics").text
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        if key == (f"{name}{{{want}}}" if labels else name):
+            return float(value)
+    return 0.0
+
+
+async def recv_json(ws: ClientConnection) -> dict[str, Any]:
+    raw = await asyncio.wait_for(ws.recv(), RECV)
+    message: dict[str, Any] = orjson.loads(raw)
+    return message
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[BackgroundServer]:
+    with BackgroundServer(make_settings(tmp_path, max_body_bytes=64 * 1024)) as running:
+        yield running
+
+
+def _raw_record(**changes: Any) -> dict[str, Any]:
+    record = window().model_dump(mode="json")
+    record.update(changes)
+    return record
+
+
+def _json(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+BAD_BODIES: list[tuple[str, bytes, str, int, str]] = [
+    # (case, body, content type, status, reason)
+    ("malformed JSON", b'{"data": [}', "application/json", 400, "malformed_json"),
+    ("not an object", b"[1, 2]", "application/json", 422, "invalid"),
+    ("empty body", b"", "application/json", 400, "empty"),
+    ("empty list", b'{"data": []}', "application/json", 422, "invalid"),
+    ("wrong type", _json({"data": [_raw_record(avg_price="lots")]}), "application/json", 422, "invalid"),
+    ("number as a string", _json({"data": [_raw_record(avg_price="1.5")]}), "application/json",
+     422, "invalid"),
+    ("boolean as a number", _json({"data": [_raw_record(avg_change_24h=False)]}), "application/json",
+     422, "invalid"),
+    ("fractional count", _json({"data": [_raw_record(tick_count=1.5)]}), "application/json", 422,
+     "invalid"),
+    ("absurd count", body([window()]).replace(b"\"tick_count\":3", b"\"tick_count\":" + b"9" * 30),
+     "application/json", 422,
+     "invalid"),
+    ("timestamp out of range", _json({"data": [_raw_record(window_start="9999-12-31T23:59:59-01:00")]}),
+     "application/json", 422, "invalid"),
+    ("NaN", body([window()]).replace(b'"avg_change_24h":0.5', b'"avg_change_24h":NaN'),
+     "application/json", 422, "invalid"),
+    ("Infinity", body([window()]).replace(b'"avg_change_24h":0.5', b'"avg_change_24h":1e999'),
+     "application/json", 422, "invalid"),
+    ("unknown volatility", _json({"data": [_raw_record(volatility="Meh")]}), "application/json",
+     422, "invalid"),
+    ("unknown trend", _json({"data": [_raw_record(trend="up")]}), "application/json", 422, "invalid"),
+    ("negative price", _json({"data": [_raw_record(close=-1)]}), "application/json", 422, "invalid"),
+    ("naive timestamp", _json({"data": [_raw_record(window_start="2026-11-24T22:00:00")]}),
+     "application/json", 422, "invalid"),
+    ("extra field", _json({"data": [_raw_record(surprise=1)]}), "application/json", 422, "invalid"),
+    ("missing field", _json({"data": [{"coin": "bitcoin"}]}), "application/json", 422, "invalid"),
+    ("oversized", b'{"data": [' + b" " * (70 * 1024) + b"]}", "application/json", 413, "too_large"),
+    ("not JSON", b"coin=bitcoin", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+]  # fmt: skip
+
+
+def test_bad_input_is_rejected_with_a_reason_counted_and_never_broadcast(
+    server: BackgroundServer,
+) -> None:
+    async def main() -> None:
+        async with connect(server.ws_url) as ws:
+            assert (await recv_json(ws))["type"] == "snapshot"
+            async with httpx.AsyncClient(base_url=server.url, headers=AUTH) as http:
+                for case, content, content_type, status, reason in BAD_BODIES:
+                    response = await http.post(
+                        "/ingest", content=content, headers={"Content-Type": content_type}
+                    )
+                    assert response.status_code == status, case
+                    assert response.json()["reason"] == reason, case
+                    assert response.json()["detail"], case
+
+                async def chunks() -> Any:  # no Content-Length: the limit holds while streaming
+                    for _ in range(100):
+                        yield b" " * 1024
+
+                response = await http.post(
+                    "/ingest", content=chunks(), headers={"Content-Type": "application/json"}
+                )
+                assert response.status_code == 413
+                good = await http.post("/ingest", content=body([window(price=42.0)]),
+                                       headers={"Content-Type": "application/json"})  # fmt: skip
+                assert good.json() == {"received": 1}
+            update = await recv_json(ws)  # the first thing broadcast is the good batch
+            assert update["type"] == "market_update"
+            assert update["data"][0]["avg_price"] == 42.0
+
+    asyncio.run(main())
+    assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+    rejected = sum(
+        metric(server, "cryptopulse_api_rejected_total", endpoint="/ingest", reason=r)
+        for r in {case[4] for case in BAD_BODIES}
+    )
+    assert rejected == len(BAD_BODIES) + 1
+    assert metric(server, "cryptopulse_api_records_total", origin="http") == 1
+    assert metric(server, "cryptopulse_api_broadcasts_total", type="market_update") == 1
+
+
+def test_token_is_enforced(server: BackgroundServer) -> None:
+    content = body([window()])
+    json_type = {"Content-Type": "application/json"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        response = httpx.post(
+            f"{server.url}/ingest", content=content, headers={**json_type, **headers}
+        )
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+    status = SourceStatusMessage(source="coingecko", live=False).model_dump_json()
+    assert (
+        httpx.post(f"{server.url}/api/source-status", content=status, headers=json_type).status_code
+        == 401
+    )
+    assert post(server, [window()]).status_code == 200
+    assert (
+        metric(server, "cryptopulse_api_rejected_total", endpoint="/ingest", reason="unauthorized")
+        == 3
+    )
+
+
+def test_no_token_configured_means_open_ingest(tmp_path: Path) -> None:
+    with BackgroundServer(make_settings(tmp_path, token=None)) as open_server:
+        response = httpx.post(f"{open_server.url}/ingest", content=body([window()]),
+                              headers={"Content-Type": "application/json"})  # fmt: skip
+        assert response.json() == {"received": 1}
+
+
+def test_snapshot_then_status_then_updates_in_order(server: BackgroundServer) -> None:
+    # history before anyone connects: two coins, the open window of bitcoin updated twice
+    post(server, [window("bitcoin", 0), window("ethereum", 0)])
+    post(server, [window("bitcoin", 1, price=1.0, final=False)])
+    post(server, [window("bitcoin", 1, price=2.0, final=False)])
+    status = SourceStatusMessage(source="coingecko", live=False, detail="HTTP 429: rate limited")
+    response = httpx.post(f"{server.url}/api/source-status", content=status.model_dump_json(),
+                          headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
+    assert response.status_code == 200
+
+    async def main() -> None:
+        async with connect(server.ws_url) as ws:
+            snapshot = SnapshotMessage.model_validate(await recv_json(ws))
+            keys = [(w.coin, w.window_start, w.avg_price) for w in snapshot.data]
+            assert keys == [
+                ("bitcoin", window(i=0).window_start, 100.0),
+                ("bitcoin", window(i=1).window_start, 2.0),  # replaced, not added
+                ("ethereum", window(i=0).window_start, 100.0),
+            ]
+            assert SourceStatusMessage.model_validate(await recv_json(ws)) == status
+            for price in (3.0, 4.0, 5.0):
+                post(server, [window("bitcoin", 1, price=price, final=price == 5.0)])
+            prices = [(await recv_json(ws))["data"][0]["avg_price"] for _ in range(3)]
+            assert prices == [3.0, 4.0, 5.0]
+            live = SourceStatusMessage(source="coingecko", live=True)
+            httpx.post(f"{server.url}/api/source-status", content=live.model_dump_json(),
+                       headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
+            assert SourceStatusMessage.model_validate(await recv_json(ws)) == live
+
+    asyncio.run(main())
+    history = httpx.get(f"{server.url}/api/history/bitcoin").json()
+    assert [(h["avg_price"], h["final"]) for h in history] == [(100.0, True), (5.0, True)]
+    assert len(httpx.get(f"{server.url}/api/history/bitcoin", params={"limit": 1}).json()) == 1
+    coins = httpx.get(f"{server.url}/api/coins").json()
+    assert [(c["coin"], c["avg_price"]) for c in coins] == [("bitcoin", 5.0), ("ethereum", 100.0)]
+    assert httpx.get(f"{server.url}/api/history/dogecoin").status_code == 404
+    assert httpx.get(f"{server.url}/api/history/Not%20A%20Coin").status_code == 422
+    assert httpx.get(f"{server.url}/api/history/bitcoin", params={"limit": 0}).status_code == 422
+    assert httpx.get(f"{server.url}/api/history/bitcoin", params={"limit": "x"}).status_code == 422
+
+
+def test_500_concurrent_clients_all_receive_a_broadcast(server: BackgroundServer) -> None:
+    clients = 500
+
+    async def client(ready: asyncio.Queue[None]) -> dict[str, Any]:
+        async with connect(server.ws_url, open_timeout=60) as ws:
+            assert (await recv_json(ws))["type"] == "snapshot"
+            await ready.put(None)
+            return await recv_json(ws)
+
+    async def main() -> None:
+        ready: asyncio.Queue[None] = asyncio.Queue()
+        tasks = [asyncio.create_task(client(ready)) for _ in range(clients)]
+        for _ in range(clients):
+            await asyncio.wait_for(ready.get(), 60)
+        assert httpx.get(f"{server.url}/healthz").json()["clients"] == clients
+        await asyncio.to_thread(post, server, [window(coin, 5) for coin in ("bitcoin", "solana")])
+        updates = await asyncio.gather(*tasks)
+        assert all(u["type"] == "market_update" and len(u["data"]) == 2 for u in updates)
+
+    asyncio.run(main())
+    assert metric(server, "cryptopulse_api_ws_dropped_total", reason="slow") == 0
+
+
+def _never_reading_client(server: BackgroundServer) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+def test_a_client_that_never_reads_is_dropped_and_the_others_get_every_message(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, send_timeout=0.5)
+    big = [window("bitcoin", i) for i in range(2000)]  # ~0.8 MB per message
+    sent = 0
+
+    async def main(server: BackgroundServer) -> None:
+        nonlocal sent
+        stuck = _never_reading_client(server)
+        async with (
+            connect(server.ws_url, max_size=None) as a,
+            connect(server.ws_url, max_size=None) as b,
+        ):
+            for ws in (a, b):
+                assert (await recv_json(ws))["type"] == "snapshot"
+            while metric(server, "cryptopulse_api_ws_dropped_total", reason="slow") == 0:
+                assert sent < 60, "the stuck client was never dropped"
+                response = await asyncio.to_thread(post, server, big)
+                assert response.status_code == 200
+                sent += 1
+                for ws in (a, b):  # the readers get each message while the stuck one lags
+                    update = await recv_json(ws)
+                    assert len(update["data"]) == len(big)
+                await asyncio.sleep(0.2)
+            # the stuck client's connection is gone: reading it now ends in EOF or a reset
+            stuck.settimeout(RECV)
+            with pytest.raises((ConnectionResetError, EOFError)):
+                while stuck.recv(1 << 20):
+                    pass
+                raise EOFError
+            stuck.close()
+            # and the others go on as before
+            await asyncio.to_thread(post, server, [window("solana", 1)])
+            for ws in (a, b):
+                assert (await recv_json(ws))["data"][0]["coin"] == "solana"
+
+    with BackgroundServer(settings) as server:
+        asyncio.run(main(server))
+        assert sent > 1  # it took a full socket buffer before the timeout could start
+        health = httpx.get(f"{server.url}/healthz").json()
+        assert health["status"] == "ok" and health["clients"] == 0
+
+
+def test_max_clients_is_enforced_with_close_code_1013(tmp_path: Path) -> None:
+    async def main(server: BackgroundServer) -> None:
+        async with connect(server.ws_url) as first, connect(server.ws_url) as second:
+            for ws in (first, second):
+                await recv_json(ws)
+            async with connect(server.ws_url) as third:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(third.recv(), RECV)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1013
+                assert "server full" in closed.value.rcvd.reason
+        # places are given back when clients leave
+        async with connect(server.ws_url) as again:
+            assert (await recv_json(again))["type"] == "snapshot"
+
+    with BackgroundServer(make_settings(tmp_path, max_clients=2)) as server:
+        asyncio.run(main(server))
+        assert metric(server, "cryptopulse_api_ws_refused_total", reason="full") == 1
+
+
+def test_cors_and_websocket_origins_follow_the_allow_list(server: BackgroundServer) -> None:
+    def preflight(origin: str) -> httpx.Response:
+        return httpx.options(
+            f"{server.url}/api/coins",
+            headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
+        )
+
+    assert preflight("http://localhost:5173").headers["access-control-allow-origin"] == (
+        "http://localhost:5173"
+    )
+    assert "access-control-allow-origin" not in preflight("http://evil.test").headers
+
+    async def main() -> None:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(server.ws_url, origin="http://evil.test"):  # type: ignore[arg-type]
+                pass
+        assert refused.value.response.status_code == 403
+        async with connect(server.ws_url, origin="http://localhost:5173") as ws:  # type: ignore[arg-type]
+            assert (await recv_json(ws))["type"] == "snapshot"
+
+    asyncio.run(main())
+
+
+def test_ops_endpoints_and_the_page(server: BackgroundServer, tmp_path: Path) -> None:
+    health = httpx.get(f"{server.url}/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    metrics = httpx.get(f"{server.url}/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    for name in (
+        "cryptopulse_api_ingests_total",
+        "cryptopulse_api_records_total",
+        "cryptopulse_api_ingest_seconds",
+        "cryptopulse_api_ws_clients",
+        "cryptopulse_api_ws_dropped_total",
+        "cryptopulse_api_broadcast_seconds",
+    ):
+        assert f"# HELP {name} " in metrics.text
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert "IngestRequest" in spec["components"]["schemas"]
+    assert "/ingest" in spec["paths"] and "/api/history/{coin}" in spec["paths"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    page = httpx.get(f"{server.url}/")
+    assert page.status_code == 200 and "make setup" in page.text
+
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>CryptoPulse dashboard</title>")
+    (dist / "assets" / "app.js").write_text("console.log('hi')")
+    with BackgroundServer(make_settings(tmp_path, web_dist=dist)) as built:
+        assert "CryptoPulse dashboard" in httpx.get(f"{built.url}/").text
+        assert httpx.get(f"{built.url}/assets/app.js").text == "console.log('hi')"
+        assert httpx.get(f"{built.url}/api/coins").json() == []
+
+
+def test_without_direct_writes_the_asgi_path_delivers_the_same(tmp_path: Path) -> None:
+    async def main(server: BackgroundServer) -> None:
+        async with connect(server.ws_url) as ws:
+            assert (await recv_json(ws))["type"] == "snapshot"
+            for price in (1.0, 2.0):
+                await asyncio.to_thread(post, server, [window(price=price)])
+            assert [(await recv_json(ws))["data"][0]["avg_price"] for _ in range(2)] == [1.0, 2.0]
+
+    with BackgroundServer(make_settings(tmp_path), direct_writes=False) as server:
+        asyncio.run(main(server))
+
+
+def test_ingest_can_be_turned_off(tmp_path: Path) -> None:
+    with BackgroundServer(make_settings(tmp_path, ingest_enabled=False)) as server:
+        assert post(server, [window()]).status_code in (404, 405)
+        assert httpx.get(f"{server.url}/healthz").json()["ingest"] is False
