@@ -155,9 +155,7 @@ def test_pipeline_end_to_end(pipeline: Pipeline) -> None:
             first = table_prices(page)
             wait_for(lambda: table_prices(page) != first, 60, "prices to change")
             # Simulated data is labelled as such, never as live market data.
-            playwright.expect(page.get_by_test_id("source-badge")).to_contain_text(
-                "Simulated data"
-            )
+            playwright.expect(page.get_by_test_id("source-badge")).to_contain_text("Simulated data")
             # At least one final window reaches the line chart.
             chart = page.get_by_test_id("line-chart")
             wait_for(
