@@ -74,7 +74,7 @@ class SparkSettings(BaseModel):
     shuffle_partitions: Annotated[int, Field(ge=1)] = Field(
         default=2, description="Also the number of state store partitions; one per core is plenty."
     )
-    driver_memory: str = "1g"
+    driver_memory: str = "2g"
     window_seconds: Seconds = 30.0
     watermark_seconds: Annotated[float, Field(ge=0)] = 5.0
     trigger_seconds: Seconds = 1.0

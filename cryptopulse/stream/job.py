@@ -46,8 +46,7 @@ def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
         # A task reads a known offset range; the broker's default 500 ms wait for more data
         # at the end of a fetch made small batches take half a second each (measured).
         .option("kafka.fetch.max.wait.ms", "10")
-        .option("kafka.max.poll.records", "20000")
-        .option("kafka.max.partition.fetch.bytes", str(10 * 1024 * 1024))
+        .option("kafka.max.poll.records", "10000")
     )
     if settings.spark.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", settings.spark.max_offsets_per_trigger)
