@@ -32,12 +32,12 @@ def trend_expr(change: Column) -> Column:
     return expr.otherwise(F.lit(TREND_FLAT))
 
 
-def enrich(windows: DataFrame, *, final: bool) -> DataFrame:
-    """Add labels and the `final` flag, in the WindowAggregate field order."""
+def enrich(windows: DataFrame, *, final: bool, keep: tuple[str, ...] = ()) -> DataFrame:
+    """Add labels and the `final` flag, in the WindowAggregate field order (plus `keep`)."""
     change = F.col("avg_change_24h")
     return (
         windows.withColumn("volatility", volatility_expr(change))
         .withColumn("trend", trend_expr(change))
         .withColumn("final", F.lit(final))
-        .select(*WindowAggregate.model_fields)
+        .select(*WindowAggregate.model_fields, *keep)
     )

@@ -1,8 +1,9 @@
 """Wiring of the streaming job: session, Kafka source, three queries, progress logging.
 
-- `windows-live`  (update mode): every open window's current aggregate, each trigger, final=false
-- `windows-final` (append mode): each window once, after the watermark passed it, final=true
-- `dead-letters`  (append mode): rejected records with their reason, to the DLQ topic
+- `windows-live` (update mode): every changed window's current aggregate each trigger
+  (final=false); its sink also publishes each window once more, final=true, when the
+  watermark passes it (see finals.py) — one stateful query instead of two.
+- `dead-letters` (append mode): rejected records with their reason, to the DLQ topic.
 
 Each query has its own checkpoint under the data folder, so a restart resumes where
 the last committed batch ended. Run it with `cryptopulse stream`, or unchanged under
@@ -24,7 +25,7 @@ from confluent_kafka import Producer
 from cryptopulse.config import Settings
 from cryptopulse.stream.enrich import enrich
 from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
-from cryptopulse.stream.sinks import BatchMarker, IngestPoster, SinkStats, WindowSink
+from cryptopulse.stream.sinks import IngestPoster, SinkStats, WindowSink
 from cryptopulse.stream.window import aggregate_windows
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cryptopulse.stream")
 
-LIVE, FINAL, DLQ = "windows-live", "windows-final", "dead-letters"
+LIVE, DLQ = "windows-live", "dead-letters"
 
 
 def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -116,24 +117,24 @@ class StreamJob:
 
         self.listener = ProgressLogger()
         self.spark.streams.addListener(self.listener)
-        for name, mode, final in ((LIVE, "update", False), (FINAL, "append", True)):
-            sink = WindowSink(
-                name,
-                producer=self.producer,
-                topic=settings.kafka.topic_windows,
-                poster=self.poster,
-                marker=BatchMarker(checkpoints / name / "published-batch"),
-                stats=self.stats,
-            )
-            self.queries.append(
-                enrich(windows, final=final)
-                .writeStream.queryName(name)
-                .outputMode(mode)
-                .trigger(processingTime=trigger)
-                .option("checkpointLocation", str(checkpoints / name))
-                .foreachBatch(sink)
-                .start()
-            )
+        sink = WindowSink(
+            LIVE,
+            producer=self.producer,
+            topic=settings.kafka.topic_windows,
+            poster=self.poster,
+            state_file=checkpoints / LIVE / "sink-state.json",
+            watermark_ms=int(conf.watermark_seconds * 1000),
+            stats=self.stats,
+        )
+        self.queries.append(
+            enrich(windows, final=False, keep=("last_event_time",))
+            .writeStream.queryName(LIVE)
+            .outputMode("update")
+            .trigger(processingTime=trigger)
+            .option("checkpointLocation", str(checkpoints / LIVE))
+            .foreachBatch(sink)
+            .start()
+        )
         self.queries.append(
             dead_letters(parsed)
             .writeStream.queryName(DLQ)
@@ -170,8 +171,7 @@ class StreamJob:
                 )
             return
         late = sum(max(op.numRowsDroppedByWatermark, 0) for op in progress.stateOperators)
-        if name == FINAL:
-            self.late_dropped += late
+        self.late_dropped += late
         with self.stats.lock:
             emitted = self.stats.emitted_by_batch.pop((name, batch), 0)
         if progress.numInputRows or emitted:

@@ -1,9 +1,9 @@
 """Where each micro-batch of window aggregates goes: the windows topic and the API's /ingest.
 
-A batch is published once: the last published batch id is kept next to the query's
-checkpoint, so a batch that Spark re-runs after a crash (same id) is skipped rather
-than sent twice. Records are serialized by Spark (`to_json`), so no per-field Python
-work happens per window.
+A batch is published once: the last published batch id is saved (with the open windows,
+see finals.py) next to the query's checkpoint, so a batch that Spark re-runs after a
+crash (same id) is skipped rather than sent twice. Records are serialized by Spark
+(`to_json`), so no per-field Python work happens per window.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from cryptopulse.schema import WindowAggregate
+from cryptopulse.stream.finals import FinalTracker, LiveWindow
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
@@ -38,6 +41,7 @@ class SinkStats:
     """Running totals, read by the progress logger."""
 
     windows_published: int = 0
+    finals_published: int = 0
     batches_skipped: int = 0
     posts_given_up: int = 0
     kafka_failures: int = 0
@@ -131,27 +135,9 @@ class IngestPoster:
         self.client.close()
 
 
-class BatchMarker:
-    """The last batch id a query's sink published, stored beside its checkpoint."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def last(self) -> int:
-        try:
-            return int(self.path.read_text())
-        except (FileNotFoundError, ValueError):
-            return -1
-
-    def commit(self, batch_id: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(str(batch_id))
-        tmp.replace(self.path)
-
-
 class WindowSink:
-    """`foreachBatch` target: publish a batch to Kafka and POST it to the API, once."""
+    """`foreachBatch` target of the live query: publish each batch's live windows, then the
+    windows the watermark closed (as final), to Kafka and the API — once per batch id."""
 
     def __init__(
         self,
@@ -160,41 +146,55 @@ class WindowSink:
         producer: Producer,
         topic: str,
         poster: IngestPoster | None,
-        marker: BatchMarker,
+        state_file: Path,
+        watermark_ms: int,
         stats: SinkStats,
     ) -> None:
         self.name = name
         self.producer = producer
         self.topic = topic
         self.poster = poster
-        self.marker = marker
+        self.state_file = state_file
+        self.tracker = FinalTracker.load(state_file, watermark_ms)
         self.stats = stats
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        if batch_id <= self.marker.last():
+        if self.tracker.seen(batch_id):
             with self.stats.lock:
                 self.stats.batches_skipped += 1
             log.info("[%s] batch %d was already published; skipped", self.name, batch_id)
             return
-        records = self.serialize(batch)
+        live = self.collect(batch)
+        finals = self.tracker.advance(batch_id, live)
+        records = [(w.coin, w.json) for w in live] + finals
         if records:
             self.publish(records)
-        self.marker.commit(batch_id)
+        self.tracker.save(self.state_file)
         with self.stats.lock:
             self.stats.emitted_by_batch[(self.name, batch_id)] = len(records)
+            self.stats.finals_published += len(finals)
 
     @staticmethod
-    def serialize(batch: DataFrame) -> list[tuple[str, bytes]]:
+    def collect(batch: DataFrame) -> list[LiveWindow]:
+        """The batch's windows as JSON (serialized by Spark) with the keys the tracker needs."""
         from pyspark.sql import functions as F
 
         rows = batch.select(
             "coin",
+            F.unix_millis("window_start").alias("start_ms"),
+            F.unix_millis("window_end").alias("end_ms"),
+            F.unix_millis("last_event_time").alias("last_event_ms"),
             F.to_json(
-                F.struct(*batch.columns),
+                F.struct(*WindowAggregate.model_fields),
                 {"timestampFormat": ISO_MILLIS, "ignoreNullFields": "false"},
             ).alias("json"),
         ).collect()
-        return [(row["coin"], row["json"].encode()) for row in rows]
+        return [
+            LiveWindow(
+                r["coin"], r["start_ms"], r["end_ms"], r["last_event_ms"], r["json"].encode()
+            )
+            for r in rows
+        ]
 
     def publish(self, records: list[tuple[str, bytes]]) -> None:
         failures: list[str] = []

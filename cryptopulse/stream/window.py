@@ -12,6 +12,7 @@ def aggregate_windows(
     """Per coin and window: average, OHLC, averages of 24 h figures, latest market cap, count.
 
     Open/close and the market cap follow event time (`min_by` / `max_by`), not arrival order.
+    `last_event_time` (not part of the contract) lets the sink follow the watermark.
     """
     length = f"{int(window_seconds * 1000)} milliseconds"
     when = F.col("event_time")
@@ -32,6 +33,7 @@ def aggregate_windows(
                 "market_cap"
             ),
             F.count(F.lit(1)).alias("tick_count"),
+            F.max(when).alias("last_event_time"),
         )
         .select(
             "coin",
@@ -47,5 +49,6 @@ def aggregate_windows(
             "max_volume_24h",
             "market_cap",
             "tick_count",
+            "last_event_time",
         )
     )

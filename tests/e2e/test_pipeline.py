@@ -187,7 +187,7 @@ def test_pipeline_end_to_end(pipeline: Pipeline) -> None:
                 "new final windows after the restart",
             )
             stream_log = (pipeline.data_dir / "logs" / "stream.log").read_text()
-            assert stream_log.count("query windows-final started") >= 2
+            assert stream_log.count("query windows-live started") >= 2
         finally:
             browser.close()
 

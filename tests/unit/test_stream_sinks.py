@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 
-from cryptopulse.stream.sinks import BatchMarker, chunk_records, ingest_body
+from cryptopulse.stream.sinks import chunk_records, ingest_body
 
 
 def test_chunks_stay_under_the_body_limit_and_keep_order() -> None:
@@ -23,10 +21,3 @@ def test_ingest_body_is_the_api_envelope() -> None:
 def test_one_oversized_record_still_goes_alone() -> None:
     big = b"x" * 5000
     assert list(chunk_records([b"a", big, b"b"], 100)) == [[b"a"], [big], [b"b"]]
-
-
-def test_batch_marker_survives_reopen(tmp_path: Path) -> None:
-    marker = BatchMarker(tmp_path / "q" / "published-batch")
-    assert marker.last() == -1
-    marker.commit(7)
-    assert BatchMarker(marker.path).last() == 7

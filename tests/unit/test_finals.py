@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from cryptopulse.stream.finals import FinalTracker, LiveWindow, as_final
+
+WINDOW = 30_000
+DELAY = 5_000
+
+
+def live(coin: str, start_s: int, last_event_s: float, close: float) -> LiveWindow:
+    start = start_s * 1000
+    record = {"coin": coin, "window_start": start, "close": close, "final": False}
+    return LiveWindow(coin, start, start + WINDOW, int(last_event_s * 1000), orjson.dumps(record))
+
+
+def decode(finals: list[tuple[str, bytes]]) -> list[tuple[str, int, float, bool]]:
+    out = []
+    for coin, raw in finals:
+        r = orjson.loads(raw)
+        out.append((coin, r["window_start"], r["close"], r["final"]))
+    return out
+
+
+def test_a_window_is_final_once_the_watermark_of_earlier_batches_passes_its_end() -> None:
+    t = FinalTracker(DELAY)
+    assert t.advance(0, [live("btc", 0, 10, 1.0), live("eth", 0, 12, 2.0)]) == []
+    assert t.advance(1, [live("btc", 0, 29, 1.5)]) == []
+    # Event time reaches 40 s: the watermark for the *next* batch becomes 35 s.
+    assert t.advance(2, [live("btc", 30, 40, 3.0)]) == []
+    finals = t.advance(3, [])  # Spark's no-data batch with the new watermark
+    assert decode(finals) == [("btc", 0, 1.5, True), ("eth", 0, 2.0, True)]
+    assert set(t.open) == {("btc", 30_000)}
+    assert t.advance(4, []) == []  # never twice
+
+
+def test_boundary_end_equal_to_watermark_is_final_like_spark() -> None:
+    t = FinalTracker(DELAY)
+    t.advance(0, [live("btc", 0, 35, 1.0)])  # watermark for batch 1: 30 s == window end
+    assert decode(t.advance(1, [])) == [("btc", 0, 1.0, True)]
+    t2 = FinalTracker(DELAY)
+    t2.advance(0, [live("btc", 0, 34.999, 1.0)])
+    assert t2.advance(1, []) == []
+
+
+def test_watermark_never_moves_back() -> None:
+    t = FinalTracker(DELAY)
+    t.advance(0, [live("btc", 60, 70, 1.0)])
+    t.advance(1, [live("eth", 60, 61, 1.0)])  # older event time, same window
+    assert t.max_event_ms == 70_000
+
+
+def test_state_survives_a_restart_and_replayed_batches_are_recognised(tmp_path: Path) -> None:
+    path = tmp_path / "sink-state.json"
+    t = FinalTracker(DELAY)
+    t.advance(0, [live("btc", 0, 10, 1.0)])
+    t.advance(1, [live("btc", 30, 36, 2.0)])
+    t.save(path)
+    again = FinalTracker.load(path, DELAY)
+    assert again.seen(1) and not again.seen(2)
+    assert again.open == t.open and again.max_event_ms == t.max_event_ms
+    assert decode(again.advance(2, [])) == [("btc", 0, 1.0, True)]
+    assert FinalTracker.load(tmp_path / "missing.json", DELAY).batch_id == -1
+
+
+def test_as_final_flips_only_the_flag() -> None:
+    raw = b'{"coin":"a","symbol":"\\"final\\":false","final":false}'
+    assert orjson.loads(as_final(raw)) == {"coin": "a", "symbol": '"final":false', "final": True}
+    with pytest.raises(ValueError):
+        as_final(b'{"final":true}')
