@@ -36,15 +36,7 @@ from confluent_kafka import Producer
 from playwright.sync_api import sync_playwright
 
 from cryptopulse.platform.ports import free_port
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.browser import launch
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -92,9 +84,7 @@ def main() -> None:
             time.sleep(0.1)
         result["up_to_url_s"] = round(time.monotonic() - started, 2)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-            )
+            browser = launch(pw)
             page = browser.new_page()
             page.goto(url)
             page.wait_for_selector('[data-testid="coin-row"]', timeout=120_000)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import orjson
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 
 from cryptopulse.config import Settings, load_settings
@@ -30,6 +31,19 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
     setup_logging(settings.log_level, rich=sys.stderr.isatty())
     return settings
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _override(model: M, **values: object) -> M:
+    """A copy of a settings section with the options the user gave; bad values exit with code 2."""
+    given = {key: value for key, value in values.items() if value is not None}
+    try:
+        return model.model_validate({**model.model_dump(), **given})
+    except ValueError as exc:
+        console.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 def _fail(exc: CryptoPulseError) -> typer.Exit:
@@ -112,21 +126,13 @@ def stream(
     from cryptopulse.stream.job import run
 
     settings = _settings()
-    overrides = {
-        key: value
-        for key, value in (
-            ("window_seconds", window),
-            ("watermark_seconds", watermark),
-            ("trigger_seconds", trigger),
-            ("starting_offsets", starting_offsets),
-        )
-        if value is not None
-    }
-    try:
-        spark = settings.spark.model_validate({**settings.spark.model_dump(), **overrides})
-    except ValueError as exc:
-        console.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    spark = _override(
+        settings.spark,
+        window_seconds=window,
+        watermark_seconds=watermark,
+        trigger_seconds=trigger,
+        starting_offsets=starting_offsets,
+    )
     try:
         run(settings.model_copy(update={"spark": spark}))
     except CryptoPulseError as exc:
@@ -263,21 +269,9 @@ def serve(
     from cryptopulse.api.server import serve as run_server
 
     settings = _settings()
-    overrides = {
-        key: value
-        for key, value in (
-            ("host", host),
-            ("port", port),
-            ("consume_windows", consume_windows),
-            ("ingest_enabled", ingest),
-        )
-        if value is not None
-    }
-    try:
-        api = settings.api.model_validate({**settings.api.model_dump(), **overrides})
-    except ValueError as exc:
-        console.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    api = _override(
+        settings.api, host=host, port=port, consume_windows=consume_windows, ingest_enabled=ingest
+    )
     settings = settings.model_copy(update={"api": api})
     console.print(f"CryptoPulse API on [bold]{api.base_url}[/bold] (docs: {api.base_url}/docs)")
     try:

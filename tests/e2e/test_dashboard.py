@@ -26,13 +26,13 @@ import pytest
 
 from cryptopulse.classify import trend, volatility
 from cryptopulse.platform.ports import free_port
+from tests.browser import CHROMIUM, launch
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist"
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = os.environ.get("CRYPTOPULSE_CHROMIUM", "/usr/bin/chromium")
 CLI = Path(sys.executable).with_name("cryptopulse")
 TOKEN = "e2e-token"
 WINDOW = timedelta(seconds=30)
@@ -186,23 +186,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    assert Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM}: run `make setup`"
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        chromium = launch(pw)
         try:
             yield chromium
         finally:

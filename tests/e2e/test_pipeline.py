@@ -21,19 +21,11 @@ import pytest
 
 from cryptopulse.config import DEFAULT_COINS
 from cryptopulse.platform.ports import free_port, port_in_use
+from tests.browser import launch
 
 pytestmark = pytest.mark.e2e
 playwright = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
@@ -142,7 +134,7 @@ def test_pipeline_end_to_end(pipeline: Pipeline) -> None:
     assert f"dashboard: {pipeline.url}" in re.sub(r"\s+", " ", pipeline.output())
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(pipeline.url)
