@@ -42,6 +42,8 @@ def _fresh(stamp: Path, digest: str) -> bool:
 
 def _run(cmd: list[str], console: Console, what: str, cwd: Path = PROJECT_ROOT) -> None:
     """Run a set-up command, showing its latest output line as progress."""
+    if not console.is_terminal:
+        console.print(f"{what} ...")  # logs and CI get a line; a terminal gets a live status
     with console.status(f"{what} ...") as status:
         proc = subprocess.Popen(
             cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
