@@ -112,6 +112,7 @@ def main() -> None:
                 latencies.append(time.monotonic() - sent)
                 time.sleep(0.3 + (i % 7) * 0.1)  # spread probes across the trigger phase
             browser.close()
+            del producer  # its connection must close before the broker stops
         latencies.sort()
         result["tick_to_browser_median_s"] = round(statistics.median(latencies), 3)
         result["tick_to_browser_p95_s"] = round(latencies[int(0.95 * (len(latencies) - 1))], 3)
