@@ -60,9 +60,8 @@ class Pipeline:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}/"
 
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "cryptopulse.cli", "up", "--source", "simulated"]
-        argv += ["--window", "5", "--watermark", "1", "--trigger", "1", "--rate", "2"]
+    def start(self, *options: str) -> None:
+        argv = [sys.executable, "-m", "cryptopulse.cli", "up", *options]
         with open(self.out, "ab") as out:
             self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -104,10 +103,12 @@ class Pipeline:
                 psutil.Process(pid).kill()
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    p = Pipeline(tmp_path)
-    p.start()
+@contextlib.contextmanager
+def running(data_dir: Path, *options: str, env: dict[str, str] | None = None) -> Iterator[Pipeline]:
+    """`cryptopulse up` with these options, until the dashboard URL is printed; always stopped."""
+    p = Pipeline(data_dir)
+    p.env.update(env or {})
+    p.start(*options)
     try:
         wait_for(
             lambda: "dashboard:" in p.output() or (p.proc and p.proc.poll() is not None),
@@ -121,6 +122,13 @@ def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
         if p.proc is not None and p.proc.poll() is None:
             p.stop()
         p.kill_everything()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    options = ("--source", "simulated", "--window", "5", "--watermark", "1", "--trigger", "1")
+    with running(tmp_path, *options, "--rate", "2") as p:
+        yield p
 
 
 def table_prices(page: Any) -> dict[str, str]:
@@ -200,3 +208,26 @@ def test_pipeline_end_to_end(pipeline: Pipeline) -> None:
     assert leftovers == []
     for port in (pipeline.api_port, *pipeline.kafka_ports):
         assert not port_in_use("127.0.0.1", port), port
+
+
+def test_unreachable_live_source_is_reported_not_faked(tmp_path: Path) -> None:
+    """The default source, CoinGecko, cannot be reached (here: nothing listens on its URL)."""
+    closed = free_port()
+    env = {
+        "CRYPTOPULSE_PRODUCER__COINGECKO_BASE_URL": f"http://127.0.0.1:{closed}/api/v3",
+        "CRYPTOPULSE_PRODUCER__POLL_INTERVAL": "5",
+    }
+    with (
+        running(tmp_path, "--trigger", "1", env=env) as pipeline,
+        playwright.sync_playwright() as pw,
+    ):
+        browser = launch(pw)
+        try:
+            page = browser.new_page()
+            page.goto(pipeline.url)
+            badge = page.get_by_test_id("source-badge")
+            playwright.expect(badge).to_have_text("coingecko unreachable", timeout=120_000)
+            playwright.expect(page.get_by_test_id("coin-row")).to_have_count(0)
+        finally:
+            browser.close()
+        wait_for(lambda: "CoinGecko unavailable" in pipeline.output(), 30, "the terminal to say so")
