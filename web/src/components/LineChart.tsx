@@ -66,14 +66,16 @@ export const LineChart = memo(function LineChart({ width, height, data, view, wi
     return { linePath: ln(data as WindowPoint[]) ?? "", areaPath: ar(data as WindowPoint[]) ?? "" };
   }, [data, x, y, innerH]);
 
-  const xAxis = useMemo(
-    () =>
-      axisBottom(x)
-        .ticks(Math.max(2, Math.floor(innerW / 90)))
-        .tickFormat((d) => hhmm(d as Date))
-        .tickSizeOuter(0),
-    [x, innerW],
-  );
+  const xAxis = useMemo(() => {
+    // Short spans (seconds-long windows in a demo) need seconds, or every tick reads the same.
+    const [from, to] = x.domain();
+    const span = (to?.getTime() ?? 0) - (from?.getTime() ?? 0);
+    const fmt = span < 10 * 60_000 ? hhmmss : hhmm;
+    return axisBottom(x)
+      .ticks(Math.max(2, Math.floor(innerW / 90)))
+      .tickFormat((d) => fmt(d as Date))
+      .tickSizeOuter(0);
+  }, [x, innerW]);
   const yAxis = useMemo(() => {
     const count = Math.max(2, Math.floor(innerH / 45));
     const fmt = moneyTickFormat(y.ticks(count));
