@@ -79,6 +79,10 @@ class SparkSettings(BaseModel):
     watermark_seconds: Annotated[float, Field(ge=0)] = 5.0
     trigger_seconds: Seconds = 1.0
     max_offsets_per_trigger: Annotated[int, Field(ge=0)] = 0
+    max_future_seconds: Seconds = Field(
+        default=300.0,
+        description="Ticks stamped further ahead of their Kafka time are dead letters.",
+    )
     starting_offsets: Literal["earliest", "latest"] = "latest"
     post_to_api: bool = Field(default=True, description="POST each batch to the API's /ingest.")
     post_retry_seconds: Seconds = Field(

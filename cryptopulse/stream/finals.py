@@ -1,21 +1,26 @@
 """Final windows without a second query: the live sink remembers each open window's latest
 aggregate and publishes it once more, with `final: true`, when the watermark passes it.
 
-This mirrors what Spark does to the same state. In micro-batch b Spark uses the watermark
-`max event time seen in batches < b - delay`; it drops ticks of windows whose end is at
-or before it and evicts those windows. So in batch b a window with `end <= watermark` can
-never change again: its last live record is its final one. The tracker's state (open
-windows, max event time, last batch id) is saved with each batch, so after a crash the
-re-run of a batch is recognised and skipped, and nothing is finalized twice.
+This mirrors what Spark does to the same state. Micro-batch b evicts the windows whose end
+is at or before its watermark W_b = (max event time of batches before b) - delay, after
+applying b's own rows (which Spark filters with the previous watermark W_b-1). So a window
+may still be updated in batch b and closed in the same batch: `advance` takes the batch's
+rows first, then closes. After b, a closed window can never change again. The tracker's
+state (open windows, max event time, last batch id) is saved with each batch, so after a
+crash the re-run of a batch is recognised and skipped, and nothing is finalized twice.
 Pure logic: tested without Spark.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+
+log = logging.getLogger("cryptopulse.stream.finals")
 
 LIVE_FLAG = b'"final":false'
 FINAL_FLAG = b'"final":true'
@@ -78,7 +83,10 @@ class FinalTracker:
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(state))
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps(state))
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(path)  # atomic: a crash leaves the old or the new state, never half
 
     @classmethod
@@ -86,6 +94,10 @@ class FinalTracker:
         try:
             state = orjson.loads(path.read_bytes())
         except FileNotFoundError:
+            return cls(watermark_ms)
+        except orjson.JSONDecodeError:
+            # Unreadable state must not crash-loop the job; the cost is finals published again.
+            log.error("%s is unreadable; starting with no open windows", path)
             return cls(watermark_ms)
         return cls(
             watermark_ms,

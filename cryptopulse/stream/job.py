@@ -93,7 +93,7 @@ class StreamJob:
 
         settings, conf = self.settings, self.settings.spark
         trigger = f"{int(conf.trigger_seconds * 1000)} milliseconds"
-        parsed = parse_ticks(read_ticks(self.spark, settings))
+        parsed = parse_ticks(read_ticks(self.spark, settings), conf.max_future_seconds)
         windows = aggregate_windows(
             valid_ticks(parsed), conf.window_seconds, conf.watermark_seconds
         )
@@ -213,13 +213,16 @@ class StreamJob:
         self.producer.flush(30)
         if self.poster:
             self.poster.close()
+        stats = self.stats
         log.info(
-            "stopped: %d windows published, %d dead letters, %d late ticks dropped, "
-            "%d POSTs given up",
-            self.stats.windows_published,
+            "stopped: %d windows published (%d final), %d dead letters, %d late ticks dropped, "
+            "%d POSTs given up, %d re-run batches skipped",
+            stats.windows_published,
+            stats.finals_published,
             self.dead_lettered,
             self.late_dropped,
-            self.stats.posts_given_up,
+            stats.posts_given_up,
+            stats.batches_skipped,
         )
 
 

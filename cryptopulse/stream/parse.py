@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import annotated_types
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -9,6 +10,7 @@ from pyspark.sql import types as T
 from cryptopulse.schema import Tick, spark_schema
 
 CORRUPT = "_corrupt_record"
+ISO_MILLIS = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
 # Fields without which a tick is meaningless; the others may be null.
 REQUIRED = ("coin", "symbol", "price", "timestamp", "source")
 
@@ -18,11 +20,30 @@ def _json_schema() -> T.StructType:
     return schema.add(T.StructField(CORRUPT, T.StringType(), True))
 
 
+def _string_rules() -> list[tuple[Column, str]]:
+    """Length and pattern rules of Tick's text fields, read from the model (so /ingest agrees)."""
+    rules: list[tuple[Column, str]] = []
+    for name, info in Tick.model_fields.items():
+        if info.annotation is not str:
+            continue
+        col = F.col(name)
+        for rule in info.metadata:
+            if isinstance(rule, annotated_types.MinLen):
+                rules.append((F.length(col) < rule.min_length, f"{name} is empty"))
+            elif isinstance(rule, annotated_types.MaxLen):
+                rules.append(
+                    (F.length(col) > rule.max_length, f"{name} is longer than {rule.max_length}")
+                )
+            elif (pattern := getattr(rule, "pattern", None)) is not None:
+                rules.append((~col.rlike(pattern), f"{name} does not match {pattern}"))
+    return rules
+
+
 def _finite(col: Column) -> Column:
     return ~F.isnan(col) & (F.abs(col) != F.lit(float("inf")))
 
 
-def _reject_reason(event_time: Column) -> Column:
+def _reject_reason(event_time: Column, max_future_seconds: float) -> Column:
     """The first reason a parsed record is not a valid Tick, or null when it is."""
     col = F.col
     checks: list[tuple[Column, str]] = [
@@ -31,7 +52,15 @@ def _reject_reason(event_time: Column) -> Column:
         *((col(name).isNull(), f"missing field: {name}") for name in REQUIRED),
         (~_finite(col("price")), "price is not a finite number"),
         (col("price") <= 0, "price is not positive"),
+        *_string_rules(),
         (event_time.isNull(), "bad timestamp"),
+        # One far-future tick would move the watermark (kept in the checkpoint) past every
+        # real tick. Compared with the record's Kafka time, so a re-run batch decides alike.
+        (
+            event_time
+            > F.col("kafka_timestamp") + F.make_dt_interval(secs=F.lit(max_future_seconds)),
+            "timestamp is in the future",
+        ),
         *(
             (col(name).isNotNull() & ~_finite(col(name)), f"{name} is not a finite number")
             for name in ("change_24h", "volume_24h", "market_cap")
@@ -48,7 +77,7 @@ def _reject_reason(event_time: Column) -> Column:
     return reason
 
 
-def parse_ticks(records: DataFrame) -> DataFrame:
+def parse_ticks(records: DataFrame, max_future_seconds: float = 300.0) -> DataFrame:
     """Kafka rows (key, value, topic, partition, offset, timestamp) -> ticks plus `reject_reason`.
 
     Valid rows have a null `reject_reason` and an `event_time` timestamp. Nothing is
@@ -85,7 +114,7 @@ def parse_ticks(records: DataFrame) -> DataFrame:
         "kafka_timestamp",
         *fields,
         "event_time",
-        _reject_reason(F.col("event_time")).alias("reject_reason"),
+        _reject_reason(F.col("event_time"), max_future_seconds).alias("reject_reason"),
     )
 
 
@@ -106,9 +135,7 @@ def dead_letters(parsed: DataFrame) -> DataFrame:
                 F.col("topic").alias("source_topic"),
                 F.col("partition").alias("source_partition"),
                 F.col("offset").alias("source_offset"),
-                F.date_format(F.col("kafka_timestamp"), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX").alias(
-                    "kafka_timestamp"
-                ),
+                F.date_format(F.col("kafka_timestamp"), ISO_MILLIS).alias("kafka_timestamp"),
             ),
             {"ignoreNullFields": "false"},
         ).alias("value"),

@@ -27,13 +27,12 @@ from tenacity import (
 
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.finals import FinalTracker, LiveWindow
+from cryptopulse.stream.parse import ISO_MILLIS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 log = logging.getLogger("cryptopulse.stream.sink")
-
-ISO_MILLIS = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
 
 
 @dataclass
@@ -44,9 +43,12 @@ class SinkStats:
     finals_published: int = 0
     batches_skipped: int = 0
     posts_given_up: int = 0
-    kafka_failures: int = 0
     emitted_by_batch: dict[tuple[str, int], int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class KafkaDeliveryError(RuntimeError):
+    """Window records the broker did not acknowledge."""
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -92,6 +94,7 @@ class IngestPoster:
         self.url = url
         self.retry_seconds = retry_seconds
         self.max_body_bytes = max_body_bytes
+        self.api_down = False
         self.client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
 
     def post(self, records: list[bytes]) -> bool:
@@ -102,10 +105,12 @@ class IngestPoster:
         return delivered
 
     def _post_chunk(self, body: bytes) -> bool:
+        # After a give-up, one attempt per chunk until the API answers again: retrying every
+        # batch for the full time would hold the whole stream (and the Kafka copy) back.
         retrying = Retrying(
             retry=retry_if_exception(_retryable),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
-            stop=stop_after_delay(self.retry_seconds),
+            stop=stop_after_delay(0 if self.api_down else self.retry_seconds),
             reraise=False,
         )
         try:
@@ -113,13 +118,15 @@ class IngestPoster:
                 with attempt:
                     self.client.post(self.url, content=body).raise_for_status()
         except RetryError as exc:
-            cause = exc.last_attempt.exception()
-            log.warning(
-                "gave up POSTing to %s after %.0f s: %s (the windows topic keeps the batch)",
-                self.url,
-                self.retry_seconds,
-                cause,
-            )
+            if not self.api_down:
+                log.warning(
+                    "gave up POSTing to %s after %.0f s: %s (the windows topic keeps the batch); "
+                    "trying once per batch until it answers",
+                    self.url,
+                    self.retry_seconds,
+                    exc.last_attempt.exception(),
+                )
+            self.api_down = True
             return False
         except httpx.HTTPStatusError as exc:
             log.error(
@@ -129,6 +136,9 @@ class IngestPoster:
                 exc.response.text[:300],
             )
             return False
+        if self.api_down:
+            log.info("%s answers again", self.url)
+            self.api_down = False
         return True
 
     def close(self) -> None:
@@ -160,6 +170,8 @@ class WindowSink:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         if self.tracker.seen(batch_id):
+            # Still run the batch: Spark takes its next watermark from what this batch reads.
+            batch.write.format("noop").mode("overwrite").save()
             with self.stats.lock:
                 self.stats.batches_skipped += 1
             log.info("[%s] batch %d was already published; skipped", self.name, batch_id)
@@ -208,15 +220,10 @@ class WindowSink:
             self.producer.poll(0)
         remaining = self.producer.flush(30)
         if failures or remaining:
-            with self.stats.lock:
-                self.stats.kafka_failures += len(failures) + remaining
-            log.error(
-                "[%s] %d of %d windows not delivered to %s: %s",
-                self.name,
-                len(failures) + remaining,
-                len(records),
-                self.topic,
-                failures[:1],
+            # Fail the batch before its state is saved: Spark runs it again, finals included.
+            raise KafkaDeliveryError(
+                f"[{self.name}] {len(failures) + remaining} of {len(records)} windows not "
+                f"delivered to {self.topic}: {failures[:1]}"
             )
         posted = self.poster.post([v for _, v in records]) if self.poster else True
         with self.stats.lock:

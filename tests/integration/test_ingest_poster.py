@@ -63,3 +63,23 @@ def test_server_errors_are_retried_but_rejections_are_not() -> None:
         assert len(receiver.bodies) > 2 and time.monotonic() - started >= 1
     finally:
         receiver.stop()
+
+
+def test_after_a_give_up_each_batch_tries_once_until_the_api_answers() -> None:
+    receiver = Receiver(status=503).start()
+    try:
+        poster = IngestPoster(receiver.url, None, retry_seconds=1, max_body_bytes=1 << 20)
+        assert not poster.post(RECORDS)  # retried for a second, then given up
+        retried = len(receiver.bodies)
+        assert retried > 1
+        started = time.monotonic()
+        assert not poster.post(RECORDS)
+        assert len(receiver.bodies) == retried + 1  # one attempt: the stream is not held back
+        assert time.monotonic() - started < 1
+        receiver.status = 200
+        assert poster.post(RECORDS)
+        receiver.status = 503
+        assert not poster.post(RECORDS)
+        assert len(receiver.bodies) > retried + 3  # answered once: full retries again
+    finally:
+        receiver.stop()

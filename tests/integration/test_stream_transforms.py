@@ -33,7 +33,7 @@ def kafka_rows(spark: SparkSession, values: list[str | None]) -> DataFrame:
             T.StructField("timestamp", T.TimestampType()),
         ]
     )
-    now = datetime(2026, 1, 1, tzinfo=UTC)
+    now = datetime(2026, 11, 24, 22, 0, 30, tzinfo=UTC)  # Kafka's time: 30 s after GOOD's
     rows = [
         (None, v.encode() if v is not None else None, "ticks", 0, i, now)
         for i, v in enumerate(values)
@@ -81,6 +81,14 @@ GOOD = '{"coin":"bitcoin","symbol":"btc","price":97012.5,"change_24h":-1.84,"vol
         (GOOD.replace('"price":97012.5', '"price":-1.5'), "price is not positive"),
         (GOOD.replace("2026-11-24T22:00:00Z", "last tuesday"), "bad timestamp"),
         (GOOD.replace('"volume_24h":3.1e10', '"volume_24h":-5'), "volume_24h is negative"),
+        (
+            GOOD.replace('"coin":"bitcoin"', '"coin":"Bitcoin"'),
+            "coin does not match ^[a-z0-9][a-z0-9._-]*$",
+        ),
+        (GOOD.replace('"symbol":"btc"', '"symbol":""'), "symbol is empty"),
+        (GOOD.replace('"symbol":"btc"', '"symbol":"' + "x" * 21 + '"'), "symbol is longer than 20"),
+        (GOOD.replace("22:00:00Z", "22:05:31Z"), "timestamp is in the future"),  # 301 s ahead
+        (GOOD.replace("22:00:00Z", "22:05:29Z"), None),  # within the 300 s allowance
     ],
 )
 def test_parse_reasons(spark: SparkSession, value: str | None, reason: str | None) -> None:

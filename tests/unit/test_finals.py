@@ -71,3 +71,18 @@ def test_as_final_flips_only_the_flag() -> None:
     assert orjson.loads(as_final(raw)) == {"coin": "a", "symbol": '"final":false', "final": True}
     with pytest.raises(ValueError):
         as_final(b'{"final":true}')
+
+
+def test_a_window_updated_and_closed_in_the_same_batch_is_final_with_that_update() -> None:
+    # Spark filters batch b's rows with the previous watermark and evicts with the new one,
+    # so the last update and the eviction can fall in one batch.
+    t = FinalTracker(DELAY)
+    t.advance(0, [live("btc", 0, 20, 1.0)])
+    t.advance(1, [live("btc", 30, 36, 2.0)])  # watermark for batch 2: 31 s
+    assert decode(t.advance(2, [live("btc", 0, 29, 1.7)])) == [("btc", 0, 1.7, True)]
+
+
+def test_unreadable_state_starts_fresh_instead_of_crashing(tmp_path: Path) -> None:
+    path = tmp_path / "sink-state.json"
+    path.write_bytes(b'{"batch_id": 3, "open": [')  # torn write
+    assert FinalTracker.load(path, DELAY).batch_id == -1
