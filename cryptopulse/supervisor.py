@@ -65,6 +65,7 @@ class Child:
     state: ComponentState = field(init=False)
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    log_start: int = 0  # size of its log when the current process started
     next_restart: float = 0.0
 
     def __post_init__(self) -> None:
@@ -118,6 +119,9 @@ class Supervisor:
         ]
         self._offsets: dict[Path, int] = {}
         self._source_status: bytes = b""
+        self.owns_kafka = False
+        # Written by the producer; one left by an earlier run must never be shown as current.
+        self.status_file = settings.data_dir / "run" / "producer-status.json"
 
     # -- output ------------------------------------------------------------------------
 
@@ -162,15 +166,24 @@ class Supervisor:
             return False
 
     def _stream_ready(self, child: Child) -> bool:
+        """The current process has started its query (earlier runs' lines do not count)."""
         try:
-            return "windows-live started" in child.log_file.read_text(errors="replace")[-200_000:]
+            with open(child.log_file, "rb") as f:
+                f.seek(child.log_start)
+                return b"windows-live started" in f.read()
         except FileNotFoundError:
             return False
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def preflight(self) -> None:
-        """Report every port in use before anything starts."""
+        """Report a running pipeline, or every port in use, before anything starts."""
+        previous = read_state(self.settings)
+        if previous and alive(previous.get("supervisor_pid")):
+            raise CryptoPulseError(
+                f"the pipeline is already running (supervisor pid {previous['supervisor_pid']}); "
+                "`cryptopulse down` stops it."
+            )
         wanted = [("api", self.settings.api.host, self.settings.api.port, "CRYPTOPULSE_API__PORT")]
         if self.kafka is not None and not self.kafka.running():
             k = self.settings.kafka
@@ -194,12 +207,6 @@ class Supervisor:
                 + "; ".join(busy)
                 + ". Stop what uses them or choose others."
             )
-        previous = read_state(self.settings)
-        if previous and alive(previous.get("supervisor_pid")):
-            raise CryptoPulseError(
-                f"the pipeline is already running (supervisor pid {previous['supervisor_pid']}); "
-                "`cryptopulse down` stops it."
-            )
 
     def start_kafka(self) -> None:
         if self.kafka is None:
@@ -213,6 +220,7 @@ class Supervisor:
         else:
             self.say("kafka", f"starting on {self.kafka.bootstrap} (log: {self.kafka.log_file})")
             self.kafka.start()
+            self.owns_kafka = True  # only a broker we started is stopped with the pipeline
         self.kafka_state.status = "running"
         self.kafka_state.pid = self.kafka.pid()
         self.kafka_state.log_file = str(self.kafka.log_file)
@@ -220,6 +228,8 @@ class Supervisor:
 
     def spawn(self, child: Child) -> None:
         child.log_file.parent.mkdir(parents=True, exist_ok=True)
+        child.log_start = child.log_file.stat().st_size if child.log_file.exists() else 0
+        self._offsets.setdefault(child.log_file, child.log_start)  # never re-echo old runs
         with open(child.log_file, "ab") as out:
             child.proc = subprocess.Popen(
                 child.argv,
@@ -259,6 +269,8 @@ class Supervisor:
         """Restart a child that exited, with backoff; a configuration error stops everything."""
         proc = child.proc
         now = time.monotonic()
+        if child.state.status == "stopped":
+            return
         if proc is not None and proc.poll() is None:
             if child.state.status == "restarting" and child.ready(child):
                 child.state.status = "running"
@@ -269,6 +281,12 @@ class Supervisor:
             code = proc.returncode
             child.state.last_error = f"exited with code {code}: {log_tail(child.log_file)}"[:500]
             child.proc = None
+            if code == 0:
+                # A finite source (a replay) that reached its end: done, not crashed.
+                child.state.status = "stopped"
+                self.say(child.name, "finished (exit code 0); not restarted", "yellow")
+                self.write_state()
+                return
             if code == CONFIG_ERROR_EXIT:
                 raise CryptoPulseError(
                     f"{child.name}: configuration error: {log_tail(child.log_file, 2)}"
@@ -294,7 +312,7 @@ class Supervisor:
     def publish_source_status(self) -> None:
         """Tell the dashboard whether the source is live (simulated data never looks live)."""
         source = self.settings.producer.source
-        status_file = self.settings.data_dir / "run" / "producer-status.json"
+        status_file = self.status_file
         if source == "coingecko" and status_file.exists():
             body = status_file.read_bytes()
         elif source == "coingecko":
@@ -330,6 +348,7 @@ class Supervisor:
 
     def run(self) -> None:
         self.preflight()
+        self.status_file.unlink(missing_ok=True)
         self.write_state()
         try:
             self.start_kafka()
@@ -375,7 +394,8 @@ class Supervisor:
             child.state.pid = None
             self.write_state()
         self.forward_logs()
-        if self.kafka is not None and self.kafka.running():
+        self.status_file.unlink(missing_ok=True)
+        if self.kafka is not None and self.owns_kafka and self.kafka.running():
             self.say("kafka", "stopping")
             self.kafka.stop()
         self.kafka_state.status = "stopped"

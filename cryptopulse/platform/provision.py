@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -25,7 +24,6 @@ WEB_DIR = PROJECT_ROOT / "web"
 CHROMIUM = Path("/usr/bin/chromium")
 # Without a colour emoji font, headless Chromium draws the trend emoji as empty boxes.
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-_DOWNLOADED = re.compile(r"Downloaded from \S+: (\S+)")
 
 
 def _digest(paths: Iterable[Path], extra: str = "") -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import playwright.sync_api as playwright
 import psutil
 import pytest
 
@@ -24,7 +25,6 @@ from cryptopulse.platform.ports import free_port, port_in_use
 from tests.browser import launch
 
 pytestmark = pytest.mark.e2e
-playwright = pytest.importorskip("playwright.sync_api")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
