@@ -32,7 +32,8 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-CoinId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+COIN_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+CoinId = Annotated[str, Field(min_length=1, max_length=100, pattern=COIN_PATTERN)]
 
 
 class _Contract(BaseModel):

@@ -30,6 +30,7 @@ from cryptopulse.api.transport import channel_for
 from cryptopulse.api.windows_consumer import WindowsConsumer
 from cryptopulse.config import Settings
 from cryptopulse.schema import (
+    COIN_PATTERN,
     IngestRequest,
     IngestResponse,
     SnapshotMessage,
@@ -40,7 +41,6 @@ from cryptopulse.schema import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-COIN_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 MAX_HISTORY_LIMIT = 100_000
 _ingest_adapter: TypeAdapter[IngestRequest] = TypeAdapter(IngestRequest)
 _status_adapter: TypeAdapter[SourceStatusMessage] = TypeAdapter(SourceStatusMessage)
