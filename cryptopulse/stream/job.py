@@ -37,7 +37,8 @@ log = logging.getLogger("cryptopulse.stream")
 LIVE, DLQ = "windows-live", "dead-letters"
 
 
-def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
+def read_ticks(spark: SparkSession, settings: Settings, trigger_seconds: float) -> DataFrame:
+    """The ticks topic as a stream; a rate cap (per second) scales with the query's trigger."""
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
@@ -50,7 +51,8 @@ def read_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("kafka.max.poll.records", "10000")
     )
     if settings.spark.max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", settings.spark.max_offsets_per_trigger)
+        per_second = settings.spark.max_offsets_per_trigger / settings.spark.trigger_seconds
+        reader = reader.option("maxOffsetsPerTrigger", int(per_second * trigger_seconds))
     return reader.load()
 
 
@@ -93,7 +95,13 @@ class StreamJob:
 
         settings, conf = self.settings, self.settings.spark
         trigger = f"{int(conf.trigger_seconds * 1000)} milliseconds"
-        parsed = parse_ticks(read_ticks(self.spark, settings), conf.max_future_seconds)
+        parsed = parse_ticks(
+            read_ticks(self.spark, settings, conf.trigger_seconds), conf.max_future_seconds
+        )
+        rejected = parse_ticks(
+            read_ticks(self.spark, settings, conf.dead_letter_trigger_seconds),
+            conf.max_future_seconds,
+        )
         windows = aggregate_windows(
             valid_ticks(parsed), conf.window_seconds, conf.watermark_seconds
         )
@@ -136,11 +144,11 @@ class StreamJob:
             .start()
         )
         self.queries.append(
-            dead_letters(parsed)
+            dead_letters(rejected)
             .writeStream.queryName(DLQ)
             .format("kafka")
             .outputMode("append")
-            .trigger(processingTime=trigger)
+            .trigger(processingTime=f"{int(conf.dead_letter_trigger_seconds * 1000)} milliseconds")
             .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
             .option("topic", settings.kafka.topic_dlq)
             # Stateless query with a Kafka sink: offsets may be committed off the batch's path.
