@@ -16,7 +16,7 @@ import email.utils
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -207,6 +207,48 @@ def _tick(
         raise _Bad("invalid_tick") from exc
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """Where one endpoint's JSON keeps a quote's figures."""
+
+    price: str
+    volume: str
+    market_cap: str
+    change: str
+    updated: str
+    parse_updated: Callable[[object], float | None]
+
+
+def _add_quote(
+    out: Parsed,
+    coin: str,
+    symbol: str,
+    entry: dict[str, Any],
+    fields: _Fields,
+    fetched_at: float,
+) -> None:
+    """One coin's entry as a Quote, or its skip reason (the first figure that is wrong)."""
+    try:
+        price = _number(entry.get(fields.price), "price", positive=True, nullable=False)
+        volume = _number(entry.get(fields.volume), "volume")
+        market_cap = _number(entry.get(fields.market_cap), "market_cap")
+        change = _change(entry.get(fields.change))
+        updated = fields.parse_updated(entry.get(fields.updated))
+        tick = _tick(
+            coin,
+            symbol,
+            price,
+            change,
+            volume,
+            market_cap,
+            updated if updated is not None else fetched_at,
+        )
+    except _Bad as bad:
+        out.skipped[bad.reason] += 1
+        return
+    out.quotes.append(Quote(tick, updated))
+
+
 def parse_simple_price(payload: object, requested: Sequence[str], fetched_at: float) -> Parsed:
     """Ticks from a `/simple/price` body (`{"bitcoin": {"usd": ..., ...}, ...}`).
 
@@ -229,25 +271,7 @@ def parse_simple_price(payload: object, requested: Sequence[str], fetched_at: fl
         if not isinstance(entry, dict) or not entry:
             out.skipped["malformed_quote"] += 1
             continue
-        try:
-            price = _number(entry.get("usd"), "price", positive=True, nullable=False)
-            volume = _number(entry.get("usd_24h_vol"), "volume")
-            market_cap = _number(entry.get("usd_market_cap"), "market_cap")
-            change = _change(entry.get("usd_24h_change"))
-            updated = _epoch(entry.get("last_updated_at"))
-            tick = _tick(
-                coin,
-                derive_symbol(coin),
-                price,
-                change,
-                volume,
-                market_cap,
-                updated if updated is not None else fetched_at,
-            )
-        except _Bad as bad:
-            out.skipped[bad.reason] += 1
-            continue
-        out.quotes.append(Quote(tick, updated))
+        _add_quote(out, coin, derive_symbol(coin), entry, _SIMPLE_PRICE_FIELDS, fetched_at)
     return out
 
 
@@ -281,26 +305,21 @@ def parse_coins_markets(
             if isinstance(raw_symbol, str) and 0 < len(raw_symbol) <= 20
             else derive_symbol(coin)
         )
-        try:
-            price = _number(entry.get("current_price"), "price", positive=True, nullable=False)
-            volume = _number(entry.get("total_volume"), "volume")
-            market_cap = _number(entry.get("market_cap"), "market_cap")
-            change = _change(entry.get("price_change_percentage_24h"))
-            updated = _iso_epoch(entry.get("last_updated"))
-            tick = _tick(
-                coin,
-                symbol,
-                price,
-                change,
-                volume,
-                market_cap,
-                updated if updated is not None else fetched_at,
-            )
-        except _Bad as bad:
-            out.skipped[bad.reason] += 1
-            continue
-        out.quotes.append(Quote(tick, updated))
+        _add_quote(out, coin, symbol, entry, _MARKETS_FIELDS, fetched_at)
     return out
+
+
+_SIMPLE_PRICE_FIELDS = _Fields(
+    "usd", "usd_24h_vol", "usd_market_cap", "usd_24h_change", "last_updated_at", _epoch
+)
+_MARKETS_FIELDS = _Fields(
+    "current_price",
+    "total_volume",
+    "market_cap",
+    "price_change_percentage_24h",
+    "last_updated",
+    _iso_epoch,
+)
 
 
 def decode_body(content: bytes, content_type: str = "") -> tuple[Any, str | None]:
