@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
+from cryptopulse.files import write_atomic
 from cryptopulse.schema import SourceStatusMessage, Tick, tick_from_json, tick_to_json
 from cryptopulse.sources.base import Batch, Source
 
@@ -438,10 +439,7 @@ class StatusFile:
         if body == self._last:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(body)
-            tmp.replace(self.path)
+            write_atomic(self.path, body)
         except OSError as exc:
             log.warning("could not write %s: %s", self.path, exc)
             return

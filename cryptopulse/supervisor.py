@@ -32,6 +32,7 @@ from rich.console import Console
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
+from cryptopulse.files import write_atomic
 from cryptopulse.platform.kafka import LocalKafka
 from cryptopulse.platform.ports import port_in_use
 
@@ -147,15 +148,12 @@ class Supervisor:
 
     def write_state(self) -> None:
         path = state_file(self.settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "supervisor_pid": os.getpid(),
             "dashboard": self.settings.api.base_url,
             "components": [asdict(self.kafka_state)] + [asdict(c.state) for c in self.children],
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
-        tmp.replace(path)
+        write_atomic(path, orjson.dumps(state, option=orjson.OPT_INDENT_2))
 
     # -- readiness ---------------------------------------------------------------------
 
@@ -311,21 +309,11 @@ class Supervisor:
 
     def publish_source_status(self) -> None:
         """Tell the dashboard whether the source is live (simulated data never looks live)."""
-        source = self.settings.producer.source
-        status_file = self.status_file
-        if source == "coingecko" and status_file.exists():
-            body = status_file.read_bytes()
-        elif source == "coingecko":
+        # The producer writes the status of whatever source it runs (producer.source_status).
+        try:
+            body = self.status_file.read_bytes()
+        except FileNotFoundError:
             return
-        else:
-            body = orjson.dumps(
-                {
-                    "type": "source_status",
-                    "source": source,
-                    "live": False,
-                    "detail": f"{source} data, not live market prices",
-                }
-            )
         if body == self._source_status:
             return
         headers = {"content-type": "application/json"}

@@ -14,11 +14,12 @@ Pure logic: tested without Spark.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+
+from cryptopulse.files import write_atomic
 
 log = logging.getLogger("cryptopulse.stream.finals")
 
@@ -81,13 +82,7 @@ class FinalTracker:
             "max_event_ms": self.max_event_ms,
             "open": [[c, s, e, j.decode()] for (c, s), (e, j) in self.open.items()],
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps(state))
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)  # atomic: a crash leaves the old or the new state, never half
+        write_atomic(path, orjson.dumps(state), durable=True)
 
     @classmethod
     def load(cls, path: Path, watermark_ms: int) -> FinalTracker:

@@ -1,0 +1,21 @@
+"""Small file helpers shared by the processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Replace `path` with `data` so readers see the old or the new file, never half of one.
+
+    `durable` also syncs the data to disk first, for state a crash must not lose.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+    tmp.replace(path)
