@@ -50,6 +50,14 @@ class KafkaSettings(BaseModel):
     topic_ticks: str = "crypto_market_data"
     topic_windows: str = "crypto_market_windows"
     topic_dlq: str = "crypto_market_data_dlq"
+    topic_status: str = Field(
+        default="crypto_market_status",
+        description="Compacted; key = source, value = its latest SourceStatus.",
+    )
+    ticks_max_message_bytes: Annotated[int, Field(ge=16 * 1024)] = Field(
+        default=256 * 1024,
+        description="The ticks topic's max.message.bytes (a record batch); a tick is < 1 KiB.",
+    )
     partitions: Annotated[int, Field(ge=1)] = 3
     replication_factor: Annotated[int, Field(ge=1)] = 1
     heap: str = Field(default="512m", description="Broker JVM heap (-Xmx).")
@@ -66,7 +74,14 @@ class KafkaSettings(BaseModel):
 
     @property
     def topics(self) -> tuple[str, ...]:
-        return (self.topic_ticks, self.topic_windows, self.topic_dlq)
+        return (self.topic_ticks, self.topic_windows, self.topic_dlq, self.topic_status)
+
+    def topic_configs(self) -> dict[str, dict[str, str]]:
+        """Per-topic settings applied when the topics are created."""
+        return {
+            self.topic_ticks: {"max.message.bytes": str(self.ticks_max_message_bytes)},
+            self.topic_status: {"cleanup.policy": "compact", "segment.ms": "3600000"},
+        }
 
 
 class SparkSettings(BaseModel):
@@ -116,7 +131,11 @@ class ApiSettings(BaseModel):
         ]
     )
     consume_windows: bool = Field(
-        default=False, description="Also take aggregates from the windows topic (for replicas)."
+        default=False,
+        description=(
+            "Take aggregates (and source status) from Kafka: replicas, and the API `up` starts, "
+            "which rebuilds its history from the windows topic when it restarts."
+        ),
     )
     ingest_enabled: bool = Field(
         default=True,
@@ -174,7 +193,23 @@ class ProducerSettings(BaseModel):
     )
     compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = "lz4"
     linger_ms: Annotated[int, Field(ge=0)] = 20
-    flush_timeout: Seconds = 30.0
+    flush_timeout: Seconds = Field(
+        default=5.0, description="On stop, how long undelivered ticks may still be sent."
+    )
+    buffer_seconds: Seconds = Field(
+        default=600.0,
+        description="How long a tick waits in the producer's buffer while Kafka is away.",
+    )
+    buffer_messages: Annotated[int, Field(ge=1000)] = Field(
+        default=500_000, description="Most ticks buffered while Kafka is away."
+    )
+    status_interval: Seconds = Field(
+        default=10.0, description="The source status is repeated this often (a heartbeat)."
+    )
+    unreachable_after: Seconds = Field(
+        default=300.0,
+        description="A source failing this long after its last good fetch is `unreachable`.",
+    )
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=0, description="Serve the producer's Prometheus metrics on this port (0 = off)."
     )

@@ -34,6 +34,15 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 COIN_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 CoinId = Annotated[str, Field(min_length=1, max_length=100, pattern=COIN_PATTERN)]
+SourceId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        pattern=COIN_PATTERN,
+        description="Where the data comes from: coingecko, simulated, replay, ...",
+    ),
+]
 
 
 class _Contract(BaseModel):
@@ -50,12 +59,16 @@ class Tick(_Contract):
     volume_24h: NonNegative | None = None
     market_cap: NonNegative | None = None
     timestamp: UtcDatetime = Field(description="When the source observed the price (event time).")
-    source: Annotated[str, Field(min_length=1, max_length=40)]
+    source: SourceId
 
 
 class WindowAggregate(_Contract):
-    """One coin's tumbling window; `final` once the watermark has passed it."""
+    """One source's coin in one tumbling window; `final` once the watermark has passed it.
 
+    Keyed by `(source, coin, window_start)`: two sources never share a series.
+    """
+
+    source: SourceId
     coin: CoinId
     symbol: Annotated[str, Field(min_length=1, max_length=20)]
     window_start: UtcDatetime
@@ -92,13 +105,31 @@ class MarketUpdateMessage(_Contract):
     data: list[WindowAggregate]
 
 
+SourceState = Literal["connecting", "live", "degraded", "unreachable", "simulated", "replay"]
+"""`connecting`: no good fetch yet (never shown as live) · `live` · `degraded`: the last good
+fetch was at `last_good`, retrying · `unreachable` · `simulated` · `replay`."""
+
+
+class SourceStatus(_Contract):
+    """What the producer of one source says about it: the value on the status topic (key =
+    source), compacted, so every API server (replicas and restarted ones) knows the latest."""
+
+    source: SourceId
+    state: SourceState
+    detail: Annotated[str, Field(max_length=300)] = ""
+    last_good: UtcDatetime | None = Field(
+        default=None, description="When the source last delivered good data."
+    )
+    updated_at: UtcDatetime = Field(
+        description="When the producer said this; it repeats it while it runs (a heartbeat)."
+    )
+
+
 class SourceStatusMessage(_Contract):
-    """Whether the market source is live, so the dashboard never shows stale or simulated data as live."""
+    """Every known source's latest status (sent on change and to each new client)."""
 
     type: Literal["source_status"] = "source_status"
-    source: str
-    live: bool
-    detail: str = ""
+    data: list[SourceStatus]
 
 
 ServerMessage = Annotated[
@@ -106,6 +137,7 @@ ServerMessage = Annotated[
 ]
 
 _tick_adapter: TypeAdapter[Tick] = TypeAdapter(Tick)
+_status_adapter: TypeAdapter[SourceStatus] = TypeAdapter(SourceStatus)
 
 
 def tick_to_json(tick: Tick) -> bytes:
@@ -117,10 +149,18 @@ def tick_from_json(raw: bytes | str) -> Tick:
     return _tick_adapter.validate_json(raw)
 
 
+def status_to_json(status: SourceStatus) -> bytes:
+    return SourceStatus.__pydantic_serializer__.to_json(status)
+
+
+def status_from_json(raw: bytes | str) -> SourceStatus:
+    return _status_adapter.validate_json(raw)
+
+
 def json_schema() -> dict[str, Any]:
     """One JSON Schema document with every contract, for generated client types."""
     adapter: TypeAdapter[Any] = TypeAdapter(
-        Union[Tick, WindowAggregate, IngestRequest, IngestResponse, ServerMessage]  # noqa: UP007
+        Union[Tick, WindowAggregate, SourceStatus, IngestRequest, IngestResponse, ServerMessage]  # noqa: UP007
     )
     schema = adapter.json_schema(ref_template="#/$defs/{model}")
     schema["title"] = "CryptoPulse"

@@ -59,6 +59,7 @@ class LocalKafka:
     port: int = 9092
     controller_port: int = 9093
     topic_names: tuple[str, ...] = ()
+    topic_configs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     partitions: int = 3
     replication_factor: int = 1
     heap: str = "512m"
@@ -74,6 +75,9 @@ class LocalKafka:
             port=k.port,
             controller_port=k.controller_port,
             topic_names=k.topics,
+            topic_configs=tuple(
+                (name, tuple(config.items())) for name, config in k.topic_configs().items()
+            ),
             partitions=k.partitions,
             replication_factor=k.replication_factor,
             heap=k.heap,
@@ -185,11 +189,13 @@ class LocalKafka:
         self, names: Iterable[str], partitions: int | None = None, replication: int | None = None
     ) -> None:
         """Create topics that do not exist yet."""
+        configs = {name: dict(config) for name, config in self.topic_configs}
         new = [
             NewTopic(
                 name,
                 num_partitions=partitions or self.partitions,
                 replication_factor=replication or self.replication_factor,
+                config=configs.get(name, {}),
             )
             for name in names
         ]

@@ -7,6 +7,7 @@
 export type CryptoPulse =
   | Tick
   | WindowAggregate
+  | SourceStatus
   | IngestRequest
   | IngestResponse
   | (SnapshotMessage | MarketUpdateMessage | SourceStatusMessage);
@@ -14,6 +15,9 @@ export type Change24H = number | null;
 export type Coin = string;
 export type MarketCap = number | null;
 export type Price = number;
+/**
+ * Where the data comes from: coingecko, simulated, replay, ...
+ */
 export type Source = string;
 export type Symbol = string;
 /**
@@ -34,12 +38,30 @@ export type Low = number;
 export type MarketCap1 = number | null;
 export type MaxVolume24H = number | null;
 export type Open = number;
+/**
+ * Where the data comes from: coingecko, simulated, replay, ...
+ */
+export type Source1 = string;
 export type Symbol1 = string;
 export type TickCount = number;
 export type Trend = "🚀 Surging" | "📈 Rising" | "➡️ Stable" | "📉 Falling" | "💥 Crashing";
 export type Volatility = "Stable" | "Moving" | "Volatile" | "High Volatility" | "Extreme";
 export type WindowEnd = string;
 export type WindowStart = string;
+export type Detail = string;
+/**
+ * When the source last delivered good data.
+ */
+export type LastGood = string | null;
+/**
+ * Where the data comes from: coingecko, simulated, replay, ...
+ */
+export type Source2 = string;
+export type State = "connecting" | "live" | "degraded" | "unreachable" | "simulated" | "replay";
+/**
+ * When the producer said this; it repeats it while it runs (a heartbeat).
+ */
+export type UpdatedAt = string;
 /**
  * @minItems 1
  */
@@ -49,9 +71,7 @@ export type Data1 = WindowAggregate[];
 export type Type = "snapshot";
 export type Data2 = WindowAggregate[];
 export type Type1 = "market_update";
-export type Detail = string;
-export type Live = boolean;
-export type Source1 = string;
+export type Data3 = SourceStatus[];
 export type Type2 = "source_status";
 
 /**
@@ -68,7 +88,9 @@ export interface Tick {
   volume_24h?: Volume24H;
 }
 /**
- * One coin's tumbling window; `final` once the watermark has passed it.
+ * One source's coin in one tumbling window; `final` once the watermark has passed it.
+ *
+ * Keyed by `(source, coin, window_start)`: two sources never share a series.
  */
 export interface WindowAggregate {
   avg_change_24h: AvgChange24H;
@@ -81,12 +103,24 @@ export interface WindowAggregate {
   market_cap: MarketCap1;
   max_volume_24h: MaxVolume24H;
   open: Open;
+  source: Source1;
   symbol: Symbol1;
   tick_count: TickCount;
   trend: Trend;
   volatility: Volatility;
   window_end: WindowEnd;
   window_start: WindowStart;
+}
+/**
+ * What the producer of one source says about it: the value on the status topic (key =
+ * source), compacted, so every API server (replicas and restarted ones) knows the latest.
+ */
+export interface SourceStatus {
+  detail?: Detail;
+  last_good?: LastGood;
+  source: Source2;
+  state: State;
+  updated_at: UpdatedAt;
 }
 export interface IngestRequest {
   data: Data;
@@ -103,11 +137,9 @@ export interface MarketUpdateMessage {
   type?: Type1;
 }
 /**
- * Whether the market source is live, so the dashboard never shows stale or simulated data as live.
+ * Every known source's latest status (sent on change and to each new client).
  */
 export interface SourceStatusMessage {
-  detail?: Detail;
-  live: Live;
-  source: Source1;
+  data: Data3;
   type?: Type2;
 }
