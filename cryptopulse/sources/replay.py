@@ -140,9 +140,8 @@ class ReplaySource:
                     if wait > 0:
                         if pending or skipped:
                             cycle += 1
-                            self.skipped.update(skipped)
-                            yield Batch(pending, skipped=skipped, cycle=cycle)
-                            pending, skipped = [], Counter()
+                            yield self._batch(pending, skipped, cycle)
+                            pending = []
                         if self.clock.sleep(wait):
                             return
                 if self.retime:
@@ -152,10 +151,16 @@ class ReplaySource:
                 pending.append(tick)
                 if len(pending) >= self.max_batch:
                     cycle += 1
-                    self.skipped.update(skipped)
-                    yield Batch(pending, skipped=skipped, cycle=cycle)
-                    pending, skipped = [], Counter()
+                    yield self._batch(pending, skipped, cycle)
+                    pending = []
         if pending or skipped:
             cycle += 1
-            self.skipped.update(skipped)
-            yield Batch(pending, skipped=skipped, cycle=cycle)
+            yield self._batch(pending, skipped, cycle)
+
+    def _batch(self, ticks: list[Tick], skipped: Counter[str], cycle: int) -> Batch:
+        """A batch with the skips counted since the last one; `skipped` is emptied in place,
+        since `read_capture` keeps counting into the same Counter."""
+        counted = Counter(skipped)
+        skipped.clear()
+        self.skipped.update(counted)
+        return Batch(ticks, skipped=counted, cycle=cycle)

@@ -77,6 +77,19 @@ def test_bad_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     assert source.skipped == {"invalid_line": 2}
 
 
+def test_skips_are_counted_in_every_batch_not_only_the_first(tmp_path: Path) -> None:
+    """read_capture counts into one Counter for the whole file: later batches must see it too."""
+    path = tmp_path / "capture.jsonl"
+    with path.open("wb") as f:
+        for tick in SimulatedMarket(1, seed=5, start=START).ticks(6):
+            f.write(b"{bad}\n" + tick_to_json(tick) + b"\n")
+    source = ReplaySource(path, speed=0, retime=False, clock=FakeClock(), max_batch=2)
+    batches = list(source)
+    assert len(batches) == 3
+    assert [b.skipped["invalid_line"] for b in batches] == [2, 2, 2]
+    assert source.skipped == {"invalid_line": 6}
+
+
 def test_missing_capture_is_a_plain_error(tmp_path: Path) -> None:
     with pytest.raises(CryptoPulseError, match="cryptopulse record"):
         ReplaySource(tmp_path / "nope.jsonl")
