@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import orjson
 import typer
@@ -16,6 +16,9 @@ from rich.console import Console
 from cryptopulse.config import Settings, load_settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.log import setup_logging
+
+if TYPE_CHECKING:
+    from cryptopulse.producer import TickProducer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 kafka_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker (KRaft).")
@@ -374,10 +377,23 @@ def produce(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on this port.")
     ] = None,
+    report_fd: Annotated[
+        int | None,
+        typer.Option(
+            help="At exit, write one JSON line {sent, delivered, undelivered} to this file "
+            "descriptor (used by `cryptopulse up`)."
+        ),
+    ] = None,
 ) -> None:
     """Publish market Ticks to Kafka from CoinGecko, the simulator or a capture (Ctrl-C stops)."""
-    from cryptopulse.producer import TickProducer, publish_source, run_until_signalled
+    from cryptopulse.producer import (
+        StatusReporter,
+        TickProducer,
+        publish_source,
+        run_until_signalled,
+    )
     from cryptopulse.sources import open_source
+    from cryptopulse.status import StatusTracker
 
     settings = _source_settings(
         source, coins, top, interval, sim_coins, rate, seed, file, speed, keep_timestamps
@@ -392,6 +408,7 @@ def produce(
         src = open_source(settings.producer, max_ticks=max_ticks, paced=not unpaced)
         producer.start()
     except CryptoPulseError as exc:
+        _report(report_fd, producer)
         raise _fail(exc) from exc
     port = metrics_port if metrics_port is not None else settings.producer.metrics_port
     if port:
@@ -402,21 +419,38 @@ def produce(
     console.print(
         f"Producing {describe() if describe else src.name} -> {producer.topic} on {producer.bootstrap}"
     )
-    runner = publish_source(
-        src,
-        producer,
-        max_ticks=max_ticks,
-        duration=duration,
-        status_file=settings.data_dir / "run" / "producer-status.json",
+    status = StatusReporter(
+        StatusTracker(src.name, unreachable_after=settings.producer.unreachable_after),
+        producer.publish_status,
+        interval=settings.producer.status_interval,
     )
+    status.start()
+    runner = publish_source(src, producer, max_ticks=max_ticks, duration=duration, status=status)
     try:
         result = run_until_signalled(runner)
     finally:
+        status.stop()
         src.close()
         undelivered = producer.stop()
+        _report(report_fd, producer)
     console.print(f"Done in {result.seconds:.1f} s: {producer.stats.summary()}")
     if undelivered or producer.stats.failed:
         raise typer.Exit(1)
+
+
+def _report(fd: int | None, producer: TickProducer) -> None:
+    """The producer's final counts, for whoever started it (`up` reads them from a pipe)."""
+    if fd is None:
+        return
+    stats = producer.stats
+    line = orjson.dumps(
+        {"sent": stats.sent, "delivered": stats.delivered, "undelivered": stats.failed}
+    )
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(line + b"\n")
+    except OSError as exc:
+        console.print(f"could not write the report to fd {fd}: {exc}", markup=False)
 
 
 @app.command()

@@ -18,10 +18,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
@@ -29,12 +27,16 @@ from pydantic import ValidationError
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
-from cryptopulse.files import write_atomic
-from cryptopulse.schema import SourceStatusMessage, Tick, tick_from_json, tick_to_json
+from cryptopulse.schema import SourceStatus, Tick, status_to_json, tick_from_json, tick_to_json
 from cryptopulse.sources.base import Batch, Source
+from cryptopulse.status import StatusTracker
 
 log = logging.getLogger("cryptopulse.producer")
 _client_log = logging.getLogger("cryptopulse.producer.librdkafka")  # the Kafka client's own log
+# librdkafka reports each failed connection attempt (two lines a second while the broker is
+# away); `error_cb` tells us the same once, so its own log keeps only critical lines.
+_CLIENT_LOG_LEVEL = 2
+_BROKER_DOWN = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
 
 
 class ProducerMetrics:
@@ -117,9 +119,18 @@ def kafka_config(
     *,
     compression: str = "lz4",
     linger_ms: int = 20,
+    buffer_seconds: float = 600.0,
+    buffer_messages: int = 500_000,
+    max_batch_bytes: int = 256 * 1024,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """librdkafka settings: idempotent (no duplicates or reordering on retry), acks=all."""
+    """librdkafka settings: idempotent (no duplicates or reordering on retry), acks=all.
+
+    While Kafka is away ticks wait in the client's buffer, at most `buffer_messages` of them
+    and each for `buffer_seconds`, and are retried in order when it is back (idempotence
+    keeps a retried batch from being written twice). A record batch stays under the ticks
+    topic's max.message.bytes.
+    """
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "client.id": "cryptopulse-producer",
@@ -128,8 +139,11 @@ def kafka_config(
         "compression.type": compression,
         "linger.ms": linger_ms,
         "batch.num.messages": 10_000,
-        "queue.buffering.max.messages": 500_000,
-        "message.timeout.ms": 120_000,
+        "batch.size": max(16 * 1024, max_batch_bytes - 4096),
+        "queue.buffering.max.messages": buffer_messages,
+        "message.timeout.ms": int(buffer_seconds * 1000),
+        "log_level": _CLIENT_LOG_LEVEL,
+        "reconnect.backoff.max.ms": 2000,
     }
     config.update(extra or {})
     return config
@@ -145,7 +159,11 @@ class TickProducer:
         *,
         compression: str = "lz4",
         linger_ms: int = 20,
-        flush_timeout: float = 30.0,
+        flush_timeout: float = 5.0,
+        buffer_seconds: float = 600.0,
+        buffer_messages: int = 500_000,
+        max_batch_bytes: int = 256 * 1024,
+        status_topic: str | None = None,
         extra_config: dict[str, Any] | None = None,
         metrics: ProducerMetrics | None = None,
         producer_factory: Callable[[dict[str, Any]], Producer] = Producer,
@@ -153,15 +171,25 @@ class TickProducer:
         self.bootstrap = bootstrap
         self._factory = producer_factory
         self.topic = topic
+        self.status_topic = status_topic
         self.flush_timeout = flush_timeout
         self.config = kafka_config(
-            bootstrap, compression=compression, linger_ms=linger_ms, extra=extra_config
+            bootstrap,
+            compression=compression,
+            linger_ms=linger_ms,
+            buffer_seconds=buffer_seconds,
+            buffer_messages=buffer_messages,
+            max_batch_bytes=max_batch_bytes,
+            extra=extra_config,
         )
         self.metrics = metrics or ProducerMetrics()
         self.stats = ProducerStats()
         self._producer: Producer | None = None
         self._errors_logged: set[str] = set()
         self._invalid_logged = False
+        self._interrupted = threading.Event()
+        self.kafka_away_since: float | None = None
+        """Monotonic time Kafka became unreachable; None while it answers."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TickProducer:
@@ -170,6 +198,10 @@ class TickProducer:
             "compression": p.compression,
             "linger_ms": p.linger_ms,
             "flush_timeout": p.flush_timeout,
+            "buffer_seconds": p.buffer_seconds,
+            "buffer_messages": p.buffer_messages,
+            "max_batch_bytes": settings.kafka.ticks_max_message_bytes,
+            "status_topic": settings.kafka.topic_status,
         }
         kwargs.update(overrides)
         topic = kwargs.pop("topic", settings.kafka.topic_ticks)
@@ -248,12 +280,8 @@ class TickProducer:
                 self._invalid(tick, exc)
                 continue
             key = checked.coin.encode()
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-                    break
-                except BufferError:  # local queue full: let deliveries drain
-                    producer.poll(0.05)
+            if not self._produce(producer, topic, key, value, on_delivery):
+                break
             sent += 1
         producer.poll(0)
         self.stats.sent += sent
@@ -261,6 +289,45 @@ class TickProducer:
         if sent:
             self.metrics.last_sent.set(time.time())
         return sent
+
+    def _produce(
+        self,
+        producer: Producer,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+    ) -> bool:
+        """Hand one record to the client; while its buffer is full (Kafka away for long),
+        wait for room: the source is held back, nothing is dropped. False once interrupted."""
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                return True
+            except BufferError:
+                if self._interrupted.is_set():
+                    return False
+                producer.poll(0.1)
+
+    def interrupt(self) -> None:
+        """Stop waiting for buffer room (a stop was requested); `stop()` still flushes."""
+        self._interrupted.set()
+
+    def publish_status(self, status: SourceStatus) -> None:
+        """Put the source's status on the (compacted) status topic, key = source."""
+        producer = self._producer
+        if producer is None or self.status_topic is None:
+            return
+        try:
+            producer.produce(
+                self.status_topic,
+                key=status.source.encode(),
+                value=status_to_json(status),
+                on_delivery=self._on_status_delivery,
+            )
+        except BufferError:
+            log.debug("status not queued: the client's buffer is full")
+        producer.poll(0)
 
     def poll(self, timeout: float = 0.0) -> None:
         if self._producer is not None:
@@ -273,10 +340,17 @@ class TickProducer:
             self._invalid_logged = True
             log.warning("dropping a tick that fails the schema (coin %r): %s", tick.coin, exc)
 
+    def _on_status_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is None:
+            self._kafka_back()
+        else:
+            log.debug("source status not delivered: %s", err.str())
+
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
             self.stats.delivered += 1
             self.metrics.delivered.inc()
+            self._kafka_back()
             return
         name = err.name()
         self.stats.failed += 1
@@ -291,10 +365,27 @@ class TickProducer:
             )
 
     def _on_error(self, err: KafkaError) -> None:
+        if err.code() in _BROKER_DOWN:
+            if self.kafka_away_since is None:
+                self.kafka_away_since = time.monotonic()
+                log.warning(
+                    "Kafka at %s is unreachable; buffering ticks until it is back "
+                    "(at most %s ticks, each for %.0f s)",
+                    self.bootstrap,
+                    f"{self.config['queue.buffering.max.messages']:,}",
+                    self.config["message.timeout.ms"] / 1000,
+                )
+            return
         name = err.name()
         if name not in self._errors_logged:
             self._errors_logged.add(name)
             log.warning("Kafka: %s", err.str())
+
+    def _kafka_back(self) -> None:
+        if self.kafka_away_since is not None:
+            away = time.monotonic() - self.kafka_away_since
+            self.kafka_away_since = None
+            log.warning("Kafka is back after %.0f s; buffered ticks are being delivered", away)
 
 
 # -- running a source ---------------------------------------------------------------------
@@ -323,6 +414,7 @@ class Runner:
         log_interval: float | None = None,
         verb: str = "published",
         on_batch: Callable[[Batch], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -336,12 +428,15 @@ class Runner:
         )
         self.verb = verb
         self.on_batch = on_batch
+        self.on_stop = on_stop
         self.result = RunResult()
         self._stopped = threading.Event()
 
     def stop(self) -> None:
         self._stopped.set()
         self.source.stop()
+        if self.on_stop is not None:
+            self.on_stop()
 
     @property
     def stopping(self) -> bool:
@@ -409,43 +504,57 @@ class Runner:
         )
 
 
-def source_status(source_name: str, batch: Batch) -> SourceStatusMessage:
-    """Whether the market data is live, after a batch (simulated or replayed data never is)."""
-    if source_name != "coingecko":
-        return SourceStatusMessage(
-            source=source_name, live=False, detail=f"{source_name} data, not live market prices"
-        )
-    if batch.error is None:
-        return SourceStatusMessage(source=source_name, live=True, detail="live CoinGecko prices")
-    reason = batch.error.replace("_", " ")
-    detail = (
-        "CoinGecko refused the API key; see the producer log for what to fix"
-        if batch.error == "key_error"
-        else f"CoinGecko unavailable ({reason}); showing the last prices received"
-    )
-    return SourceStatusMessage(source=source_name, live=False, detail=detail)
+class StatusReporter:
+    """Keeps the source's status on the status topic: at start, whenever a batch changes it,
+    and every `interval` seconds (a heartbeat, so a reader can tell a running producer's
+    status from one left by a producer that is gone)."""
 
+    def __init__(
+        self,
+        tracker: StatusTracker,
+        send: Callable[[SourceStatus], None],
+        *,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.tracker = tracker
+        self.send = send
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-class StatusFile:
-    """Keeps a JSON file with the current `SourceStatusMessage` (written only on change,
-    atomically) for `cryptopulse up` to pass on to the dashboard."""
+    def start(self) -> None:
+        self._report()
+        self._thread = threading.Thread(target=self._beat, name="status-heartbeat", daemon=True)
+        self._thread.start()
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._last: bytes = b""
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
 
-    def update(self, status: SourceStatusMessage) -> None:
-        body = orjson.dumps(status.model_dump(mode="json"))
-        if body == self._last:
-            return
-        try:
-            write_atomic(self.path, body)
-        except OSError as exc:
-            log.warning("could not write %s: %s", self.path, exc)
-            return
-        self._last = body
-        if not status.live:
-            log.info("source status: %s", status.detail)
+    def on_batch(self, batch: Batch) -> None:
+        with self._lock:
+            changed = self.tracker.observe(batch, self.clock())
+        if changed:
+            status = self._report()
+            if status.state not in ("live", "simulated", "replay"):
+                log.warning("source %s is %s: %s", status.source, status.state, status.detail)
+            else:
+                log.info("source %s is %s", status.source, status.state)
+
+    def _report(self) -> SourceStatus:
+        with self._lock:
+            status = self.tracker.status(self.clock())
+        self.send(status)
+        return status
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._report()
 
 
 def publish_source(
@@ -455,17 +564,16 @@ def publish_source(
     max_ticks: int | None = None,
     duration: float | None = None,
     log_interval: float | None = None,
-    status_file: Path | None = None,
+    status: StatusReporter | None = None,
 ) -> Runner:
     """A Runner that publishes `source` with `producer` and counts the source's skips too;
-    with `status_file`, keeps the source's live/not-live status there."""
+    with `status`, reports the source's state after every batch."""
     metrics = producer.metrics
     stats = producer.stats
-    status = StatusFile(status_file) if status_file is not None else None
 
     def count(batch: Batch) -> None:
         if status is not None:
-            status.update(source_status(source.name, batch))
+            status.on_batch(batch)
         stats.batches += 1
         stats.unchanged += batch.unchanged
         stats.skipped.update(batch.skipped)
@@ -484,6 +592,7 @@ def publish_source(
         duration=duration,
         log_interval=log_interval,
         on_batch=count,
+        on_stop=producer.interrupt,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import Consumer
 
-from cryptopulse.schema import tick_from_json
+from cryptopulse.schema import SourceStatus, status_from_json, tick_from_json
 from tests.integration.test_producer_coingecko import read_back
 
 pytestmark = pytest.mark.integration
@@ -30,32 +32,68 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], cwd: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args], cwd=cwd, env=_env(cwd), capture_output=True, text=True, timeout=timeout
+        [*CLI, *args],
+        cwd=cwd,
+        env={**_env(cwd), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def _statuses(bootstrap: str, topic: str, group: str) -> list[tuple[str, SourceStatus]]:
+    """Every (key, status) on the status topic so far."""
+    reader = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
+    )
+    reader.subscribe([topic])
+    found: list[tuple[str, SourceStatus]] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            messages = reader.consume(100, timeout=1)
+            for msg in messages:
+                key, value = msg.key(), msg.value()
+                assert msg.error() is None and key is not None and value is not None
+                found.append((key.decode(), status_from_json(value)))
+            if found and not messages:
+                break
+    finally:
+        reader.close()
+    return found
 
 
 def test_produce_simulated_fills_the_topic_with_valid_ticks(
     kafka_bootstrap: str, new_topic: Callable[..., str], group_id: str, tmp_path: Path
 ) -> None:
-    topic = new_topic("ticks")
-    done = _run(
-        [
-            "produce", "--source", "simulated", "--sim-coins", "20", "--rate", "10",
-            "--max-ticks", "300", "--bootstrap", kafka_bootstrap, "--topic", topic,
-        ],
-        tmp_path,
-    )  # fmt: skip
+    topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
+    read_fd, write_fd = os.pipe()
+    try:
+        done = subprocess.run(
+            [
+                *CLI, "produce", "--source", "simulated", "--sim-coins", "20", "--rate", "10",
+                "--max-ticks", "300", "--bootstrap", kafka_bootstrap, "--topic", topic,
+                "--report-fd", str(write_fd),
+            ],
+            cwd=tmp_path, env={**_env(tmp_path), "CRYPTOPULSE_KAFKA__TOPIC_STATUS": status_topic},
+            capture_output=True, text=True, timeout=120, pass_fds=(write_fd,),
+        )  # fmt: skip
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as report:
+            assert orjson.loads(report.read()) == {"sent": 300, "delivered": 300, "undelivered": 0}
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(write_fd)
     assert done.returncode == 0, done.stderr
     assert "sent 300, delivered 300" in done.stderr
-    status = orjson.loads((tmp_path / "data" / "run" / "producer-status.json").read_bytes())
-    assert status == {
-        "type": "source_status",
-        "source": "simulated",
-        "live": False,
-        "detail": "simulated data, not live market prices",
-    }
+    statuses = _statuses(kafka_bootstrap, status_topic, group_id + "-status")
+    assert statuses and all(key == "simulated" for key, _ in statuses)
+    assert {s.state for _, s in statuses} == {"simulated"}
+    assert statuses[0][1].detail == "simulated data, not live market prices"
     records = read_back(kafka_bootstrap, topic, group_id, 300)
     assert len(records) == 300
     ticks = [tick_from_json(orjson.dumps(r)) for r in records]  # every one passes the schema
@@ -75,7 +113,7 @@ def test_ctrl_c_flushes_and_exits_cleanly(
         cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(4)
+        read_back_some(kafka_bootstrap, topic, group_id + "-first")  # it is publishing
         assert proc.poll() is None, proc.communicate()[1]
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -88,6 +126,21 @@ def test_ctrl_c_flushes_and_exits_cleanly(
     sent, delivered = (int(g.replace(",", "")) for g in match.groups())
     assert sent == delivered > 0
     assert len(read_back(kafka_bootstrap, topic, group_id, sent)) == sent
+
+
+def read_back_some(bootstrap: str, topic: str, group: str, timeout: float = 60) -> None:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(m.error() is None for m in consumer.consume(10, timeout=0.5)):
+                return
+        raise AssertionError(f"nothing arrived on {topic} within {timeout} s")
+    finally:
+        consumer.close()
 
 
 def test_record_then_replay(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -18,14 +19,14 @@ from cryptopulse.errors import CryptoPulseError
 from cryptopulse.platform.ports import free_port
 from cryptopulse.producer import (
     Runner,
-    StatusFile,
+    StatusReporter,
     TickProducer,
     kafka_config,
     publish_source,
-    source_status,
     with_producer_overrides,
 )
-from cryptopulse.schema import Tick
+from cryptopulse.schema import SourceStatus, Tick
+from cryptopulse.status import StatusTracker
 from cryptopulse.sources.base import Batch, FakeClock
 from cryptopulse.sources.simulated import SimulatedMarket, SimulatedSource
 
@@ -239,8 +240,7 @@ def test_overrides_are_validated() -> None:
         with_producer_overrides(settings, source="nasdaq")
 
 
-def test_source_status_file(tmp_path: Path) -> None:
-    path = tmp_path / "run" / "producer-status.json"
+def test_runner_reports_status_after_every_batch() -> None:
     source = ListSource(
         [
             Batch(_ticks(3), cycle=1),
@@ -249,29 +249,34 @@ def test_source_status_file(tmp_path: Path) -> None:
             Batch([], unchanged=10, cycle=4),
         ]
     )
-    seen: list[dict[str, Any]] = []
+    sent: list[SourceStatus] = []
+    now = [1_800_000_000.0]
+    reporter = StatusReporter(
+        StatusTracker("coingecko"), sent.append, interval=3600, clock=lambda: now[0]
+    )
     producer, _ = _producer()
     producer.start()
-    runner = publish_source(source, producer, status_file=path)
-    count = runner.on_batch
-    assert count is not None
-
-    def count_and_read(batch: Batch) -> None:
-        count(batch)
-        seen.append(orjson.loads(path.read_bytes()))
-
-    runner.on_batch = count_and_read
+    reporter.start()
+    runner = publish_source(source, producer, status=reporter)
     runner.run()
-    assert [s["live"] for s in seen] == [True, False, False, True]
-    assert "rate limited" in seen[1]["detail"]
-    assert "API key" in seen[2]["detail"]
-    assert seen[0] == {
-        "type": "source_status",
-        "source": "coingecko",
-        "live": True,
-        "detail": "live CoinGecko prices",
-    }
-    sim = source_status("simulated", Batch([]))
-    assert not sim.live and sim.source == "simulated"
-    StatusFile(path).update(sim)
-    assert orjson.loads(path.read_bytes())["source"] == "simulated"
+    reporter.stop()
+    assert [s.state for s in sent] == ["connecting", "live", "degraded", "unreachable", "live"]
+    assert "rate limited" in sent[2].detail and "API key" in sent[3].detail
+    assert all(s.source == "coingecko" for s in sent)
+
+
+def test_heartbeat_repeats_the_status_with_a_new_time() -> None:
+    sent: list[SourceStatus] = []
+    clock = iter(float(t) for t in range(1_800_000_000, 1_800_001_000))
+    reporter = StatusReporter(
+        StatusTracker("simulated"), sent.append, interval=0.01, clock=lambda: next(clock)
+    )
+    reporter.start()
+    deadline = time.monotonic() + 10
+    while len(sent) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    reporter.stop()
+    assert len(sent) >= 3
+    assert {s.state for s in sent} == {"simulated"}
+    times = [s.updated_at for s in sent]
+    assert times == sorted(times) and len(set(times)) == len(times)
