@@ -13,9 +13,10 @@ import { useViewState } from "./hooks/useViewState";
 import { selectAlerts } from "./lib/alerts";
 import { coinName } from "./lib/coins";
 import { formatPercent, formatPrice } from "./lib/format";
-import { DEFAULT_HISTORY_LIMIT, isStale, latestWindows } from "./lib/market";
+import { dataAge, DEFAULT_HISTORY_LIMIT, defaultSource, knownSources, sourceView } from "./lib/market";
 import { barChartHeight, METRIC_DEFS, METRIC_ORDER } from "./lib/metrics";
 import { marketStats } from "./lib/stats";
+import { sourceBadge } from "./lib/status";
 import { socketUrl } from "./lib/url";
 
 const WS_URL = socketUrl(window.location, import.meta.env.VITE_WS_URL as string | undefined);
@@ -26,15 +27,20 @@ export function App() {
   const [view, setView] = useViewState();
   const now = useNow(1000);
 
-  const latest = useMemo(() => latestWindows(market), [market]);
+  // One source at a time: the one in the URL, else the running one. Everything below (charts,
+  // table, alerts, stats, data age) comes from this source's slice only.
+  const source = view.source ?? defaultSource(market);
+  const sv = useMemo(() => sourceView(market, source), [market, source]);
+  const sources = useMemo(() => knownSources(market), [market]);
+  const latest = sv.latest;
   const stats = useMemo(() => marketStats(latest), [latest]);
   const alerts = useMemo(() => selectAlerts(latest), [latest]);
-  const sources = useMemo(() => Object.values(market.sources), [market.sources]);
-  const stale = isStale(market, now);
+  const age = dataAge(sv, now);
+  const badge = sourceBadge(source, sv.status, now);
 
   // With "All" selected the line chart follows the largest coin, so it is never empty.
   const chartCoin = view.coin ?? latest[0]?.coin ?? null;
-  const series = chartCoin ? (market.history[chartCoin] ?? []) : [];
+  const series = chartCoin ? (sv.history[chartCoin] ?? []) : [];
   const current = series[series.length - 1];
 
   const [lineRef, lineSize] = useElementSize<HTMLDivElement>();
@@ -42,14 +48,19 @@ export function App() {
   const selectCoin = (coin: string | null) => setView({ coin });
 
   return (
-    <div className={`app ${stale ? "is-stale" : ""}`}>
+    <div className={`app ${age.stale ? "is-stale" : ""}`} data-source={source ?? undefined}>
       <Header
         stats={stats}
         connection={connection}
-        lastUpdateAt={market.lastUpdateAt}
-        stale={stale}
-        sources={sources}
         now={now}
+        source={source}
+        sources={sources}
+        statuses={market.statuses}
+        onSourceChange={(s) => setView({ source: s })}
+        badge={badge}
+        age={age}
+        newestEndMs={sv.newestEndMs}
+        windowMs={sv.windowMs}
       />
       <main className="layout">
         <section className="card line-card" aria-labelledby="line-title">
@@ -93,15 +104,18 @@ export function App() {
                 height={lineSize.height}
                 data={series}
                 view={view.chart}
-                windowMs={market.windowMs}
+                windowMs={sv.windowMs}
               />
             ) : (
-              <p className="empty">{chartCoin ? "No history for this coin yet." : "Waiting for market data…"}</p>
+              <p className="empty">
+                {chartCoin ? `No ${source ?? ""} history for this coin yet.` : "Waiting for market data…"}
+              </p>
             )}
           </div>
         </section>
 
-        <AlertsPanel alerts={alerts} selected={view.coin} onSelect={selectCoin} />
+        {/* Keyed by source: switching sources must not notify about "new" alerts of the other one. */}
+        <AlertsPanel key={source ?? ""} alerts={alerts} selected={view.coin} onSelect={selectCoin} />
 
         <section className="card bar-card" aria-labelledby="bar-title">
           <div className="card-head wrap">
@@ -142,7 +156,7 @@ export function App() {
         <CoinTable data={latest} selected={view.coin} onSelect={selectCoin} />
       </main>
       <footer className="footer">
-        Windows of {Math.round(market.windowMs / 1000)} s · history {HISTORY_LIMIT} points per coin ·{" "}
+        {source ? `Source ${source} · ` : ""}Windows of {Math.round(sv.windowMs / 1000)} s · history {HISTORY_LIMIT} points per coin ·{" "}
         <a href="/docs">API</a>
       </footer>
     </div>

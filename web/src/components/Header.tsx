@@ -1,70 +1,57 @@
-// Header: title, connection indicator with last update / stale state, source badges, stats.
-import { Activity, AlertTriangle, FlaskConical, RefreshCw, Wifi, WifiOff } from "lucide-react";
-import { formatAge, formatCompact, formatPercent, formatTime } from "../lib/format";
-import { isSimulated, sourceNotLive, type SourceStatus } from "../lib/market";
+// Header: title, the selected source (selector, state badge, data age), socket state, stats.
+import { Activity, RefreshCw, Wifi, WifiOff } from "lucide-react";
+import { formatCompact, formatPercent } from "../lib/format";
+import type { DataAge } from "../lib/market";
 import type { MarketStats } from "../lib/stats";
+import type { Badge } from "../lib/status";
+import type { StatusPoint } from "../lib/types";
 import type { Connection } from "../hooks/useMarketSocket";
+import { DataAgePill, SourceBadge, SourceSelector } from "./SourceStatus";
 
 interface Props {
   stats: MarketStats;
   connection: Connection;
-  lastUpdateAt: number | null;
-  stale: boolean;
-  sources: readonly SourceStatus[];
   now: number;
+  source: string | null;
+  /** Every source with data or a status. */
+  sources: readonly string[];
+  statuses: Readonly<Record<string, StatusPoint>>;
+  onSourceChange: (source: string) => void;
+  badge: Badge;
+  age: DataAge;
+  newestEndMs: number | null;
+  windowMs: number;
 }
 
+const CONNECTION_LABELS = {
+  connecting: "Connecting",
+  connected: "Connected",
+  reconnecting: "Reconnecting",
+  offline: "Offline",
+} as const;
 
-function ConnectionPill({ connection, lastUpdateAt, stale, now, dataLive }: {
-  connection: Connection;
-  lastUpdateAt: number | null;
-  stale: boolean;
-  now: number;
-  dataLive: boolean;
-}) {
-  let state: string = connection.status;
-  let label: string;
-  let icon = <Wifi size={14} aria-hidden />;
-  switch (connection.status) {
-    case "live":
-      if (stale) {
-        state = "stale";
-        label = "Stale";
-        icon = <AlertTriangle size={14} aria-hidden />;
-      } else {
-        label = dataLive ? "Live" : "Connected";
-        if (!dataLive) state = "connected";
-      }
-      break;
-    case "connecting":
-      label = "Connecting";
-      icon = <RefreshCw size={14} className="spin" aria-hidden />;
-      break;
-    case "reconnecting":
-      label = "Reconnecting";
-      icon = <RefreshCw size={14} className="spin" aria-hidden />;
-      break;
-    case "offline":
-      label = "Offline";
-      icon = <WifiOff size={14} aria-hidden />;
-      break;
-  }
+/** The WebSocket to the API server only; whether the market data is live is the source badge's job. */
+function ConnectionPill({ connection, now }: { connection: Connection; now: number }) {
+  const { status } = connection;
+  const icon =
+    status === "connected" ? (
+      <Wifi size={14} aria-hidden />
+    ) : status === "offline" ? (
+      <WifiOff size={14} aria-hidden />
+    ) : (
+      <RefreshCw size={14} className="spin" aria-hidden />
+    );
   const retryIn = connection.retryAt !== null ? Math.max(0, Math.ceil((connection.retryAt - now) / 1000)) : null;
   return (
-    <div className={`pill conn ${state}`} data-testid="connection" data-state={state} role="status" aria-live="polite">
+    <div
+      className={`pill conn ${status}`}
+      data-testid="connection"
+      data-state={status}
+      title="Connection to the API server"
+    >
       {icon}
-      <span className="conn-label">{label}</span>
-      <span className="conn-detail">
-        {lastUpdateAt !== null ? (
-          <>
-            updated <time dateTime={new Date(lastUpdateAt).toISOString()}>{formatTime(lastUpdateAt)}</time>
-            {stale || connection.status !== "live" ? ` (${formatAge(now - lastUpdateAt)})` : ""}
-          </>
-        ) : (
-          "waiting for data"
-        )}
-        {retryIn !== null && connection.status !== "live" ? ` · retry in ${retryIn}s` : ""}
-      </span>
+      <span className="conn-label">{CONNECTION_LABELS[status]}</span>
+      {retryIn !== null && status !== "connected" && <span className="conn-detail">retry in {retryIn}s</span>}
     </div>
   );
 }
@@ -87,10 +74,12 @@ function Stat({ label, value, sub, tone, testId }: {
   );
 }
 
-export function Header({ stats, connection, lastUpdateAt, stale, sources, now }: Props) {
-  const notLive = sources.filter(sourceNotLive);
+export function Header(props: Props) {
+  const { stats, connection, now, source, sources, statuses, onSourceChange, badge, age, newestEndMs, windowMs } = props;
   const avgTone = stats.avgChange === null ? "" : stats.avgChange >= 0 ? "up" : "down";
   const mv = stats.mostVolatile;
+  // The selector appears once there is a choice (or a shared link names an unknown source).
+  const choice = new Set(source !== null ? [...sources, source] : sources).size > 1;
   return (
     <header className="header">
       <div className="header-top">
@@ -98,27 +87,10 @@ export function Header({ stats, connection, lastUpdateAt, stale, sources, now }:
           <Activity size={22} aria-hidden className="logo" /> CryptoPulse
         </h1>
         <div className="header-status">
-          {notLive.map((s) => {
-            const simulated = isSimulated(s);
-            return (
-              <div
-                key={s.source}
-                className={`pill badge ${simulated ? "simulated" : "unreachable"}`}
-                data-testid="source-badge"
-                title={s.detail || undefined}
-              >
-                {simulated ? <FlaskConical size={14} aria-hidden /> : <AlertTriangle size={14} aria-hidden />}
-                {simulated ? "Simulated data" : `${s.source} unreachable`}
-              </div>
-            );
-          })}
-          <ConnectionPill
-            connection={connection}
-            lastUpdateAt={lastUpdateAt}
-            stale={stale}
-            now={now}
-            dataLive={notLive.length === 0}
-          />
+          {choice && <SourceSelector sources={sources} statuses={statuses} value={source} onChange={onSourceChange} />}
+          <SourceBadge badge={badge} source={source} />
+          <DataAgePill age={age} newestEndMs={newestEndMs} windowMs={windowMs} />
+          <ConnectionPill connection={connection} now={now} />
         </div>
       </div>
       <div className="stats">

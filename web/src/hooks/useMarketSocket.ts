@@ -6,7 +6,7 @@ import { applyMessages, initialMarketState, type MarketState } from "../lib/mark
 import { parseServerMessage } from "../lib/protocol";
 import type { ServerMessage } from "../lib/types";
 
-export type ConnectionStatus = "connecting" | "live" | "reconnecting" | "offline";
+export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "offline";
 
 export interface Connection {
   status: ConnectionStatus;
@@ -21,7 +21,7 @@ const OFFLINE_AFTER = 4;
 const FLUSH_FALLBACK_MS = 250;
 
 function reducer(state: MarketState, batch: readonly ServerMessage[]): MarketState {
-  return applyMessages(state, batch, Date.now());
+  return applyMessages(state, batch);
 }
 
 export function useMarketSocket(url: string, historyLimit?: number): { market: MarketState; connection: Connection } {
@@ -77,7 +77,7 @@ export function useMarketSocket(url: string, historyLimit?: number): { market: M
       socket = ws;
       ws.onopen = () => {
         attempt = 0;
-        setConnection({ status: "live", attempt: 0, retryAt: null });
+        setConnection({ status: "connected", attempt: 0, retryAt: null });
       };
       ws.onmessage = (ev: MessageEvent) => {
         const msg = parseServerMessage(ev.data);

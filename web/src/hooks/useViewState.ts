@@ -1,4 +1,4 @@
-// View state (selected coin, bar metric, chart kind) mirrored in the URL; back/forward work.
+// View state (selected source and coin, bar metric, chart kind) mirrored in the URL; back/forward work.
 import { useCallback, useEffect, useState } from "react";
 import { readView, writeView, type ViewState } from "../lib/url";
 
@@ -16,9 +16,12 @@ export function useViewState(): [ViewState, (patch: Partial<ViewState>) => void]
       const next = { ...v, ...patch };
       const search = writeView(window.location.search, next);
       if (search !== window.location.search) {
-        // A coin change is a navigation (back returns to the previous coin); metric and chart kind just replace.
+        // A source or coin change is a navigation (back returns to the previous one); metric and
+        // chart kind just replace.
         const url = `${window.location.pathname}${search}${window.location.hash}`;
-        if (patch.coin !== undefined && patch.coin !== v.coin) window.history.pushState(null, "", url);
+        const navigates =
+          (patch.coin !== undefined && patch.coin !== v.coin) || (patch.source !== undefined && patch.source !== v.source);
+        if (navigates) window.history.pushState(null, "", url);
         else window.history.replaceState(null, "", url);
       }
       return next;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  formatAge,
   formatCompact,
+  formatDuration,
   formatMoneyCompact,
   formatPercent,
   formatPrice,
@@ -65,13 +65,16 @@ describe("formatPercent", () => {
   it("handles null", () => expect(formatPercent(null)).toBe("—"));
 });
 
-describe("formatAge", () => {
+describe("formatDuration", () => {
   it.each([
-    [0, "0s ago"],
-    [12_400, "12s ago"],
-    [65_000, "1m ago"],
-    [2 * 3_600_000, "2h ago"],
-  ])("%d ms -> %s", (ms, out) => expect(formatAge(ms)).toBe(out));
+    [-5, "0 s"],
+    [0, "0 s"],
+    [12_900, "12 s"],
+    [65_000, "1 min"],
+    [2 * 3_600_000, "2 h"],
+    [47 * 3_600_000, "47 h"],
+    [3 * 86_400_000, "3 d"],
+  ])("%d ms -> %s", (ms, out) => expect(formatDuration(ms)).toBe(out));
 });
 
 describe("moneyTickFormat", () => {

@@ -74,13 +74,15 @@ export function formatDateTime(ms: number | null | undefined): string {
   return `${d.toLocaleDateString("en-GB", { day: "2-digit", month: "short" })} ${formatTime(ms)}`;
 }
 
-/** "12s ago", "3m ago": how old the last update is. */
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s ago`;
+/** "12 s", "3 min", "2 h", "4 d": a duration rounded down to its largest unit. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ago`;
-  return `${Math.floor(m / 60)}h ago`;
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h`;
+  return `${Math.floor(h / 24)} d`;
 }
 
 function significantDecimals(abs: number): number {

@@ -1,13 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { point, WIN } from "../test/fixtures";
+import { point, status, T0, WIN } from "../test/fixtures";
 import {
   applyMessage,
   applyMessages,
+  dataAge,
+  DEFAULT_WINDOW_MS,
+  defaultSource,
   initialMarketState,
-  isStale,
-  latestWindows,
+  knownSources,
   mergeWindow,
-  sourceNotLive,
+  sourceView,
+  staleAfterMs,
 } from "./market";
 
 describe("mergeWindow", () => {
@@ -46,85 +49,193 @@ describe("mergeWindow", () => {
   });
 });
 
+const snap = (data: ReturnType<typeof point>[]) => ({ type: "snapshot" as const, data });
+const upd = (data: ReturnType<typeof point>[]) => ({ type: "market_update" as const, data });
+const cg = (s: ReturnType<typeof initialMarketState>) => s.history.coingecko ?? {};
+
 describe("applyMessage", () => {
   it("loads full history from the snapshot, bounded and sorted", () => {
     const data = [5, 1, 3, 0, 4, 2].map((i) => point("btc", i)).concat([point("eth", 0)]);
-    const s = applyMessage(initialMarketState(4), { type: "snapshot", data }, 1000);
-    expect(s.history.btc?.map((w) => w.close)).toEqual([102, 103, 104, 105]);
-    expect(s.history.eth).toHaveLength(1);
-    expect(s.lastUpdateAt).toBe(1000);
-    expect(s.windowMs).toBe(WIN);
+    const s = applyMessage(initialMarketState(4), snap(data));
+    expect(cg(s).btc?.map((w) => w.close)).toEqual([102, 103, 104, 105]);
+    expect(cg(s).eth).toHaveLength(1);
   });
 
   it("a snapshot replaces previous state (fresh start after reconnect)", () => {
-    let s = applyMessage(initialMarketState(), { type: "snapshot", data: [point("old", 0)] }, 1);
-    s = applyMessage(s, { type: "snapshot", data: [point("new", 0)] }, 2);
-    expect(Object.keys(s.history)).toEqual(["new"]);
+    let s = applyMessage(initialMarketState(), snap([point("old", 0), point("x", 0, { source: "simulated" })]));
+    s = applyMessage(s, snap([point("new", 0)]));
+    expect(Object.keys(s.history)).toEqual(["coingecko"]);
+    expect(Object.keys(cg(s))).toEqual(["new"]);
   });
 
   it("an empty snapshot (restarted server) keeps what is on screen", () => {
-    const s1 = applyMessage(initialMarketState(), { type: "snapshot", data: [point("btc", 0)] }, 1);
-    const s2 = applyMessage(s1, { type: "snapshot", data: [] }, 2);
+    const s1 = applyMessage(initialMarketState(), snap([point("btc", 0)]));
+    const s2 = applyMessage(s1, snap([]));
     expect(s2).toBe(s1);
   });
 
   it("updates replace the open window and grow history live", () => {
-    let s = applyMessage(initialMarketState(), { type: "snapshot", data: [point("btc", 0)] }, 1);
-    s = applyMessages(
-      s,
-      [
-        { type: "market_update", data: [point("btc", 1, { close: 200, final: false })] },
-        { type: "market_update", data: [point("btc", 1, { close: 201, final: false })] },
-        { type: "market_update", data: [point("eth", 1)] },
-      ],
-      5,
+    let s = applyMessage(initialMarketState(), snap([point("btc", 0)]));
+    s = applyMessages(s, [
+      upd([point("btc", 1, { close: 200, final: false })]),
+      upd([point("btc", 1, { close: 201, final: false })]),
+      upd([point("eth", 1)]),
+    ]);
+    expect(cg(s).btc?.map((w) => w.close)).toEqual([100, 201]);
+    expect(cg(s).eth).toHaveLength(1);
+  });
+
+  it("keeps untouched coins' and sources' arrays identical so memoised charts skip them", () => {
+    const s1 = applyMessage(
+      initialMarketState(),
+      snap([point("btc", 0), point("eth", 0), point("btc", 0, { source: "simulated" })]),
     );
-    expect(s.history.btc?.map((w) => w.close)).toEqual([100, 201]);
-    expect(s.history.eth).toHaveLength(1);
-    expect(s.lastUpdateAt).toBe(5);
+    const s2 = applyMessage(s1, upd([point("btc", 1)]));
+    expect(cg(s2).eth).toBe(cg(s1).eth);
+    expect(cg(s2).btc).not.toBe(cg(s1).btc);
+    expect(s2.history.simulated).toBe(s1.history.simulated);
   });
 
-  it("keeps untouched coins' arrays identical so memoised charts skip them", () => {
-    const s1 = applyMessage(initialMarketState(), { type: "snapshot", data: [point("btc", 0), point("eth", 0)] }, 1);
-    const s2 = applyMessage(s1, { type: "market_update", data: [point("btc", 1)] }, 2);
-    expect(s2.history.eth).toBe(s1.history.eth);
-    expect(s2.history.btc).not.toBe(s1.history.btc);
+  it("keeps each source's windows in its own series, even for the same coin and window", () => {
+    let s = applyMessage(
+      initialMarketState(),
+      snap([point("bitcoin", 0, { close: 100 }), point("bitcoin", 0, { source: "simulated", close: 5 })]),
+    );
+    s = applyMessages(s, [
+      upd([point("bitcoin", 1, { source: "simulated", close: 6 })]),
+      upd([point("bitcoin", 0, { source: "replay", close: 77 })]),
+    ]);
+    expect(s.history.coingecko?.bitcoin?.map((w) => w.close)).toEqual([100]);
+    expect(s.history.simulated?.bitcoin?.map((w) => w.close)).toEqual([5, 6]);
+    expect(s.history.replay?.bitcoin?.map((w) => w.close)).toEqual([77]);
+    for (const [src, coins] of Object.entries(s.history)) {
+      for (const series of Object.values(coins)) expect(series.every((w) => w.source === src)).toBe(true);
+    }
+    expect(sourceView(s, "coingecko").latest.map((w) => w.close)).toEqual([100]);
+    expect(sourceView(s, "simulated").latest.map((w) => w.close)).toEqual([6]);
+    expect(sourceView(s, "simulated").history.bitcoin).toHaveLength(2);
+    expect(sourceView(s, "binance").latest).toEqual([]);
+    expect(sourceView(s, null).latest).toEqual([]);
   });
 
-  it("records source status without touching data", () => {
-    const s = applyMessage(initialMarketState(), { type: "source_status", source: "coingecko", live: false, detail: "x" }, 1);
-    expect(s.sources.coingecko).toEqual({ source: "coingecko", live: false, detail: "x" });
-    expect(s.lastUpdateAt).toBeNull();
+  it("a source_status list replaces the previous one without touching data", () => {
+    const s1 = applyMessage(initialMarketState(), snap([point("btc", 0)]));
+    const s2 = applyMessage(s1, {
+      type: "source_status",
+      data: [status("coingecko", "degraded"), status("simulated", "simulated")],
+    });
+    expect(Object.keys(s2.statuses).sort()).toEqual(["coingecko", "simulated"]);
+    expect(s2.history).toBe(s1.history);
+    const s3 = applyMessage(s2, { type: "source_status", data: [status("coingecko", "live")] });
+    expect(Object.keys(s3.statuses)).toEqual(["coingecko"]);
+    expect(s3.statuses.coingecko?.state).toBe("live");
+    expect(knownSources(s3)).toEqual(["coingecko"]);
+    expect(knownSources(s2)).toEqual(["coingecko", "simulated"]);
+  });
+});
+
+describe("defaultSource", () => {
+  it("is null with nothing known", () => {
+    expect(defaultSource(initialMarketState())).toBeNull();
+  });
+
+  it("is the source with the newest status heartbeat (the running one)", () => {
+    let s = applyMessage(
+      initialMarketState(),
+      // The newest window is simulated (an earlier run), but coingecko is the one reporting now.
+      snap([point("btc", 5, { source: "simulated" }), point("btc", 0)]),
+    );
+    s = applyMessage(s, {
+      type: "source_status",
+      data: [
+        status("simulated", "simulated", { updated_at: new Date(T0 - 3_600_000).toISOString() }),
+        status("coingecko", "connecting", { updated_at: new Date(T0).toISOString() }),
+      ],
+    });
+    expect(defaultSource(s)).toBe("coingecko");
+  });
+
+  it("falls back to the source of the newest window without statuses", () => {
+    const s = applyMessage(
+      initialMarketState(),
+      snap([point("btc", 3, { source: "replay" }), point("btc", 5, { source: "simulated" }), point("eth", 4)]),
+    );
+    expect(defaultSource(s)).toBe("simulated");
+    expect(knownSources(s)).toEqual(["coingecko", "replay", "simulated"]);
+  });
+
+  it("picks a status-only source (no data yet) when it is the running one", () => {
+    let s = applyMessage(initialMarketState(), snap([point("btc", 0, { source: "simulated" })]));
+    s = applyMessage(s, { type: "source_status", data: [status("binance", "connecting")] });
+    expect(defaultSource(s)).toBe("binance");
+    expect(sourceView(s, "binance").status?.state).toBe("connecting");
   });
 });
 
 describe("selectors", () => {
-  it("latestWindows returns one newest window per coin, largest market cap first", () => {
+  it("latest has one newest window per coin, largest market cap first", () => {
     const s = applyMessage(
       initialMarketState(),
-      {
-        type: "snapshot",
-        data: [point("small", 0, { market_cap: 1 }), point("big", 0, { market_cap: 1e12 }), point("big", 1, { market_cap: 2e12 })],
-      },
-      1,
+      snap([point("small", 0, { market_cap: 1 }), point("big", 0, { market_cap: 1e12 }), point("big", 1, { market_cap: 2e12 })]),
     );
-    const latest = latestWindows(s);
+    const latest = sourceView(s, "coingecko").latest;
     expect(latest.map((w) => [w.coin, w.market_cap])).toEqual([
       ["big", 2e12],
       ["small", 1],
     ]);
   });
 
-  it("is stale only after two windows without data", () => {
-    const s = applyMessage(initialMarketState(), { type: "snapshot", data: [point("btc", 0)] }, 0);
-    expect(isStale(initialMarketState(), 1e9)).toBe(false);
-    expect(isStale(s, 2 * WIN)).toBe(false);
-    expect(isStale(s, 2 * WIN + 1)).toBe(true);
+  it("infers the window length per source", () => {
+    const s = applyMessage(
+      initialMarketState(),
+      snap([
+        point("btc", 0),
+        point("btc", 0, {
+          source: "simulated",
+          window_start: new Date(T0).toISOString(),
+          window_end: new Date(T0 + 5_000).toISOString(),
+        }),
+      ]),
+    );
+    expect(sourceView(s, "coingecko").windowMs).toBe(WIN);
+    expect(sourceView(s, "simulated").windowMs).toBe(5_000);
+    expect(sourceView(s, "none").windowMs).toBe(DEFAULT_WINDOW_MS);
+  });
+});
+
+describe("data age", () => {
+  // Newest coingecko window: i = 2, ends at T0 + 3 windows.
+  const s = applyMessage(initialMarketState(), snap([point("btc", 0), point("btc", 2), point("eth", 1)]));
+  const view = sourceView(s, "coingecko");
+  const end = T0 + 3 * WIN;
+
+  it("is now minus the newest window's end", () => {
+    expect(view.newestEndMs).toBe(end);
+    expect(dataAge(view, end + 12_000)).toEqual({ ageMs: 12_000, stale: false });
   });
 
-  it("simulated or unreachable sources are never live", () => {
-    expect(sourceNotLive({ source: "coingecko", live: true, detail: "" })).toBe(false);
-    expect(sourceNotLive({ source: "coingecko", live: false, detail: "timeout" })).toBe(true);
-    expect(sourceNotLive({ source: "simulated", live: true, detail: "" })).toBe(true);
+  it("is zero, not negative, while the newest window is still open", () => {
+    expect(dataAge(view, end - 10_000)).toEqual({ ageMs: 0, stale: false });
+  });
+
+  it("turns stale past three windows (90 s at 30 s windows)", () => {
+    expect(staleAfterMs(WIN)).toBe(90_000);
+    expect(dataAge(view, end + 90_000).stale).toBe(false);
+    expect(dataAge(view, end + 90_001).stale).toBe(true);
+  });
+
+  it("never calls data stale sooner than 90 s, even with short windows", () => {
+    expect(staleAfterMs(5_000)).toBe(90_000);
+    expect(staleAfterMs(60_000)).toBe(180_000);
+  });
+
+  it("has no age (and is not stale) without data", () => {
+    expect(dataAge(sourceView(s, "simulated"), end + 1e9)).toEqual({ ageMs: null, stale: false });
+  });
+
+  it("measures only the selected source", () => {
+    const mixed = applyMessage(s, upd([point("btc", 100, { source: "simulated" })]));
+    expect(dataAge(sourceView(mixed, "coingecko"), end + 100_000).stale).toBe(true);
+    expect(dataAge(sourceView(mixed, "simulated"), end + 100_000).stale).toBe(false);
   });
 });

@@ -49,13 +49,28 @@ describe("sortWindows", () => {
 
 describe("url view state", () => {
   it("round-trips and omits defaults", () => {
-    expect(readView("")).toEqual({ coin: null, metric: "price", chart: "line" });
-    expect(readView("?coin=solana&metric=change&chart=candles")).toEqual({ coin: "solana", metric: "change", chart: "candles" });
-    expect(readView("?coin=all&metric=bogus")).toEqual({ coin: null, metric: "price", chart: "line" });
-    expect(writeView("", { coin: "solana", metric: "price", chart: "line" })).toBe("?coin=solana");
-    expect(writeView("?coin=solana&ws=%2Fother", { coin: null, metric: "volume", chart: "line" })).toBe(
+    expect(readView("")).toEqual({ source: null, coin: null, metric: "price", chart: "line" });
+    expect(readView("?coin=solana&metric=change&chart=candles")).toEqual({
+      source: null,
+      coin: "solana",
+      metric: "change",
+      chart: "candles",
+    });
+    expect(readView("?coin=all&metric=bogus")).toEqual({ source: null, coin: null, metric: "price", chart: "line" });
+    expect(writeView("", { source: null, coin: "solana", metric: "price", chart: "line" })).toBe("?coin=solana");
+    expect(writeView("?coin=solana&ws=%2Fother", { source: null, coin: null, metric: "volume", chart: "line" })).toBe(
       "?ws=%2Fother&metric=volume",
     );
+  });
+
+  it("keeps the chosen source in the URL", () => {
+    expect(readView("?source=simulated&coin=bitcoin").source).toBe("simulated");
+    expect(readView("?source=Not%20a%20source").source).toBeNull();
+    expect(readView("?source=").source).toBeNull();
+    expect(writeView("?coin=bitcoin", { source: "replay", coin: "bitcoin", metric: "price", chart: "line" })).toBe(
+      "?coin=bitcoin&source=replay",
+    );
+    expect(writeView("?source=replay", { source: null, coin: null, metric: "price", chart: "line" })).toBe("");
   });
 
   it("connects to /ws on the same origin unless configured", () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it, vi } from "vitest";
-import { agg } from "../test/fixtures";
-import { parseServerMessage, parseWindow } from "./protocol";
+import { readFileSync } from "node:fs";
+import { agg, T0 } from "../test/fixtures";
+import { parseServerMessage, parseStatus, parseWindow, SOURCE_MAX_LENGTH, SOURCE_PATTERN } from "./protocol";
+import { SOURCE_STATES } from "./types";
 
 const quiet = () => ({ warn: vi.fn() });
 
@@ -12,6 +14,7 @@ describe("parseServerMessage", () => {
     if (msg?.type !== "snapshot") throw new Error("unreachable");
     expect(msg.data[0]?.startMs).toBe(Date.parse("2026-11-24T22:00:00Z"));
     expect(msg.data[0]?.endMs).toBe(Date.parse("2026-11-24T22:00:30Z"));
+    expect(msg.data[0]?.source).toBe("coingecko");
     expect(log.warn).not.toHaveBeenCalled();
   });
 
@@ -20,9 +23,54 @@ describe("parseServerMessage", () => {
     expect(typeof w).not.toBe("string");
   });
 
-  it("parses source_status", () => {
-    const msg = parseServerMessage('{"type":"source_status","source":"coingecko","live":false,"detail":"timeout"}', quiet());
-    expect(msg).toEqual({ type: "source_status", source: "coingecko", live: false, detail: "timeout" });
+  it("parses a source_status list and pre-parses its times", () => {
+    const log = quiet();
+    const data = [
+      {
+        source: "coingecko",
+        state: "degraded",
+        detail: "timeout",
+        last_good: "2026-11-24T21:59:00Z",
+        updated_at: "2026-11-24T22:00:00+00:00",
+      },
+      { source: "simulated", state: "simulated", updated_at: "2026-11-24T22:00:01Z" },
+    ];
+    const msg = parseServerMessage(JSON.stringify({ type: "source_status", data }), log);
+    expect(msg).toEqual({
+      type: "source_status",
+      data: [
+        { ...data[0], lastGoodMs: Date.parse("2026-11-24T21:59:00Z"), updatedMs: T0 },
+        { ...data[1], detail: "", last_good: null, lastGoodMs: null, updatedMs: T0 + 1000 },
+      ],
+    });
+    expect(log.warn).not.toHaveBeenCalled();
+  });
+
+  it("accepts every state of the contract", () => {
+    for (const state of SOURCE_STATES) {
+      expect(parseStatus({ source: "x", state, updated_at: "2026-11-24T22:00:00Z" })).toMatchObject({ state });
+    }
+  });
+
+  it("drops malformed statuses one by one, keeping the good ones", () => {
+    const log = quiet();
+    const good = { source: "coingecko", state: "live", updated_at: "2026-11-24T22:00:00Z" };
+    const bad = [
+      { ...good, source: "" },
+      { ...good, source: "Coin Gecko" },
+      { ...good, state: "healthy" },
+      { ...good, updated_at: "soon" },
+      { ...good, updated_at: undefined },
+      { ...good, last_good: "never" },
+      { ...good, last_good: 5 },
+      { ...good, detail: 5 },
+      { source: "coingecko", live: true, detail: "old shape" },
+      "live",
+    ];
+    const msg = parseServerMessage({ type: "source_status", data: [good, ...bad] }, log);
+    if (msg?.type !== "source_status") throw new Error("expected source_status");
+    expect(msg.data.map((s) => s.source)).toEqual(["coingecko"]);
+    expect(log.warn).toHaveBeenCalledTimes(bad.length);
   });
 
   it.each([
@@ -32,7 +80,8 @@ describe("parseServerMessage", () => {
     ["unknown type", '{"type":"hello"}'],
     ["missing type", '{"data":[]}'],
     ["data not a list", '{"type":"market_update","data":{}}'],
-    ["bad source_status", '{"type":"source_status","live":"yes"}'],
+    ["old source_status shape", '{"type":"source_status","source":"coingecko","live":true,"detail":""}'],
+    ["source_status data not a list", '{"type":"source_status","data":{"source":"x"}}'],
   ])("ignores and logs: %s", (_, text) => {
     const log = quiet();
     expect(parseServerMessage(text, log)).toBeNull();
@@ -48,6 +97,11 @@ describe("parseServerMessage", () => {
       { ...agg("d", 0), trend: "up" },
       { ...agg("e", 0), avg_change_24h: "3" },
       { ...agg("f", 0), close: Number.NaN },
+      { ...agg("g", 0), source: undefined },
+      { ...agg("h", 0), source: "" },
+      { ...agg("i", 0), source: "Simulated!" },
+      { ...agg("j", 0), source: "x".repeat(41) },
+      { ...agg("k", 0), source: 7 },
       42,
     ];
     const msg = parseServerMessage({ type: "market_update", data: [agg("bitcoin", 0), ...bad] }, log);
@@ -62,5 +116,16 @@ describe("parseServerMessage", () => {
     const w = parseWindow(raw);
     if (typeof w === "string") throw new Error(w);
     expect(w.market_cap).toBeNull();
+  });
+});
+
+describe("source ids", () => {
+  it("follow the pattern and length of cryptopulse/schema.py (schema.json)", () => {
+    const schema = JSON.parse(readFileSync(new URL("../generated/schema.json", import.meta.url), "utf8"));
+    const source = schema.$defs.WindowAggregate.properties.source;
+    expect(SOURCE_PATTERN.source).toBe(source.pattern);
+    expect(SOURCE_MAX_LENGTH).toBe(source.maxLength);
+    expect(schema.$defs.SourceStatus.properties.source).toEqual(source);
+    expect([...SOURCE_STATES]).toEqual(schema.$defs.SourceStatus.properties.state.enum);
   });
 });

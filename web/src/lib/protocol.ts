@@ -1,7 +1,7 @@
 // Runtime validation of server messages. The socket is an external input: anything that does
 // not match the contract is dropped with a console warning instead of reaching React state.
-import type { ServerMessage, Trend, Volatility, WindowPoint } from "./types";
-import { TRENDS, VOLATILITY_LEVELS } from "./types";
+import type { ServerMessage, SourceState, StatusPoint, Trend, Volatility, WindowPoint } from "./types";
+import { SOURCE_STATES, TRENDS, VOLATILITY_LEVELS } from "./types";
 
 type Json = Record<string, unknown>;
 
@@ -11,11 +11,19 @@ const isPositive = (v: unknown): v is number => isFiniteNum(v) && v > 0;
 const isNullableNum = (v: unknown): v is number | null => v === null || isFiniteNum(v);
 const isNonEmptyStr = (v: unknown): v is string => typeof v === "string" && v.length > 0;
 
+/** Source ids as cryptopulse/schema.py defines them (a test checks these against schema.json). */
+export const SOURCE_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+export const SOURCE_MAX_LENGTH = 40;
+export const isSourceId = (v: unknown): v is string =>
+  typeof v === "string" && v.length <= SOURCE_MAX_LENGTH && SOURCE_PATTERN.test(v);
+
 /** Returns the parsed window, or a reason it was rejected. */
 export function parseWindow(raw: unknown): WindowPoint | string {
   if (!isObj(raw)) return "not an object";
-  const { coin, symbol, window_start, window_end, avg_price, open, high, low, close } = raw;
+  const { source, coin, symbol, window_start, window_end, avg_price, open, high, low, close } = raw;
   if (!isNonEmptyStr(coin)) return "coin missing";
+  // Without a valid source a window cannot be put in a series: never guess one.
+  if (!isSourceId(source)) return `${coin}: source missing or invalid`;
   if (!isNonEmptyStr(symbol)) return `${coin}: symbol missing`;
   if (typeof window_start !== "string" || typeof window_end !== "string") {
     return `${coin}: window times missing`;
@@ -33,6 +41,7 @@ export function parseWindow(raw: unknown): WindowPoint | string {
   if (!VOLATILITY_LEVELS.includes(raw.volatility as Volatility)) return `${coin}: unknown volatility`;
   if (!TRENDS.includes(raw.trend as Trend)) return `${coin}: unknown trend`;
   return {
+    source,
     coin,
     symbol,
     window_start,
@@ -52,6 +61,43 @@ export function parseWindow(raw: unknown): WindowPoint | string {
     trend: raw.trend as Trend,
     final: raw.final === true,
   };
+}
+
+/** Returns the parsed source status, or a reason it was rejected. */
+export function parseStatus(raw: unknown): StatusPoint | string {
+  if (!isObj(raw)) return "not an object";
+  const { source, state, detail, last_good, updated_at } = raw;
+  if (!isSourceId(source)) return "source missing or invalid";
+  if (!SOURCE_STATES.includes(state as SourceState)) return `${source}: unknown state`;
+  if (typeof updated_at !== "string") return `${source}: updated_at missing`;
+  const updatedMs = Date.parse(updated_at);
+  if (!Number.isFinite(updatedMs)) return `${source}: bad updated_at`;
+  let lastGoodMs: number | null = null;
+  if (last_good !== undefined && last_good !== null) {
+    if (typeof last_good !== "string") return `${source}: bad last_good`;
+    lastGoodMs = Date.parse(last_good);
+    if (!Number.isFinite(lastGoodMs)) return `${source}: bad last_good`;
+  }
+  if (detail !== undefined && typeof detail !== "string") return `${source}: detail is not text`;
+  return {
+    source,
+    state: state as SourceState,
+    detail: detail ?? "",
+    last_good: lastGoodMs === null ? null : (last_good as string),
+    updated_at,
+    lastGoodMs,
+    updatedMs,
+  };
+}
+
+function parseList<T>(items: readonly unknown[], parse: (raw: unknown) => T | string, what: string, log: ParseLog): T[] {
+  const out: T[] = [];
+  for (const item of items) {
+    const parsed = parse(item);
+    if (typeof parsed === "string") log.warn(`[cryptopulse] dropping ${what} (${parsed})`, item);
+    else out.push(parsed);
+  }
+  return out;
 }
 
 export interface ParseLog {
@@ -76,30 +122,16 @@ export function parseServerMessage(text: unknown, log: ParseLog = console): Serv
   }
   switch (raw.type) {
     case "snapshot":
-    case "market_update": {
+    case "market_update":
+    case "source_status": {
       if (!Array.isArray(raw.data)) {
         log.warn(`[cryptopulse] ignoring ${raw.type}: data is not a list`, raw);
         return null;
       }
-      const data: WindowPoint[] = [];
-      for (const item of raw.data) {
-        const parsed = parseWindow(item);
-        if (typeof parsed === "string") log.warn(`[cryptopulse] dropping window (${parsed})`, item);
-        else data.push(parsed);
+      if (raw.type === "source_status") {
+        return { type: raw.type, data: parseList(raw.data, parseStatus, "source status", log) };
       }
-      return { type: raw.type, data };
-    }
-    case "source_status": {
-      if (!isNonEmptyStr(raw.source) || typeof raw.live !== "boolean") {
-        log.warn("[cryptopulse] ignoring malformed source_status", raw);
-        return null;
-      }
-      return {
-        type: "source_status",
-        source: raw.source,
-        live: raw.live,
-        detail: typeof raw.detail === "string" ? raw.detail : "",
-      };
+      return { type: raw.type, data: parseList(raw.data, parseWindow, "window", log) };
     }
     default:
       log.warn("[cryptopulse] ignoring unknown message type", raw.type);

@@ -3,13 +3,24 @@
 import type {
   MarketUpdateMessage,
   SnapshotMessage,
+  SourceStatus,
   SourceStatusMessage,
+  State as SourceState,
   Trend,
   Volatility,
   WindowAggregate,
 } from "../generated/types";
 
-export type { MarketUpdateMessage, SnapshotMessage, SourceStatusMessage, Trend, Volatility, WindowAggregate };
+export type {
+  MarketUpdateMessage,
+  SnapshotMessage,
+  SourceState,
+  SourceStatus,
+  SourceStatusMessage,
+  Trend,
+  Volatility,
+  WindowAggregate,
+};
 
 /** A window with its times parsed once, so sorting and keying never re-parse ISO strings. */
 export interface WindowPoint extends WindowAggregate {
@@ -17,10 +28,19 @@ export interface WindowPoint extends WindowAggregate {
   endMs: number;
 }
 
+/** A source status with its times parsed once. */
+export interface StatusPoint extends SourceStatus {
+  detail: string;
+  last_good: string | null;
+  lastGoodMs: number | null;
+  updatedMs: number;
+}
+
 export type ServerMessage =
   | { type: "snapshot"; data: WindowPoint[] }
   | { type: "market_update"; data: WindowPoint[] }
-  | { type: "source_status"; source: string; live: boolean; detail: string };
+  /** Every known source's status: the list is complete and replaces the previous one. */
+  | { type: "source_status"; data: StatusPoint[] };
 
 export const VOLATILITY_LEVELS: readonly Volatility[] = [
   "Stable",
@@ -31,3 +51,12 @@ export const VOLATILITY_LEVELS: readonly Volatility[] = [
 ];
 
 export const TRENDS: readonly Trend[] = ["🚀 Surging", "📈 Rising", "➡️ Stable", "📉 Falling", "💥 Crashing"];
+
+export const SOURCE_STATES: readonly SourceState[] = [
+  "connecting",
+  "live",
+  "degraded",
+  "unreachable",
+  "simulated",
+  "replay",
+];

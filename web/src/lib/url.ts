@@ -1,8 +1,12 @@
 // View state kept in the URL so a link opens the same view.
+import { isSourceId } from "./protocol";
+
 export type Metric = "price" | "change" | "volume" | "marketCap";
 export type ChartView = "line" | "candles";
 
 export interface ViewState {
+  /** The source whose data is shown; null = the running source (see defaultSource). */
+  source: string | null;
   coin: string | null;
   metric: Metric;
   chart: ChartView;
@@ -11,14 +15,16 @@ export interface ViewState {
 const METRICS: readonly Metric[] = ["price", "change", "volume", "marketCap"];
 const VIEWS: readonly ChartView[] = ["line", "candles"];
 
-export const DEFAULT_VIEW: ViewState = { coin: null, metric: "price", chart: "line" };
+export const DEFAULT_VIEW: ViewState = { source: null, coin: null, metric: "price", chart: "line" };
 
 export function readView(search: string): ViewState {
   const q = new URLSearchParams(search);
+  const source = q.get("source");
   const coin = q.get("coin");
   const metric = q.get("metric") as Metric | null;
   const chart = q.get("chart") as ChartView | null;
   return {
+    source: isSourceId(source) ? source : null,
     coin: coin && coin !== "all" ? coin : null,
     metric: metric && METRICS.includes(metric) ? metric : DEFAULT_VIEW.metric,
     chart: chart && VIEWS.includes(chart) ? chart : DEFAULT_VIEW.chart,
@@ -32,6 +38,7 @@ export function writeView(search: string, view: ViewState): string {
     if (v === null || v === dflt) q.delete(k);
     else q.set(k, v);
   };
+  set("source", view.source, null);
   set("coin", view.coin, null);
   set("metric", view.metric, DEFAULT_VIEW.metric);
   set("chart", view.chart, DEFAULT_VIEW.chart);

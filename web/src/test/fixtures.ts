@@ -1,7 +1,6 @@
-// Builders for windows as the server sends them.
-import type { WindowAggregate } from "../lib/types";
-import { parseWindow } from "../lib/protocol";
-import type { WindowPoint } from "../lib/types";
+// Builders for windows and source statuses as the server sends them.
+import { parseStatus, parseWindow } from "../lib/protocol";
+import type { SourceState, SourceStatus, StatusPoint, WindowAggregate, WindowPoint } from "../lib/types";
 
 export const T0 = Date.parse("2026-11-24T22:00:00Z");
 export const WIN = 30_000;
@@ -9,6 +8,7 @@ export const WIN = 30_000;
 export function agg(coin: string, i: number, over: Partial<WindowAggregate> = {}): WindowAggregate {
   const price = over.close ?? 100 + i;
   return {
+    source: "coingecko",
     coin,
     symbol: coin.slice(0, 3),
     window_start: new Date(T0 + i * WIN).toISOString(),
@@ -31,6 +31,12 @@ export function agg(coin: string, i: number, over: Partial<WindowAggregate> = {}
 
 export function point(coin: string, i: number, over: Partial<WindowAggregate> = {}): WindowPoint {
   const p = parseWindow(agg(coin, i, over));
+  if (typeof p === "string") throw new Error(p);
+  return p;
+}
+
+export function status(source: string, state: SourceState, over: Partial<SourceStatus> = {}): StatusPoint {
+  const p = parseStatus({ source, state, detail: "", last_good: null, updated_at: new Date(T0).toISOString(), ...over });
   if (typeof p === "string") throw new Error(p);
   return p;
 }
