@@ -29,6 +29,8 @@ export const LineChart = memo(function LineChart({ width, height, data, view, wi
 
   // Closed (final) windows shown, exposed for end-to-end tests of the whole pipeline.
   const finalCount = useMemo(() => data.filter((d) => d.final).length, [data]);
+  // The sources drawn (always exactly one: a series never joins two sources), for the same tests.
+  const sources = useMemo(() => [...new Set(data.map((d) => d.source))].sort().join(" "), [data]);
 
   const { x, y } = useMemo(() => {
     const first = data[0];
@@ -120,6 +122,7 @@ export const LineChart = memo(function LineChart({ width, height, data, view, wi
         aria-label="Price over time"
         data-testid="line-chart"
         data-final-count={finalCount}
+        data-sources={sources}
       >
         <defs>
           <linearGradient id={gradientId} x1="0" x2="0" y1="0" y2="1">
