@@ -174,7 +174,9 @@ def up(
     replay_file: Annotated[Path | None, typer.Option(help="Replay: the capture to play.")] = None,
 ) -> None:
     """Run the whole pipeline (Kafka, API, Spark job, producer) and print the dashboard URL."""
-    from cryptopulse.supervisor import run_pipeline
+    from rich.text import Text
+
+    from cryptopulse.supervisor import clean_text, run_pipeline
 
     overrides: dict[str, object] = {
         "producer__source": source,
@@ -193,47 +195,62 @@ def up(
     try:
         run_pipeline(settings, env, console)
     except CryptoPulseError as exc:
-        raise _fail(exc) from exc
+        # The message may quote a child's log: printed as plain text, never as markup.
+        console.print(Text.assemble(("error: ", "red"), clean_text(str(exc), 2000)))
+        raise typer.Exit(1) from exc
 
 
 @app.command()
 def down() -> None:
-    """Stop a pipeline started by `cryptopulse up` (from another terminal)."""
+    """Stop a pipeline started by `cryptopulse up` (from another terminal), in under 15 s."""
     from cryptopulse.supervisor import stop_pipeline
 
     settings = _settings()
     with console.status("Stopping the pipeline ..."):
-        stopped = stop_pipeline(settings)
-    console.print("Pipeline stopped." if stopped else "No pipeline is running.")
+        result = stop_pipeline(settings)
+    summary = result.summary
+    if summary is not None:
+        line = (
+            f"Pipeline stopped in {float(summary['seconds']):.1f} s; "
+            f"{int(summary['undelivered'])} ticks undelivered"
+        )
+        if summary.get("unreported"):
+            line += " (the producer was stopped before it could report; more may be lost)"
+        console.print(line, markup=False, highlight=False)
+    elif result.was_running:
+        console.print("Pipeline stopped.")
+    elif not result.killed:
+        stale = " (a state file from an earlier run was ignored)" if result.stale else ""
+        console.print(f"No pipeline is running.{stale}", markup=False)
+    if result.killed:
+        console.print(
+            f"Stopped what was left without its supervisor: {', '.join(result.killed)}",
+            markup=False,
+        )
 
 
 @app.command()
 def status() -> None:
-    """Show each component of the pipeline: state, pid, port, restarts, last error."""
+    """Show each component of the pipeline: state, for how long, pid, port, restarts, last error."""
     from rich.table import Table
+    from rich.text import Text
 
-    from cryptopulse.supervisor import alive, read_state
+    from cryptopulse.supervisor import read_state, running_supervisor, status_rows
 
     settings = _settings()
     state = read_state(settings)
-    if not state or not alive(state.get("supervisor_pid")):
+    supervisor = running_supervisor(state)
+    if state is None or supervisor is None:
         console.print("No pipeline is running (`make up` starts one).")
         raise typer.Exit(3)
-    table = Table(title=f"CryptoPulse — dashboard {state['dashboard']}")
-    for column in ("component", "state", "pid", "port", "restarts", "last error"):
+    table = Table(title=f"CryptoPulse — dashboard {state.get('dashboard', '')}")
+    rows = status_rows(state)
+    for column in ("component", "state", "for", "pid", "port", "restarts", "last error"):
         table.add_column(column)
-    for c in state["components"]:
-        running = c["status"] in ("running", "external") and (c["pid"] is None or alive(c["pid"]))
-        shown = c["status"] if running or c["status"] != "running" else "dead"
-        table.add_row(
-            c["name"],
-            shown,
-            str(c["pid"] or ""),
-            str(c["port"] or ""),
-            str(c["restarts"]),
-            c["last_error"][:80],
-        )
+    for row in rows:
+        table.add_row(*(Text(row[column]) for column in row))
     Console().print(table)
+    Console().print(Text(f"supervisor pid {supervisor.pid}"), style="dim")
 
 
 @app.command("schema")
