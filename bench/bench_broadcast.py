@@ -57,6 +57,7 @@ def record(coin: str, window: int, seq: int) -> dict[str, Any]:
     start = T0 + timedelta(seconds=30 * window)
     price = 100.0 + window
     return {
+        "source": "simulated",
         "coin": coin,
         "symbol": coin[-3:],
         "window_start": start.isoformat().replace("+00:00", "Z"),

@@ -142,8 +142,11 @@ class ApiSettings(BaseModel):
         description="Serve POST /ingest; turn off for a replica that only consumes Kafka.",
     )
     windows_replay: Annotated[int, Field(ge=0)] = Field(
-        default=2000,
-        description="Records per partition of the windows topic read back on start, so history is warm.",
+        default=100_000,
+        description=(
+            "On start, the windows topic is read back over the span the history keeps "
+            "(history_per_coin windows), at most this many records per partition."
+        ),
     )
     ping_timeout: Seconds = 20.0
     snapshot_history: Annotated[int, Field(ge=1)] = Field(

@@ -24,17 +24,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from cryptopulse.api.feed import MarketFeed
 from cryptopulse.api.hub import CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, Hub
+from cryptopulse.api.kafka_feed import KafkaFeed
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.store import MarketStore
 from cryptopulse.api.transport import channel_for
-from cryptopulse.api.windows_consumer import WindowsConsumer
 from cryptopulse.config import Settings
 from cryptopulse.schema import (
     COIN_PATTERN,
     IngestRequest,
     IngestResponse,
     SnapshotMessage,
-    SourceStatusMessage,
+    SourceStatus,
     WindowAggregate,
 )
 
@@ -43,7 +43,6 @@ T = TypeVar("T")
 
 MAX_HISTORY_LIMIT = 100_000
 _ingest_adapter: TypeAdapter[IngestRequest] = TypeAdapter(IngestRequest)
-_status_adapter: TypeAdapter[SourceStatusMessage] = TypeAdapter(SourceStatusMessage)
 _bearer = HTTPBearer(auto_error=False, description="The token in settings `api.token`.")
 
 _NOT_BUILT = """<!doctype html>
@@ -69,6 +68,29 @@ class ApiRejection(Exception):
         self.reason = reason
         self.detail = detail
         self.headers = headers
+
+
+class SourceInfo(BaseModel):
+    source: str
+    status: SourceStatus | None
+    coins: int
+    newest_window_end: str | None
+
+
+class Sources(BaseModel):
+    default: str | None
+    sources: list[SourceInfo]
+
+
+SourceParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=40,
+        pattern=COIN_PATTERN,
+        description="Which source's data (default: the running source).",
+    ),
+]
 
 
 class Health(BaseModel):
@@ -133,14 +155,18 @@ def create_app(settings: Settings) -> FastAPI:
         max_clients=api.max_clients,
     )
     feed = MarketFeed(store, hub, metrics, api.snapshot_history)
-    consumer: WindowsConsumer | None = None
+    consumer: KafkaFeed | None = None
     if api.consume_windows:
-        consumer = WindowsConsumer(
+        consumer = KafkaFeed(
             bootstrap=settings.kafka.bootstrap,
             topic=settings.kafka.topic_windows,
             on_records=feed.ingest,
+            status_topic=settings.kafka.topic_status,
+            on_statuses=feed.statuses,
             metrics=metrics,
-            replay=api.windows_replay,
+            # as much as the store keeps: a restarted server shows the same history
+            replay_seconds=api.history_per_coin * settings.spark.window_seconds,
+            replay_records=api.windows_replay,
         )
     token = api.token.get_secret_value() if api.token is not None else None
 
@@ -150,9 +176,9 @@ def create_app(settings: Settings) -> FastAPI:
         if consumer is not None:
             consumer.start(asyncio.get_running_loop())
         log.info(
-            "API ready: ingest %s, windows topic %s",
+            "API ready: ingest %s, Kafka %s",
             "on" if api.ingest_enabled else "off",
-            settings.kafka.topic_windows if consumer else "not consumed",
+            " and ".join(consumer.topics) if consumer else "not consumed",
         )
         try:
             yield
@@ -285,24 +311,32 @@ def create_app(settings: Settings) -> FastAPI:
             metrics.ingest_seconds.observe(time.perf_counter() - started)
             return _json({"received": len(batch.data)})
 
-    @app.post(
-        "/api/source-status",
-        response_model=SourceStatusMessage,
-        responses=errors,
-        openapi_extra=schema_body(SourceStatusMessage),
-        dependencies=[Depends(authorize)],
-        tags=["ingest"],
-    )
-    async def source_status(request: Request) -> Response:
-        """Tell every dashboard whether the market source is live (sent by the pipeline supervisor)."""
-        status = parse(_status_adapter, await json_body(request))
-        feed.set_source_status(status)
-        return _json(status.model_dump())
+    def chosen(source: str | None) -> str | None:
+        return source or store.default_source()
 
     @app.get("/api/coins", response_model=list[WindowAggregate], tags=["market"])
-    async def coins() -> Response:
-        """The latest window of every coin."""
-        return _records(store.latest())
+    async def coins(source: SourceParam = None) -> Response:
+        """The latest window of every coin of one source (default: the running source)."""
+        name = chosen(source)
+        return _records(store.latest(name) if name else [])
+
+    @app.get("/api/sources", response_model=Sources, tags=["market"])
+    async def sources() -> Response:
+        """Every source with data or a status, and which one is shown by default."""
+        infos = []
+        for name in store.sources:
+            status = store.statuses.get(name)
+            end = store.newest_end(name)
+            infos.append(
+                SourceInfo(
+                    source=name,
+                    status=status,
+                    coins=len(store.coins(name)),
+                    newest_window_end=end.isoformat().replace("+00:00", "Z") if end else None,
+                )
+            )
+        body = Sources(default=store.default_source(), sources=infos)
+        return _json(body.model_dump(mode="json"))
 
     @app.get(
         "/api/history/{coin}",
@@ -313,11 +347,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def history(
         coin: Annotated[str, Path(min_length=1, max_length=100, pattern=COIN_PATTERN)],
         limit: Annotated[int | None, Query(ge=1, le=MAX_HISTORY_LIMIT)] = None,
+        source: SourceParam = None,
     ) -> Response:
-        """The coin's recent windows, oldest first (kept in memory, bounded per coin)."""
-        records = store.history(coin, limit)
+        """The coin's recent windows from one source, oldest first (bounded per coin)."""
+        name = chosen(source)
+        records = store.history(name, coin, limit) if name else None
         if records is None:
-            raise HTTPException(404, f"no data for coin {coin!r}")
+            raise HTTPException(404, f"no data for coin {coin!r} from source {name!r}")
         return _records(records)
 
     @app.get("/api/snapshot", response_model=SnapshotMessage, tags=["market"])
@@ -341,7 +377,7 @@ def create_app(settings: Settings) -> FastAPI:
         body = Health(
             status="ok" if healthy else "unhealthy",
             clients=len(hub),
-            coins=len(store.coins),
+            coins=len(store.coins()),
             version=store.version,
             ingest=api.ingest_enabled,
             consumer=consumer_state,
@@ -395,7 +431,7 @@ def create_app(settings: Settings) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (IngestRequest, SourceStatusMessage):
+            for model in (IngestRequest,):
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model.__name__] = model_schema

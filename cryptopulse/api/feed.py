@@ -1,7 +1,8 @@
-"""Where aggregates enter the server: from POST /ingest or from the windows topic.
+"""Where data enters the server: aggregates from POST /ingest or the windows topic, source
+statuses from the status topic.
 
-Both go through `MarketFeed.ingest`: store first (so reads right after see it), then
-a broadcast is queued (so the caller never waits for clients). Runs on the event loop.
+Everything goes through `MarketFeed`: store first (so reads right after see it), then a
+broadcast is queued (so the caller never waits for clients). Runs on the event loop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from cryptopulse.api.hub import Hub, Outgoing, encode, encode_status
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.store import MarketStore
-from cryptopulse.schema import SourceStatusMessage, WindowAggregate
+from cryptopulse.schema import SourceStatus, SourceStatusMessage, WindowAggregate
 
 
 class MarketFeed:
@@ -25,26 +26,33 @@ class MarketFeed:
         self._snapshot: tuple[int, Outgoing] | None = None
 
     def ingest(self, records: Sequence[WindowAggregate], origin: str) -> int:
-        """Store and broadcast a batch; return how many records were kept."""
-        kept = self.store.apply(records)
+        """Store and broadcast a batch; return how many records changed something."""
+        changed = self.store.apply(records)
         self.metrics.ingests.labels(origin).inc()
         self.metrics.records.labels(origin).inc(len(records))
-        if kept:
-            self.hub.publish(self.store.version, records)
-        return kept
+        if changed:
+            self.hub.publish(self.store.version, changed)
+        return len(changed)
 
-    def set_source_status(self, status: SourceStatusMessage) -> None:
-        self.store.set_source_status(status)
-        self.hub.publish_status(self.store.version, status)
+    def statuses(self, statuses: Sequence[SourceStatus], _origin: str = "kafka") -> None:
+        """Keep the newest status of each source; broadcast the whole list when it changed."""
+        if any([self.store.set_status(s) for s in statuses]):
+            self.hub.publish_status(self.store.version, self.status_message())
+
+    def status_message(self) -> SourceStatusMessage:
+        return SourceStatusMessage(
+            data=[self.store.statuses[s] for s in sorted(self.store.statuses)]
+        )
 
     def welcome(self) -> tuple[list[Outgoing], int]:
-        """The messages a new client gets first (snapshot, then source status) and their version."""
+        """The messages a new client gets first (snapshot, then source statuses) and their version."""
         version = self.store.version
         if self._snapshot is None or self._snapshot[0] != version:
             payload = encode("snapshot", self.store.snapshot(self.snapshot_history))
             self._snapshot = (version, Outgoing("snapshot", payload, version))
         messages = [self._snapshot[1]]
-        status = self.store.source_status
-        if status is not None:
-            messages.append(Outgoing("source_status", encode_status(status), version))
+        if self.store.statuses:
+            messages.append(
+                Outgoing("source_status", encode_status(self.status_message()), version)
+            )
         return messages, version

@@ -58,7 +58,7 @@ def encode(kind: str, data: Sequence[WindowAggregate]) -> bytes:
 
 
 def encode_status(status: SourceStatusMessage) -> bytes:
-    return orjson.dumps(status.model_dump())
+    return orjson.dumps(status.model_dump(), option=orjson.OPT_UTC_Z)
 
 
 @dataclass(slots=True)

@@ -1,10 +1,12 @@
-"""Scaling out: two API servers consume the windows topic and serve the same live data."""
+"""Scaling out and restarting: API servers consume the windows and status topics, serve the
+same live data, and a restarted one comes back with what Kafka holds."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,8 @@ from websockets.asyncio.client import connect
 from cryptopulse.api.server import BackgroundServer
 from cryptopulse.config import ApiSettings, KafkaSettings, load_settings
 from cryptopulse.schema import WindowAggregate
+from tests.factories import status, window
 from tests.integration.test_api_server import RECV, metric, recv_json
-from tests.unit.test_api_store import window
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +111,71 @@ def test_two_replicas_on_different_ports_serve_the_same_live_data(
             invalid = metric(server, "cryptopulse_api_kafka_messages_total", outcome="invalid")
             assert invalid == 1
             assert httpx.post(f"{server.url}/ingest", json={"data": []}).status_code in (404, 405)
+
+
+def test_a_restarted_server_comes_back_with_history_and_every_source_status(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    windows, statuses = new_topic("windows"), new_topic("status", partitions=1)
+    history = [window(coin, i, final=True) for i in range(5) for coin in ("bitcoin", "solana")]
+    history += [window("bitcoin", 5, price=p, final=False) for p in (1.0, 2.0)]  # open window
+    history += [window("bitcoin", 0, price=9.0, source="coingecko")]
+    produce(kafka_bootstrap, windows, list(history))
+    now = datetime.now(UTC)
+    said = [
+        status("coingecko", "live", at=now - timedelta(minutes=5)),
+        status("coingecko", "degraded", at=now - timedelta(minutes=4), detail="HTTP 500"),
+        status("simulated", "simulated", at=now),
+    ]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for s in said:
+        producer.produce(statuses, key=s.source.encode(), value=s.model_dump_json().encode())
+    producer.produce(statuses, key=b"junk", value=b'{"source": "x"}')
+    assert producer.flush(30) == 0
+    settings = load_settings(
+        data_dir=tmp_path,
+        kafka=KafkaSettings(
+            bootstrap_servers=kafka_bootstrap, topic_windows=windows, topic_status=statuses
+        ),
+        api=ApiSettings(consume_windows=True, web_dist=tmp_path / "none"),
+    )
+
+    def served(server: BackgroundServer) -> dict[str, Any]:
+        wait_until(
+            lambda: (
+                len(httpx.get(f"{server.url}/api/history/bitcoin").json()) == 6
+                and len(httpx.get(f"{server.url}/api/sources").json()["sources"]) == 2
+            ),
+            f"server {server.port} to rebuild from Kafka",
+        )
+
+        async def welcome() -> list[dict[str, Any]]:
+            async with connect(server.ws_url, max_size=None) as ws:
+                return [await recv_json(ws), await recv_json(ws)]
+
+        return {
+            "history": httpx.get(f"{server.url}/api/history/bitcoin").json(),
+            "sources": httpx.get(f"{server.url}/api/sources").json(),
+            "welcome": asyncio.run(welcome()),
+        }
+
+    with BackgroundServer(settings) as first:
+        before = served(first)
+    with BackgroundServer(settings) as restarted:
+        after = served(restarted)
+    assert after == before
+    assert [(h["avg_price"], h["final"]) for h in before["history"]][-2:] == [
+        (100.0, True),
+        (2.0, False),
+    ]
+    sources = before["sources"]
+    assert sources["default"] == "simulated"  # the newest heartbeat is the running source
+    assert [(s["source"], s["status"]["state"], s["coins"]) for s in sources["sources"]] == [
+        ("coingecko", "degraded", 1),
+        ("simulated", "simulated", 2),
+    ]
+    snapshot, status_message = before["welcome"]
+    assert snapshot["type"] == "snapshot" and len(snapshot["data"]) == 6 + 5 + 1
+    assert status_message["type"] == "source_status"
+    assert [s["state"] for s in status_message["data"]] == ["degraded", "simulated"]
+    assert status_message["data"][0]["detail"] == "HTTP 500"

@@ -18,8 +18,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from cryptopulse.api.server import BackgroundServer
 from cryptopulse.config import ApiSettings, Settings, load_settings
-from cryptopulse.schema import SnapshotMessage, SourceStatusMessage, WindowAggregate
-from tests.unit.test_api_store import window
+from cryptopulse.schema import SnapshotMessage, WindowAggregate
+from tests.factories import window
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -164,11 +164,8 @@ def test_token_is_enforced(server: BackgroundServer) -> None:
         )
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
-    status = SourceStatusMessage(source="coingecko", live=False).model_dump_json()
-    assert (
-        httpx.post(f"{server.url}/api/source-status", content=status, headers=json_type).status_code
-        == 401
-    )
+    # the source status is no longer written over HTTP: it comes from the status topic
+    assert httpx.post(f"{server.url}/api/source-status", content=b"{}").status_code in (404, 405)
     assert post(server, [window()]).status_code == 200
     assert (
         metric(server, "cryptopulse_api_rejected_total", endpoint="/ingest", reason="unauthorized")
@@ -183,41 +180,47 @@ def test_no_token_configured_means_open_ingest(tmp_path: Path) -> None:
         assert response.json() == {"received": 1}
 
 
-def test_snapshot_then_status_then_updates_in_order(server: BackgroundServer) -> None:
+def test_snapshot_then_updates_in_order(server: BackgroundServer) -> None:
     # history before anyone connects: two coins, the open window of bitcoin updated twice
     post(server, [window("bitcoin", 0), window("ethereum", 0)])
     post(server, [window("bitcoin", 1, price=1.0, final=False)])
     post(server, [window("bitcoin", 1, price=2.0, final=False)])
-    status = SourceStatusMessage(source="coingecko", live=False, detail="HTTP 429: rate limited")
-    response = httpx.post(f"{server.url}/api/source-status", content=status.model_dump_json(),
-                          headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
-    assert response.status_code == 200
+    post(server, [window("bitcoin", 0, price=7.0, source="coingecko")])  # another source
 
     async def main() -> None:
         async with connect(server.ws_url) as ws:
             snapshot = SnapshotMessage.model_validate(await recv_json(ws))
-            keys = [(w.coin, w.window_start, w.avg_price) for w in snapshot.data]
+            keys = [(w.source, w.coin, w.window_start, w.avg_price) for w in snapshot.data]
             assert keys == [
-                ("bitcoin", window(i=0).window_start, 100.0),
-                ("bitcoin", window(i=1).window_start, 2.0),  # replaced, not added
-                ("ethereum", window(i=0).window_start, 100.0),
+                ("coingecko", "bitcoin", window(i=0).window_start, 7.0),
+                ("simulated", "bitcoin", window(i=0).window_start, 100.0),
+                ("simulated", "bitcoin", window(i=1).window_start, 2.0),  # replaced, not added
+                ("simulated", "ethereum", window(i=0).window_start, 100.0),
             ]
-            assert SourceStatusMessage.model_validate(await recv_json(ws)) == status
             for price in (3.0, 4.0, 5.0):
                 post(server, [window("bitcoin", 1, price=price, final=price == 5.0)])
             prices = [(await recv_json(ws))["data"][0]["avg_price"] for _ in range(3)]
             assert prices == [3.0, 4.0, 5.0]
-            live = SourceStatusMessage(source="coingecko", live=True)
-            httpx.post(f"{server.url}/api/source-status", content=live.model_dump_json(),
-                       headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
-            assert SourceStatusMessage.model_validate(await recv_json(ws)) == live
 
     asyncio.run(main())
+    # no status yet: the default source is the one with the newest window
     history = httpx.get(f"{server.url}/api/history/bitcoin").json()
     assert [(h["avg_price"], h["final"]) for h in history] == [(100.0, True), (5.0, True)]
     assert len(httpx.get(f"{server.url}/api/history/bitcoin", params={"limit": 1}).json()) == 1
     coins = httpx.get(f"{server.url}/api/coins").json()
     assert [(c["coin"], c["avg_price"]) for c in coins] == [("bitcoin", 5.0), ("ethereum", 100.0)]
+    other = {"source": "coingecko"}
+    assert [c["avg_price"] for c in httpx.get(f"{server.url}/api/coins", params=other).json()] == [
+        7.0
+    ]
+    assert len(httpx.get(f"{server.url}/api/history/bitcoin", params=other).json()) == 1
+    assert httpx.get(f"{server.url}/api/history/ethereum", params=other).status_code == 404
+    sources = httpx.get(f"{server.url}/api/sources").json()
+    assert sources["default"] == "simulated"
+    assert [(s["source"], s["coins"], s["status"]) for s in sources["sources"]] == [
+        ("coingecko", 1, None),
+        ("simulated", 2, None),
+    ]
     assert httpx.get(f"{server.url}/api/history/dogecoin").status_code == 404
     assert httpx.get(f"{server.url}/api/history/Not%20A%20Coin").status_code == 422
     assert httpx.get(f"{server.url}/api/history/bitcoin", params={"limit": 0}).status_code == 422
@@ -270,8 +273,10 @@ def test_a_client_that_never_reads_is_dropped_and_the_others_get_every_message(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path, send_timeout=0.5)
-    big = [window("bitcoin", i) for i in range(2000)]  # ~0.8 MB per message
     sent = 0
+
+    def big() -> list[WindowAggregate]:  # ~0.8 MB per message, new prices each time
+        return [window(f"coin-{i}", 0, price=100.0 + sent) for i in range(2000)]
 
     async def main(server: BackgroundServer) -> None:
         nonlocal sent
@@ -284,12 +289,12 @@ def test_a_client_that_never_reads_is_dropped_and_the_others_get_every_message(
                 assert (await recv_json(ws))["type"] == "snapshot"
             while metric(server, "cryptopulse_api_ws_dropped_total", reason="slow") == 0:
                 assert sent < 60, "the stuck client was never dropped"
-                response = await asyncio.to_thread(post, server, big)
+                response = await asyncio.to_thread(post, server, big())
                 assert response.status_code == 200
                 sent += 1
                 for ws in (a, b):  # the readers get each message while the stuck one lags
                     update = await recv_json(ws)
-                    assert len(update["data"]) == len(big)
+                    assert len(update["data"]) == 2000
                 await asyncio.sleep(0.2)
             # the stuck client's connection is gone: reading it now ends in EOF or a reset
             stuck.settimeout(RECV)

@@ -18,7 +18,7 @@ from cryptopulse.api.hub import Hub, Outgoing, encode, text_frame
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.store import MarketStore
 from cryptopulse.schema import SnapshotMessage
-from tests.unit.test_api_store import window
+from tests.factories import window
 
 
 class SocketChannel:

@@ -26,7 +26,11 @@ def test_defaults_follow_the_design() -> None:
         "crypto_market_data",
         "crypto_market_windows",
         "crypto_market_data_dlq",
+        "crypto_market_status",
     )
+    configs = s.kafka.topic_configs()
+    assert configs["crypto_market_status"]["cleanup.policy"] == "compact"
+    assert configs["crypto_market_data"]["max.message.bytes"] == str(256 * 1024)
     assert s.kafka.managed
     assert (s.api.host, s.api.port) == ("127.0.0.1", 8000)
     assert s.api.ingest == "http://127.0.0.1:8000/ingest"

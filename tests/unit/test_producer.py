@@ -7,7 +7,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,9 +25,9 @@ from cryptopulse.producer import (
     with_producer_overrides,
 )
 from cryptopulse.schema import SourceStatus, Tick
-from cryptopulse.status import StatusTracker
 from cryptopulse.sources.base import Batch, FakeClock
 from cryptopulse.sources.simulated import SimulatedMarket, SimulatedSource
+from cryptopulse.status import StatusTracker
 
 START = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
 

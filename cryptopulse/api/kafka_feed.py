@@ -1,0 +1,210 @@
+"""Reads the windows topic and the source-status topic into the API server.
+
+Every API server (replicas, and the one `cryptopulse up` starts) joins a consumer group
+of its own, so each sees every record. On start it rebuilds what Kafka already holds:
+each windows partition is rewound to the records of the last `replay_seconds` (at most
+`replay_records` of them), so a restarted server comes back with the same history; the
+status topic (compacted, key = source) is read from its beginning, so the server knows
+every source's latest status at once. The consumer runs in a thread and hands validated
+batches to the event loop; malformed records are counted and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from pydantic import TypeAdapter, ValidationError
+
+from cryptopulse.api.metrics import ApiMetrics
+from cryptopulse.schema import SourceStatus, WindowAggregate
+
+log = logging.getLogger(__name__)
+
+_windows: TypeAdapter[WindowAggregate] = TypeAdapter(WindowAggregate)
+_status: TypeAdapter[SourceStatus] = TypeAdapter(SourceStatus)
+_BROKER_DOWN = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
+
+OnRecords = Callable[[list[WindowAggregate], str], object]
+OnStatuses = Callable[[list[SourceStatus], str], object]
+
+
+def replica_group_id() -> str:
+    """A consumer group of this process alone."""
+    return f"cryptopulse-api-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class KafkaFeed:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        on_records: OnRecords,
+        metrics: ApiMetrics,
+        status_topic: str | None = None,
+        on_statuses: OnStatuses | None = None,
+        replay_seconds: float = 7200.0,
+        replay_records: int = 100_000,
+        group_id: str | None = None,
+        batch_size: int = 500,
+        poll_timeout: float = 0.2,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.status_topic = status_topic
+        self.group_id = group_id or replica_group_id()
+        self.replay_seconds = replay_seconds
+        self.replay_records = replay_records
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self._on_records = on_records
+        self._on_statuses = on_statuses
+        self._metrics = metrics
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.assigned = threading.Event()
+        """Set once partitions are assigned (and rewound)."""
+        self.last_error = ""
+        self.away_since: float | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start consuming; batches are delivered by `loop.call_soon_threadsafe`."""
+        if self._thread is not None:
+            raise RuntimeError("consumer already started")
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="kafka-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.topic] + ([self.status_topic] if self.status_topic else [])
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        since_ms = int((time.time() - self.replay_seconds) * 1000)
+        windows = [p for p in partitions if p.topic == self.topic]
+        if windows and self.replay_records:
+            wanted = [TopicPartition(p.topic, p.partition, since_ms) for p in windows]
+            by_time = {
+                p.partition: p.offset for p in consumer.offsets_for_times(wanted, timeout=10)
+            }
+            for partition in windows:
+                low, high = consumer.get_watermark_offsets(partition, timeout=10, cached=False)
+                start = by_time.get(partition.partition, high)
+                start = high if start < 0 else start  # nothing that recent: from the end
+                partition.offset = max(low, start, high - self.replay_records)
+        else:
+            for partition in windows:
+                partition.offset = OFFSET_END
+        for partition in partitions:
+            if partition.topic != self.topic:
+                partition.offset = OFFSET_BEGINNING  # compacted: the latest per source
+        consumer.assign(partitions)
+        self.assigned.set()
+        log.info(
+            "consuming %s from %d partition(s) as %s",
+            " and ".join(self.topics),
+            len(partitions),
+            self.group_id,
+        )
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() in _BROKER_DOWN:
+            if self.away_since is None:
+                self.away_since = time.monotonic()
+                log.warning("Kafka at %s is unreachable; reconnecting", self.bootstrap)
+        else:
+            log.warning("Kafka: %s", err.str())
+        self.last_error = err.str()
+
+    def _run(self) -> None:
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "latest",
+            "client.id": self.group_id,
+            "error_cb": self._on_error,
+            "log_level": 2,  # error_cb reports connection failures once, not per retry
+            "reconnect.backoff.max.ms": 2000,
+        }
+        consumer = Consumer(config)
+        try:
+            consumer.subscribe(self.topics, on_assign=self._on_assign)
+            while not self._stop.is_set():
+                messages = consumer.consume(self.batch_size, self.poll_timeout)
+                if messages and self.away_since is not None:
+                    log.warning("Kafka is back after %.0f s", time.monotonic() - self.away_since)
+                    self.away_since = None
+                    self.last_error = ""
+                self._deliver(messages)
+        except KafkaException as exc:
+            self.last_error = str(exc)
+            log.error("Kafka consumer stopped: %s", exc)
+        finally:
+            consumer.close()
+
+    def _deliver(self, messages: list[Message]) -> None:
+        records: list[WindowAggregate] = []
+        statuses: list[SourceStatus] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    self.last_error = str(error)
+                    log.warning("%s: %s", message.topic(), error)
+                continue
+            value = message.value()
+            try:
+                if value is None:
+                    raise ValueError("a record without a value")
+                if message.topic() == self.topic:
+                    records.append(_windows.validate_json(value))
+                else:
+                    statuses.append(_status.validate_json(value))
+            except (ValidationError, ValueError) as exc:
+                self._metrics.kafka_records.labels("invalid").inc()
+                log.warning("skipping a malformed record on %s: %s", message.topic(), _reason(exc))
+                continue
+            self._metrics.kafka_records.labels("valid").inc()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if records:
+            loop.call_soon_threadsafe(self._on_records, records, "kafka")
+        if statuses and self._on_statuses is not None:
+            loop.call_soon_threadsafe(self._on_statuses, statuses, "kafka")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(exc)

@@ -1,0 +1,55 @@
+"""Test data shared by unit and integration tests: valid contract records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptopulse.schema import SourceState, SourceStatus, WindowAggregate
+
+T0 = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
+WINDOW = timedelta(seconds=30)
+
+
+def window(
+    coin: str = "bitcoin",
+    i: int = 0,
+    *,
+    price: float = 100.0,
+    final: bool = True,
+    source: str = "simulated",
+    start: datetime = T0,
+) -> WindowAggregate:
+    """The i-th 30 s window after `start` of one coin, with every price equal to `price`."""
+    begin = start + WINDOW * i
+    return WindowAggregate(
+        source=source,
+        coin=coin,
+        symbol=coin[:3],
+        window_start=begin,
+        window_end=begin + WINDOW,
+        avg_price=price,
+        open=price,
+        high=price,
+        low=price,
+        close=price,
+        avg_change_24h=0.5,
+        max_volume_24h=1.0,
+        market_cap=2.0,
+        tick_count=3,
+        volatility="Stable",
+        trend="➡️ Stable",
+        final=final,
+    )
+
+
+def status(
+    source: str = "coingecko",
+    state: SourceState = "live",
+    *,
+    at: datetime = T0,
+    detail: str = "",
+    last_good: datetime | None = None,
+) -> SourceStatus:
+    return SourceStatus(
+        source=source, state=state, detail=detail, last_good=last_good, updated_at=at
+    )
