@@ -51,7 +51,13 @@ export function DataAgePill({ age, newestEndMs, windowMs }: { age: DataAge; newe
       ? "No windows from this source yet"
       : `Newest window ended ${formatTime(newestEndMs)}; stale after ${formatDuration(staleAfterMs(windowMs))}`;
   return (
-    <div className={`pill age ${state}`} data-testid="data-age" data-state={state} title={title}>
+    <div
+      className={`pill age ${state}`}
+      data-testid="data-age"
+      data-state={state}
+      data-newest-end={newestEndMs ?? undefined}
+      title={title}
+    >
       {age.stale ? <TriangleAlert size={14} aria-hidden /> : <Clock size={14} aria-hidden />}
       <span>{age.ageMs === null ? "no data yet" : `data ${formatDuration(age.ageMs)} old`}</span>
       {age.stale && <strong className="age-flag">stale</strong>}
