@@ -21,7 +21,14 @@ from pathlib import Path
 
 import psutil
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
@@ -202,6 +209,7 @@ class LocalKafka:
         if not new:
             return
         admin = self.admin()  # must outlive the futures it returns
+        existing: list[str] = []
         for name, future in admin.create_topics(new, operation_timeout=30).items():
             try:
                 future.result(timeout=60)
@@ -209,6 +217,31 @@ class LocalKafka:
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise CryptoPulseError(f"Could not create topic {name}: {exc}") from exc
+                existing.append(name)
+        self._apply_configs(admin, {n: configs[n] for n in existing if configs.get(n)})
+
+    @staticmethod
+    def _apply_configs(admin: AdminClient, configs: dict[str, dict[str, str]]) -> None:
+        """Topics made by an earlier version get today's settings (e.g. the ticks topic's
+        max.message.bytes, the status topic's compaction)."""
+        if not configs:
+            return
+        resources = [
+            ConfigResource(
+                ResourceType.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                    for key, value in config.items()
+                ],
+            )
+            for name, config in configs.items()
+        ]
+        for resource, future in admin.incremental_alter_configs(resources).items():
+            try:
+                future.result(timeout=30)
+            except KafkaException as exc:
+                log.warning("could not update the settings of topic %s: %s", resource.name, exc)
 
     # -- internals ---------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.platform.kafka import KafkaAlreadyRunning, LocalKafka
@@ -84,8 +87,35 @@ def test_records_come_back_in_order_per_key(
     assert got == sent  # every key's records, in the order they were produced
 
 
-def test_configured_topics_exist(kafka_broker: LocalKafka) -> None:
+def _topic_config(broker: LocalKafka, topic: str) -> dict[str, str]:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    admin = broker.admin()  # must outlive its futures
+    deadline = time.monotonic() + 30
+    while True:  # a topic just created may not be known to every part of the broker yet
+        try:
+            entries = admin.describe_configs([resource])[resource].result(timeout=30)
+            return {key: entry.value for key, entry in entries.items()}
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_configured_topics_exist_with_their_settings(kafka_broker: LocalKafka) -> None:
     assert set(kafka_broker.topic_names) <= kafka_broker.topics()
+    ticks, status = kafka_broker.topic_names[0], kafka_broker.topic_names[-1]
+    assert _topic_config(kafka_broker, ticks)["max.message.bytes"] == str(256 * 1024)
+    assert _topic_config(kafka_broker, status)["cleanup.policy"] == "compact"
+
+
+def test_a_topic_made_earlier_gets_todays_settings(kafka_broker: LocalKafka) -> None:
+    name = f"old-status-{uuid.uuid4().hex[:8]}"
+    plain = replace(kafka_broker, topic_configs=())
+    plain.create_topics([name])  # as an earlier version made it: no settings of its own
+    assert _topic_config(kafka_broker, name)["cleanup.policy"] == "delete"
+    upgraded = replace(kafka_broker, topic_configs=((name, (("cleanup.policy", "compact"),)),))
+    upgraded.create_topics([name])
+    assert _topic_config(kafka_broker, name)["cleanup.policy"] == "compact"
 
 
 def test_second_start_says_it_is_running(kafka_broker: LocalKafka) -> None:
