@@ -214,8 +214,11 @@ def down() -> None:
             f"Pipeline stopped in {float(summary['seconds']):.1f} s; "
             f"{int(summary['undelivered'])} ticks undelivered"
         )
-        if summary.get("unreported"):
-            line += " (the producer was stopped before it could report; more may be lost)"
+        if unreported := int(summary.get("unreported", 0)):
+            line += (
+                f" ({unreported} producer run(s) ended without a report, e.g. killed:"
+                " ticks they held are not counted)"
+            )
         console.print(line, markup=False, highlight=False)
     elif result.was_running:
         console.print("Pipeline stopped.")

@@ -41,7 +41,6 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-import httpx
 import orjson
 import psutil
 from rich.console import Console
@@ -59,7 +58,8 @@ CONFIG_ERROR_EXIT = 2
 COLOURS = {"kafka": "magenta", "api": "cyan", "stream": "yellow", "producer": "green", "up": "bold"}
 STABLE_AFTER = 60.0  # a process that ran this long has its backoff reset
 READY_TIMEOUT = 180.0  # first readiness of each component while the pipeline starts
-SHUTDOWN_BUDGET = 13.5  # seconds from the stop signal until the broker has been stopped
+SHUTDOWN_BUDGET = 13.0  # seconds from the stop signal until the broker has been stopped
+KAFKA_STOP_BUDGET = 5.0
 FORWARD_LIMIT = 5  # forwarded lines per child per FORWARD_PERIOD
 FORWARD_PERIOD = 10.0
 
@@ -72,6 +72,15 @@ FORWARD_PERIOD = 10.0
 def backoff_delay(failures: int, base: float = 1.0, cap: float = 30.0) -> float:
     """Wait before the next restart after `failures` quick failures in a row: 1, 2, 4 ... 30 s."""
     return float(min(cap, base * 2.0 ** min(max(failures, 0), 16)))
+
+
+def stop_budget(
+    own: float, elapsed: float, later: int, total: float = SHUTDOWN_BUDGET, floor: float = 1.0
+) -> float:
+    """Seconds a component may take to stop: its own budget, cut so that the `later`
+    components still get `floor` seconds each within `total` (never less than `floor`, or
+    its own budget when that is smaller)."""
+    return max(min(own, floor), min(own, total - elapsed - later * floor))
 
 
 class ExitAction(Enum):
@@ -108,37 +117,45 @@ _LEVELS = {
     "FATAL": "CRITICAL",
 }
 _RANK = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-# A timestamp, then the level field:
-#   2026-11-24 22:00:00,123 WARNING cryptopulse.producer: ...   (our processes, cryptopulse/log.py)
-#   26/11/24 22:00:00 WARN TaskSetManager: ...                  (Spark's log4j)
-#   [2026-11-24 22:00:00,123] WARN ... (kafka.server...)        (the Kafka broker)
-_STAMPED = re.compile(
-    r"^\[?\d{2,4}[-/]\d{2}[-/]\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?\]?[ \t]+"
-    r"(?P<level>[A-Z]{4,8})\b"
+# Each format a child's log lines come in: a timestamp, then the level field. The terminal
+# gets our own processes' warnings, but only errors from the libraries' own logs: Spark's
+# and the broker's warnings (AQE disabled, a slow batch, a node not reachable) and
+# librdkafka's connection reports come by the dozen and say nothing a user can act on.
+_DIALECTS = (
+    # 2026-11-24 22:00:00,123 WARNING cryptopulse.producer: ...   (ours: cryptopulse/log.py)
+    (re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} (?P<level>[A-Z]+) "), "WARNING"),
+    # 26/11/24 22:00:00 WARN TaskSetManager: ...   (Spark's log4j)
+    (re.compile(r"^\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (?P<level>[A-Z]+) "), "ERROR"),
+    # [2026-11-24 22:00:00,123] WARN ... (kafka.server...)   (the Kafka broker's log4j)
+    (re.compile(r"^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}\] (?P<level>[A-Z]+) "), "ERROR"),
 )
 # librdkafka's own format when no logger is set: %<syslog severity>|<time>|<facility>|...
 _RDKAFKA = re.compile(r"^%(?P<severity>[0-7])\|\d+(?:\.\d+)?\|")
 _SYSLOG = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
 
 
-def line_level(line: str) -> tuple[str, int] | None:
-    """The log level of a line and where that field starts, or None for a line without one
-    (a continuation line, a traceback, plain output). Only the level field counts: a word
-    anywhere else in the line (a URL with ERROR in it) does not."""
-    if match := _STAMPED.match(line):
-        level = _LEVELS.get(match["level"])
-        return (level, match.start("level")) if level else None
+def line_level(line: str) -> tuple[str, int, str] | None:
+    """(level, where the level field starts, the least level the terminal gets for this
+    format) of a log line, or None for a line without a level field (a continuation line,
+    a traceback, plain output). Only the level field counts: a word anywhere else in the
+    line (a URL with ERROR in it) does not."""
+    for pattern, minimum in _DIALECTS:
+        if match := pattern.match(line):
+            level = _LEVELS.get(match["level"])
+            return (level, match.start("level"), minimum) if level else None
     if match := _RDKAFKA.match(line):
-        return _SYSLOG[int(match["severity"])], 0
+        return _SYSLOG[int(match["severity"])], 0, "CRITICAL"
     return None
 
 
-def forwarded_text(line: str, minimum: str = "WARNING") -> tuple[str, str] | None:
+def forwarded_text(line: str) -> tuple[str, str] | None:
     """(level, text from the level field on) for a line the terminal should get, else None."""
     found = line_level(line)
-    if found is None or _RANK[found[0]] < _RANK[minimum]:
+    if found is None:
         return None
-    level, start = found
+    level, start, minimum = found
+    if _RANK[level] < _RANK[minimum]:
+        return None
     return level, line[start:].strip()
 
 
@@ -450,6 +467,7 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
     finite: bool = False  # exit code 0 means "done" (a replay), not "restart me"
     stop_budget: float = 2.0  # seconds between SIGTERM and SIGKILL of its process group
+    stops_with_next: bool = False  # stopped at the same time as the child started after it
     ready_file: Path | None = None  # passed as --ready-file; ready when it names the child
     report: bool = False  # passed --report-fd; the exit report is read after it exits
     state: ComponentState = field(init=False)
@@ -499,21 +517,18 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def stop_process(proc: subprocess.Popen[bytes], budget: float) -> bool:
-    """SIGTERM the child (it stops its own helpers in order), SIGKILL its whole process group
-    after `budget` seconds; leftovers in its group are killed either way. True when it
+def finish_process(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Wait for a child that was sent SIGTERM until `deadline` (monotonic), then SIGKILL its
+    whole process group; leftovers in its group are killed either way. True when it
     stopped by itself."""
     clean = True
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            proc.wait(budget)
-        except subprocess.TimeoutExpired:
-            clean = False
-            _kill_group(proc.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
+    try:
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        clean = False
+        _kill_group(proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
     _kill_group(proc.pid)  # e.g. a JVM its driver left behind; the group is the child's own
     return clean
 
@@ -583,7 +598,10 @@ class Supervisor:
                 [*exe, "stream"],
                 logs / "stream.log",
                 ready_file=run / "stream.ready",
-                stop_budget=5.0,
+                stop_budget=6.0,
+                # While the producer flushes: ticks it still sends wait in Kafka for the next
+                # run (the job resumes from its checkpoint), and the shutdown stays short.
+                stops_with_next=True,
             ),
             Child(
                 "producer",
@@ -604,7 +622,7 @@ class Supervisor:
             " │ ",
             (clean_text(message, 1000), style),
         )
-        self.console.print(line, highlight=False)
+        self.console.print(line, highlight=False, soft_wrap=True)  # a log file: one line each
 
     def forward_logs(self) -> None:
         """Echo new warning and error lines of each child's log, prefixed with its name."""
@@ -642,6 +660,8 @@ class Supervisor:
     # -- readiness ---------------------------------------------------------------------
 
     def _api_ready(self, _child: Child) -> bool:
+        import httpx  # here: `down` and `status` start faster without it
+
         try:
             return httpx.get(f"{self.settings.api.base_url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -1020,31 +1040,55 @@ class Supervisor:
                     ("  (Ctrl-C stops everything)", "bold green"),
                 ),
                 highlight=False,
+                soft_wrap=True,
             )
             while not self.stopping.wait(0.5):
                 self.tick()
         finally:
             self.shutdown()
 
+    def stop_waves(self) -> list[list[Child]]:
+        """The children in stopping order: the last started first; a child that
+        `stops_with_next` is stopped together with the one started after it."""
+        waves: list[list[Child]] = []
+        later: Child | None = None
+        for child in reversed(self.children):
+            if waves and later is not None and child.stops_with_next:
+                waves[-1].append(child)
+            else:
+                waves.append([child])
+            later = child
+        return waves
+
     def shutdown(self) -> None:
         """Stop everything in reverse order, each part within its budget (under 15 s in all)."""
         began = time.monotonic()
-        for child in reversed(self.children):
-            proc = child.proc
-            if proc is None:
-                if child.state.status not in ("finished",):
+        waves = self.stop_waves()
+        for i, wave in enumerate(waves):
+            running = [c for c in wave if c.proc is not None]
+            for child in wave:
+                if child.proc is None and child.state.status != "finished":
                     child.state.set("stopped")
+            if not running:
                 continue
-            if proc.poll() is None:
-                self.say(child.name, "stopping")
-            if not stop_process(proc, child.stop_budget):
-                self.say(
-                    child.name, f"did not stop within {child.stop_budget:.1f} s; killed", "red"
-                )
-            self._collect_report(child)
-            child.proc = None
-            child.state.set("stopped")
-            child.state.set_process(None)
+            later = sum(any(c.proc for c in w) for w in waves[i + 1 :]) + (self.kafka is not None)
+            elapsed = time.monotonic() - began
+            budgets = {c.name: stop_budget(c.stop_budget, elapsed, later) for c in running}
+            for child in running:
+                assert child.proc is not None
+                if child.proc.poll() is None:
+                    self.say(child.name, "stopping")
+                    with contextlib.suppress(ProcessLookupError):
+                        child.proc.terminate()  # it stops its own helpers (Spark's JVM) in order
+            for child in running:
+                assert child.proc is not None
+                budget = budgets[child.name]
+                if not finish_process(child.proc, began + elapsed + budget):
+                    self.say(child.name, f"did not stop within {budget:.1f} s; killed", "red")
+                self._collect_report(child)
+                child.proc = None
+                child.state.set("stopped")
+                child.state.set_process(None)
             with contextlib.suppress(OSError):
                 self.write_state()
         if child_ready := [c.ready_file for c in self.children if c.ready_file is not None]:
@@ -1052,7 +1096,7 @@ class Supervisor:
                 path.unlink(missing_ok=True)
         with contextlib.suppress(Exception):
             self.forward_logs()
-        self._stop_kafka(max(1.5, SHUTDOWN_BUDGET - (time.monotonic() - began)))
+        self._stop_kafka(stop_budget(KAFKA_STOP_BUDGET, time.monotonic() - began, 0))
         seconds = time.monotonic() - began
         summary = {
             "stopped_at": time.time(),
@@ -1064,9 +1108,8 @@ class Supervisor:
         }
         write_atomic(shutdown_file(self.settings), orjson.dumps(summary))
         state_file(self.settings).unlink(missing_ok=True)
-        if self.undelivered:
-            self.say("up", f"{self.undelivered} ticks could not be delivered", "red")
-        self.say("up", f"everything stopped in {seconds:.1f} s", "bold")
+        lost = f"; {self.undelivered} ticks could not be delivered" if self.undelivered else ""
+        self.say("up", f"everything stopped in {seconds:.1f} s{lost}", "bold")
 
     def _stop_kafka(self, budget: float) -> None:
         kafka = self.kafka
@@ -1093,8 +1136,10 @@ class Supervisor:
 
 
 def run_pipeline(settings: Settings, env: dict[str, str], console: Console) -> None:
-    # LocalKafka logs each start step; a broker restart gets one line from us instead.
+    # LocalKafka logs each start step; a broker restart gets one line from us instead, and
+    # its admin client's "connection refused" while the broker is away is no news either.
     logging.getLogger("cryptopulse.kafka").setLevel(logging.WARNING)
+    logging.getLogger("cryptopulse.kafka.admin").setLevel(logging.CRITICAL)
     supervisor = Supervisor(settings, env, console)
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -35,6 +35,9 @@ from cryptopulse.errors import CryptoPulseError
 from cryptopulse.platform.ports import port_in_use
 
 log = logging.getLogger("cryptopulse.kafka")
+# The admin client's own log (connection refused while a broker starts or stops): through
+# logging, so a caller can quiet it; its failures reach us as exceptions anyway.
+admin_log = logging.getLogger("cryptopulse.kafka.admin")
 
 _LOG4J2 = """\
 status = warn
@@ -186,7 +189,9 @@ class LocalKafka:
     # -- topics ------------------------------------------------------------------------
 
     def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000})
+        return AdminClient(
+            {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000}, logger=admin_log
+        )
 
     def topics(self) -> set[str]:
         metadata = self.admin().list_topics(timeout=10)

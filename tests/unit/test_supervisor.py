@@ -44,6 +44,7 @@ from cryptopulse.supervisor import (
     shutdown_file,
     state_file,
     status_rows,
+    stop_budget,
     stop_pipeline,
 )
 
@@ -178,7 +179,27 @@ def test_a_level_word_elsewhere_in_the_line_is_not_forwarded(line: str) -> None:
 def test_forwarded_text_starts_at_the_level_field() -> None:
     line = "2026-11-24 22:00:00,123 ERROR cryptopulse.stream: boom [/x]"
     assert forwarded_text(line) == ("ERROR", "ERROR cryptopulse.stream: boom [/x]")
-    assert forwarded_text("2026-11-24 22:00:00,123 WARNING a: b", minimum="ERROR") is None
+
+
+@pytest.mark.parametrize(
+    ("line", "forwarded"),
+    [
+        # Our processes: warnings and errors.
+        ("2026-11-24 22:00:00,123 INFO cryptopulse.producer: 4 batches", False),
+        ("2026-11-24 22:00:00,123 WARNING cryptopulse.producer: Kafka unreachable", True),
+        ("2026-11-24 22:00:00,123 ERROR cryptopulse.stream: batch failed", True),
+        # Spark and the broker: errors only (their warnings come by the dozen).
+        ("26/11/24 22:00:00 WARN ProcessingTimeExecutor: Current batch is falling behind", False),
+        ("26/11/24 22:00:00 ERROR MicroBatchExecution: Query windows-live terminated", True),
+        ("[2026-11-24 22:00:00,123] WARN [RaftManager id=1] Connection lost (kafka.raft)", False),
+        ("[2026-11-24 22:00:00,123] ERROR Error while writing (kafka.log.LogManager)", True),
+        # librdkafka's own connection reports: only the critical ones.
+        ("%3|1732485600.123|FAIL|rdkafka#producer-1| Connect failed: Connection refused", False),
+        ("%2|1732485600.123|FATAL|rdkafka#producer-1| Fatal idempotent producer error", True),
+    ],
+)
+def test_which_levels_reach_the_terminal(line: str, forwarded: bool) -> None:
+    assert (forwarded_text(line) is not None) is forwarded
 
 
 def test_clean_text_removes_terminal_escapes_and_control_characters() -> None:
@@ -272,6 +293,18 @@ def test_an_error_while_forwarding_is_logged_not_raised(
 
 
 # -- exits and restarts --------------------------------------------------------------------
+
+
+def test_stop_budgets_keep_the_whole_shutdown_within_its_total() -> None:
+    # producer (5.5 s), stream (6 s), api (2 s), broker (5 s), each using all it may.
+    elapsed = 0.0
+    for own, later in ((5.5, 3), (6.0, 2), (2.0, 1), (5.0, 0)):
+        budget = stop_budget(own, elapsed, later, total=13.0)
+        assert budget >= 1.0
+        elapsed += budget
+    assert elapsed <= 13.0
+    assert stop_budget(6.0, 0.5, 2, total=13.0) == 6.0  # time to spare: its own budget
+    assert stop_budget(6.0, 12.5, 2, total=13.0) == 1.0  # none left: the floor
 
 
 def test_backoff_doubles_and_is_capped() -> None:
@@ -763,3 +796,54 @@ def test_status_shows_a_dead_broker_truthfully(
     broker.proc.wait(5)
     # Before the supervisor noticed: the recorded process is gone, so it is shown dead.
     assert status_rows(state)[0]["state"] == "dead"
+
+
+def test_the_pipelines_children(settings: Settings, terminal: Terminal) -> None:
+    settings.producer.source = "replay"
+    sup = Supervisor(settings, {}, terminal.console)
+    api, stream, producer = sup.children
+    assert api.env == {"CRYPTOPULSE_API__CONSUME_WINDOWS": "true"}
+    assert stream.ready_file == settings.data_dir / "run" / "stream.ready"
+    assert producer.report and producer.finite
+    assert producer.stop_budget == settings.producer.flush_timeout + 0.5
+    # The producer and the stream job stop together, then the API, then the broker.
+    assert [[c.name for c in wave] for wave in sup.stop_waves()] == [
+        ["producer", "stream"],
+        ["api"],
+    ]
+
+
+FAKE_SUPERVISOR = """
+import json, os, signal, sys, time
+summary = sys.argv[1]
+def stop(*_):
+    with open(summary, "w") as f:
+        json.dump({"stopped_at": time.time(), "seconds": 4.2, "undelivered": 7, "unreported": 0}, f)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_down_prints_the_supervisors_shutdown_summary(settings: Settings) -> None:
+    fake = subprocess.Popen(
+        [PY, "-c", FAKE_SUPERVISOR, str(shutdown_file(settings))],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert fake.stdout is not None and fake.stdout.readline() == b"ready\n"
+        real = identity_of(fake.pid)
+        assert real is not None
+        state_file(settings).parent.mkdir(parents=True)
+        state_file(settings).write_bytes(
+            orjson.dumps({"supervisor": real.record(), "dashboard": "", "components": []})
+        )
+        down = CliRunner().invoke(app, ["down"], env=cli_env(settings))
+        assert down.exit_code == 0, down.output
+        assert "Pipeline stopped in 4.2 s; 7 ticks undelivered" in down.output
+        assert fake.wait(5) == 0
+    finally:
+        stop(fake)
