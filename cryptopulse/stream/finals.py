@@ -8,6 +8,7 @@ may still be updated in batch b and closed in the same batch: `advance` takes th
 rows first, then closes. After b, a closed window can never change again. The tracker's
 state (open windows, max event time, last batch id) is saved with each batch, so after a
 crash the re-run of a batch is recognised and skipped, and nothing is finalized twice.
+Windows are keyed by (source, coin, window start), like every consumer keys them.
 Pure logic: tested without Spark.
 """
 
@@ -25,10 +26,15 @@ log = logging.getLogger("cryptopulse.stream.finals")
 
 LIVE_FLAG = b'"final":false'
 FINAL_FLAG = b'"final":true'
+# Version 1 (no version field) keyed windows by (coin, start) only.
+STATE_VERSION = 2
+
+WindowKey = tuple[str, str, int]  # source, coin, window start (ms)
 
 
 @dataclass(frozen=True)
 class LiveWindow:
+    source: str
     coin: str
     start_ms: int
     end_ms: int
@@ -49,7 +55,7 @@ class FinalTracker:
     watermark_ms: int
     batch_id: int = -1
     max_event_ms: int | None = None
-    open: dict[tuple[str, int], tuple[int, bytes]] = field(default_factory=dict)
+    open: dict[WindowKey, tuple[int, bytes]] = field(default_factory=dict)
 
     def watermark(self) -> int | None:
         """The watermark Spark applies to the next batch."""
@@ -59,10 +65,11 @@ class FinalTracker:
         return batch_id <= self.batch_id
 
     def advance(self, batch_id: int, rows: list[LiveWindow]) -> list[tuple[str, bytes]]:
-        """Take one batch's live rows; return the windows that became final, oldest first."""
+        """Take one batch's live rows; return the windows that became final, oldest first,
+        as (coin, record): the coin is the record's Kafka key."""
         watermark = self.watermark()  # from earlier batches, like Spark's
         for row in rows:
-            self.open[(row.coin, row.start_ms)] = (row.end_ms, row.json)
+            self.open[(row.source, row.coin, row.start_ms)] = (row.end_ms, row.json)
             if self.max_event_ms is None or row.last_event_ms > self.max_event_ms:
                 self.max_event_ms = row.last_event_ms
         closed = (
@@ -70,7 +77,7 @@ class FinalTracker:
             if watermark is not None
             else []
         )
-        finals = [(key[0], as_final(self.open.pop(key)[1])) for _, key in closed]
+        finals = [(key[1], as_final(self.open.pop(key)[1])) for _, key in closed]
         self.batch_id = batch_id
         return finals
 
@@ -78,25 +85,45 @@ class FinalTracker:
 
     def save(self, path: Path) -> None:
         state = {
+            "version": STATE_VERSION,
             "batch_id": self.batch_id,
             "max_event_ms": self.max_event_ms,
-            "open": [[c, s, e, j.decode()] for (c, s), (e, j) in self.open.items()],
+            "open": [[src, c, s, e, j.decode()] for (src, c, s), (e, j) in self.open.items()],
         }
         write_atomic(path, orjson.dumps(state), durable=True)
 
     @classmethod
     def load(cls, path: Path, watermark_ms: int) -> FinalTracker:
+        """The saved state; a missing, unreadable or older-version file gives a fresh tracker.
+
+        Such a file must not crash-loop the job; the cost is finals published again (or, for
+        windows open in an older version's state, not at all).
+        """
         try:
-            state = orjson.loads(path.read_bytes())
+            raw = path.read_bytes()
         except FileNotFoundError:
             return cls(watermark_ms)
-        except orjson.JSONDecodeError:
-            # Unreadable state must not crash-loop the job; the cost is finals published again.
-            log.error("%s is unreadable; starting with no open windows", path)
+        try:
+            state = orjson.loads(raw)
+            version = state.get("version") if isinstance(state, dict) else None
+            if version != STATE_VERSION:
+                log.error(
+                    "%s was written by another version (state version %s, this one reads %d); "
+                    "starting with no open windows",
+                    path,
+                    version or 1,
+                    STATE_VERSION,
+                )
+                return cls(watermark_ms)
+            return cls(
+                watermark_ms,
+                batch_id=int(state["batch_id"]),
+                max_event_ms=None if state["max_event_ms"] is None else int(state["max_event_ms"]),
+                open={
+                    (str(src), str(c), int(s)): (int(e), str(j).encode())
+                    for src, c, s, e, j in state["open"]
+                },
+            )
+        except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+            log.error("%s is unreadable (%s); starting with no open windows", path, exc)
             return cls(watermark_ms)
-        return cls(
-            watermark_ms,
-            batch_id=state["batch_id"],
-            max_event_ms=state["max_event_ms"],
-            open={(c, s): (e, j.encode()) for c, s, e, j in state["open"]},
-        )

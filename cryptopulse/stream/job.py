@@ -1,9 +1,10 @@
-"""Wiring of the streaming job: session, Kafka source, three queries, progress logging.
+"""Wiring of the streaming job: session, Kafka source, two queries, progress logging.
 
 - `windows-live` (update mode): every changed window's current aggregate each trigger
   (final=false); its sink also publishes each window once more, final=true, when the
   watermark passes it (see finals.py) — one stateful query instead of two.
-- `dead-letters` (append mode): rejected records with their reason, to the DLQ topic.
+- `dead-letters` (append mode, its own trigger): rejected records with their reason and a
+  bounded excerpt, to the DLQ topic; its sink never fails (see sinks.DeadLetterSink).
 
 Each query has its own checkpoint under the data folder, so a restart resumes where
 the last committed batch ended. Run it with `cryptopulse stream`, or unchanged under
@@ -17,6 +18,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,13 @@ from confluent_kafka import Producer
 from cryptopulse.config import Settings
 from cryptopulse.stream.enrich import enrich
 from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
-from cryptopulse.stream.sinks import IngestPoster, SinkStats, WindowSink
+from cryptopulse.stream.sinks import (
+    DeadLetterSink,
+    IngestPoster,
+    SinkStats,
+    WindowSink,
+    dead_letter_producer,
+)
 from cryptopulse.stream.window import aggregate_windows
 
 if TYPE_CHECKING:
@@ -35,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("cryptopulse.stream")
 
 LIVE, DLQ = "windows-live", "dead-letters"
+# Checkpoints of this version. Version 1 (checkpoints/<query>) grouped windows without the
+# source, and Spark refuses to restore state of another key schema; its dead-letter query
+# had a Kafka sink with async progress tracking. So each version starts its own checkpoints.
+CHECKPOINT_VERSION = "v2"
 
 
 def read_ticks(spark: SparkSession, settings: Settings, trigger_seconds: float) -> DataFrame:
@@ -65,7 +77,6 @@ class StreamJob:
     stats: SinkStats = field(default_factory=SinkStats)
     queries: list[StreamingQuery] = field(default_factory=list)
     late_dropped: int = 0
-    dead_lettered: int = 0
 
     def __post_init__(self) -> None:
         kafka = self.settings.kafka
@@ -78,6 +89,7 @@ class StreamJob:
                 "linger.ms": 5,
             }
         )
+        self.dead_letter_producer = dead_letter_producer(kafka.bootstrap, delivery_timeout=30.0)
         api = self.settings.api
         self.poster = (
             IngestPoster(
@@ -105,7 +117,7 @@ class StreamJob:
         windows = aggregate_windows(
             valid_ticks(parsed), conf.window_seconds, conf.watermark_seconds
         )
-        checkpoints = settings.checkpoint_dir
+        checkpoints = self.checkpoints()
 
         job = self
 
@@ -122,6 +134,8 @@ class StreamJob:
             def onQueryTerminated(self, event: Any) -> None:
                 if event.exception:
                     log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
+                else:
+                    log.info("query %s stopped", event.id)
 
         self.listener = ProgressLogger()
         self.spark.streams.addListener(self.listener)
@@ -143,17 +157,20 @@ class StreamJob:
             .foreachBatch(sink)
             .start()
         )
+        dead_letter_sink = DeadLetterSink(
+            DLQ,
+            producer=self.dead_letter_producer,
+            topic=settings.kafka.topic_dlq,
+            state_file=checkpoints / DLQ / "sink-state.json",
+            stats=self.stats,
+        )
         self.queries.append(
             dead_letters(rejected)
             .writeStream.queryName(DLQ)
-            .format("kafka")
             .outputMode("append")
             .trigger(processingTime=f"{int(conf.dead_letter_trigger_seconds * 1000)} milliseconds")
-            .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
-            .option("topic", settings.kafka.topic_dlq)
-            # Stateless query with a Kafka sink: offsets may be committed off the batch's path.
-            .option("asyncProgressTrackingEnabled", "true")
             .option("checkpointLocation", str(checkpoints / DLQ))
+            .foreachBatch(dead_letter_sink)
             .start()
         )
         log.info(
@@ -166,24 +183,44 @@ class StreamJob:
             conf.trigger_seconds,
         )
 
+    def checkpoints(self) -> Path:
+        """This version's checkpoint folder; says so when an earlier version's is left over."""
+        root = self.settings.checkpoint_dir
+        for name in (LIVE, DLQ):
+            if (root / name).is_dir():
+                log.warning(
+                    "%s holds the checkpoint of an earlier version (windows without source), "
+                    "which this one cannot restore; not used (remove it to reclaim the space). "
+                    "This version starts its own in %s",
+                    root / name,
+                    root / CHECKPOINT_VERSION,
+                )
+        return root / CHECKPOINT_VERSION
+
+    @property
+    def dead_lettered(self) -> int:
+        """Records rejected so far (written to the dead-letter topic or not)."""
+        with self.stats.lock:
+            return self.stats.dead_letters_published + self.stats.dead_letters_failed
+
     def on_progress(self, progress: Any) -> None:
         name, batch = progress.name, progress.batchId
+        with self.stats.lock:
+            emitted = self.stats.emitted_by_batch.pop((name, batch), 0)
+            failed = self.stats.dead_letters_failed
         if name == DLQ:
-            rows = max(progress.sink.numOutputRows, 0)
-            self.dead_lettered += rows
-            if rows:
+            if emitted:
                 log.warning(
-                    "batch %d [%s]: %d records rejected (total %d)",
+                    "batch %d [%s]: %d records rejected (total %d, %d not delivered)",
                     batch,
                     name,
-                    rows,
+                    emitted,
                     self.dead_lettered,
+                    failed,
                 )
             return
         late = sum(max(op.numRowsDroppedByWatermark, 0) for op in progress.stateOperators)
         self.late_dropped += late
-        with self.stats.lock:
-            emitted = self.stats.emitted_by_batch.pop((name, batch), 0)
         if progress.numInputRows or emitted:
             log.info(
                 "batch %d [%s]: %d input rows, %d windows emitted, %d ms%s",
@@ -219,15 +256,17 @@ class StreamJob:
         if getattr(self, "listener", None) is not None:
             self.spark.streams.removeListener(self.listener)
         self.producer.flush(30)
+        self.dead_letter_producer.flush(5)  # best effort; each batch has flushed its own
         if self.poster:
             self.poster.close()
         stats = self.stats
         log.info(
-            "stopped: %d windows published (%d final), %d dead letters, %d late ticks dropped, "
-            "%d POSTs given up, %d re-run batches skipped",
+            "stopped: %d windows published (%d final), %d dead letters (%d not delivered), "
+            "%d late ticks dropped, %d POSTs given up, %d re-run batches skipped",
             stats.windows_published,
             stats.finals_published,
             self.dead_lettered,
+            stats.dead_letters_failed,
             self.late_dropped,
             stats.posts_given_up,
             stats.batches_skipped,

@@ -1,4 +1,9 @@
-"""Kafka records -> typed ticks, or a dead letter with the reason it was rejected."""
+"""Kafka records -> typed ticks, or a dead letter with the reason it was rejected.
+
+Whatever bytes a record holds (megabytes of control bytes, invalid UTF-8, JSON nested past
+Jackson's depth limit, numbers past a double's range), parsing gives a row with a reason;
+nothing here raises. A dead letter carries a bounded excerpt of the value, never all of it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ CORRUPT = "_corrupt_record"
 ISO_MILLIS = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
 # Fields without which a tick is meaningless; the others may be null.
 REQUIRED = ("coin", "symbol", "price", "timestamp", "source")
+# A dead letter's excerpt of the value: enough to see what it was, small enough for any topic.
+EXCERPT_BYTES = 4096
 
 
 def _json_schema() -> T.StructType:
@@ -20,23 +27,37 @@ def _json_schema() -> T.StructType:
     return schema.add(T.StructField(CORRUPT, T.StringType(), True))
 
 
-def _string_rules() -> list[tuple[Column, str]]:
-    """Length and pattern rules of Tick's text fields, read from the model (so /ingest agrees)."""
+def _text_rules(name: str) -> list[tuple[Column, str]]:
+    """Length and pattern rules of one of Tick's text fields, read from the model (as /ingest)."""
+    col = F.col(name)
     rules: list[tuple[Column, str]] = []
-    for name, info in Tick.model_fields.items():
-        if info.annotation is not str:
-            continue
-        col = F.col(name)
-        for rule in info.metadata:
-            if isinstance(rule, annotated_types.MinLen):
-                rules.append((F.length(col) < rule.min_length, f"{name} is empty"))
-            elif isinstance(rule, annotated_types.MaxLen):
-                rules.append(
-                    (F.length(col) > rule.max_length, f"{name} is longer than {rule.max_length}")
-                )
-            elif (pattern := getattr(rule, "pattern", None)) is not None:
-                rules.append((~col.rlike(pattern), f"{name} does not match {pattern}"))
+    for rule in Tick.model_fields[name].metadata:
+        if isinstance(rule, annotated_types.MinLen):
+            rules.append((F.length(col) < rule.min_length, f"{name} is empty"))
+        elif isinstance(rule, annotated_types.MaxLen):
+            rules.append(
+                (F.length(col) > rule.max_length, f"{name} is longer than {rule.max_length}")
+            )
+        elif (pattern := getattr(rule, "pattern", None)) is not None:
+            rules.append((~col.rlike(pattern), f"{name} does not match {pattern}"))
     return rules
+
+
+def _string_rules() -> list[tuple[Column, str]]:
+    return [
+        rule
+        for name, info in Tick.model_fields.items()
+        if info.annotation is str
+        for rule in _text_rules(name)
+    ]
+
+
+def _known_coin() -> Column:
+    """The record's coin when it is a valid coin id (a dead letter's key), else null."""
+    valid = F.col("coin").isNotNull()
+    for failed, _ in _text_rules("coin"):
+        valid = valid & ~failed
+    return F.when(valid, F.col("coin"))
 
 
 def _finite(col: Column) -> Column:
@@ -47,7 +68,10 @@ def _reject_reason(event_time: Column, max_future_seconds: float) -> Column:
     """The first reason a parsed record is not a valid Tick, or null when it is."""
     col = F.col
     checks: list[tuple[Column, str]] = [
-        (F.col("value").isNull() | (F.length(F.col("value")) == 0), "empty value"),
+        (col("value").isNull() | (F.octet_length(col("value")) == 0), "empty value"),
+        # Jackson would read invalid bytes inside a string as U+FFFD and accept the tick.
+        (~F.is_valid_utf8(col("text")), "not valid UTF-8"),
+        # Also JSON nested past Jackson's depth limit (1,000) and numbers past its length limit.
         (col(CORRUPT).isNotNull(), "not valid JSON or a field has the wrong type"),
         *((col(name).isNull(), f"missing field: {name}") for name in REQUIRED),
         (~_finite(col("price")), "price is not a finite number"),
@@ -80,14 +104,15 @@ def _reject_reason(event_time: Column, max_future_seconds: float) -> Column:
 def parse_ticks(records: DataFrame, max_future_seconds: float = 300.0) -> DataFrame:
     """Kafka rows (key, value, topic, partition, offset, timestamp) -> ticks plus `reject_reason`.
 
-    Valid rows have a null `reject_reason` and an `event_time` timestamp. Nothing is
-    dropped here; `valid_ticks` and `dead_letters` split the result.
+    Valid rows have a null `reject_reason` and an `event_time` timestamp; `value` stays the
+    record's bytes. Nothing is dropped here; `valid_ticks` and `dead_letters` split the result.
     """
     # inline(array(from_json(...))) puts the parsed fields behind a Generate node. Without it
     # the optimizer pushes later filters below the projection and substitutes every field
     # reference with its own from_json call: measured 5x slower on 200k ticks.
     parsed = records.select(
-        F.col("value").cast("string").alias("value"),
+        F.col("value"),
+        F.col("value").cast("string").alias("text"),
         F.col("topic"),
         F.col("partition"),
         F.col("offset"),
@@ -97,7 +122,7 @@ def parse_ticks(records: DataFrame, max_future_seconds: float = 300.0) -> DataFr
         F.inline(
             F.array(
                 F.from_json(
-                    F.col("value"),
+                    F.col("text"),
                     _json_schema(),
                     {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
                 )
@@ -120,18 +145,30 @@ def parse_ticks(records: DataFrame, max_future_seconds: float = 300.0) -> DataFr
 
 def valid_ticks(parsed: DataFrame) -> DataFrame:
     return parsed.where(F.col("reject_reason").isNull()).select(
-        "coin", "symbol", "price", "change_24h", "volume_24h", "market_cap", "event_time"
+        "source", "coin", "symbol", "price", "change_24h", "volume_24h", "market_cap", "event_time"
     )
 
 
 def dead_letters(parsed: DataFrame) -> DataFrame:
-    """Rejected records as Kafka rows: key = coin when known, value = JSON with the reason."""
+    """Rejected records as Kafka rows: key = coin when known, value = JSON with the reason.
+
+    The value is described, not copied: its size, SHA-256 and first EXCERPT_BYTES (base64),
+    so a dead letter stays a few KiB whatever the record held.
+    """
+    value = F.coalesce(F.col("value"), F.lit(b"").cast("binary"))
+    coin = _known_coin()
     return parsed.where(F.col("reject_reason").isNotNull()).select(
-        F.col("coin").alias("key"),
+        coin.alias("key"),
         F.to_json(
             F.struct(
                 F.col("reject_reason").alias("reason"),
-                F.col("value").alias("raw"),
+                F.octet_length(value).alias("size_bytes"),
+                F.sha2(value, 256).alias("sha256"),
+                # One line: Spark's base64 breaks lines every 76 characters by default.
+                F.translate(F.base64(F.substring(value, 1, EXCERPT_BYTES)), "\r\n", "").alias(
+                    "excerpt_b64"
+                ),
+                coin.alias("coin"),
                 F.col("topic").alias("source_topic"),
                 F.col("partition").alias("source_partition"),
                 F.col("offset").alias("source_offset"),

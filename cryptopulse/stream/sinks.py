@@ -1,22 +1,29 @@
-"""Where each micro-batch of window aggregates goes: the windows topic and the API's /ingest.
+"""Where each micro-batch goes: window aggregates to the windows topic and the API's /ingest,
+dead letters to the dead-letter topic.
 
 A batch is published once: the last published batch id is saved (with the open windows,
 see finals.py) next to the query's checkpoint, so a batch that Spark re-runs after a
 crash (same id) is skipped rather than sent twice. Records are serialized by Spark
 (`to_json`), so no per-field Python work happens per window.
+
+Dead letters are best effort by design: a dead letter that cannot be written is counted
+and logged, and never fails its batch (a failing batch stops its query, and a dead letter
+is not worth stopping the job for).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from confluent_kafka import Producer
+import orjson
+from confluent_kafka import KafkaException, Producer
 from tenacity import (
     RetryError,
     Retrying,
@@ -25,6 +32,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from cryptopulse.files import write_atomic
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.finals import FinalTracker, LiveWindow
 from cryptopulse.stream.parse import ISO_MILLIS
@@ -43,6 +51,8 @@ class SinkStats:
     finals_published: int = 0
     batches_skipped: int = 0
     posts_given_up: int = 0
+    dead_letters_published: int = 0
+    dead_letters_failed: int = 0
     emitted_by_batch: dict[tuple[str, int], int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -192,6 +202,7 @@ class WindowSink:
         from pyspark.sql import functions as F
 
         rows = batch.select(
+            "source",
             "coin",
             F.unix_millis("window_start").alias("start_ms"),
             F.unix_millis("window_end").alias("end_ms"),
@@ -203,7 +214,12 @@ class WindowSink:
         ).collect()
         return [
             LiveWindow(
-                r["coin"], r["start_ms"], r["end_ms"], r["last_event_ms"], r["json"].encode()
+                r["source"],
+                r["coin"],
+                r["start_ms"],
+                r["end_ms"],
+                r["last_event_ms"],
+                r["json"].encode(),
             )
             for r in rows
         ]
@@ -230,3 +246,147 @@ class WindowSink:
             self.stats.windows_published += len(records)
             if not posted:
                 self.stats.posts_given_up += 1
+
+
+@dataclass
+class _Tally:
+    """One dead-letter batch: records handed to the producer, refused by it, and delivery
+    reports. Reports that arrive after the batch gave up waiting are ignored."""
+
+    produced: int = 0
+    refused: int = 0
+    delivered: int = 0
+    closed: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def on_delivery(self, err: object, _msg: object) -> None:
+        if self.closed:
+            return
+        if err is None:
+            self.delivered += 1
+        elif len(self.errors) < 3:
+            self.errors.append(str(err))
+
+    def refuse(self, why: str) -> None:
+        self.refused += 1
+        if len(self.errors) < 3:
+            self.errors.append(why)
+
+    @property
+    def failed(self) -> int:
+        """Refused, reported failed, or not confirmed in time."""
+        return self.refused + self.produced - self.delivered
+
+
+def dead_letter_producer(bootstrap: str, delivery_timeout: float) -> Producer:
+    """The dead-letter sink's own producer: its failures (or a full queue) never hold back
+    the windows' producer, whose flush would count them as undelivered windows."""
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "compression.type": "lz4",
+            "linger.ms": 5,
+            # Not idempotent: a timed-out message there is a fatal error that would leave the
+            # producer unusable for good; a repeated dead letter is harmless.
+            "enable.idempotence": False,
+            "message.timeout.ms": int(delivery_timeout * 1000),
+        }
+    )
+
+
+class DeadLetterSink:
+    """`foreachBatch` target of the dead-letter query. Never raises: whatever fails (the
+    broker, a record, Spark itself) is counted in `stats.dead_letters_failed` and logged."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        producer: Producer,
+        topic: str,
+        state_file: Path,
+        stats: SinkStats,
+        delivery_timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.producer = producer
+        self.topic = topic
+        self.state_file = state_file
+        self.stats = stats
+        self.delivery_timeout = delivery_timeout
+        self.last_batch_id = self._load_batch_id(state_file)
+
+    @staticmethod
+    def _load_batch_id(path: Path) -> int:
+        try:
+            return int(orjson.loads(path.read_bytes())["batch_id"])
+        except FileNotFoundError:
+            return -1
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("%s is unreadable (%s); dead letters may repeat once", path, exc)
+            return -1
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        if batch_id <= self.last_batch_id:
+            # Published before a crash, not yet committed by Spark: stateless, so just skip.
+            log.info("[%s] batch %d was already published; skipped", self.name, batch_id)
+            with self.stats.lock:
+                self.stats.batches_skipped += 1
+            return
+        tally = _Tally()
+        read_all = False
+        try:
+            # Partition by partition: a batch of many bad records never sits whole in memory.
+            rows = batch.select("key", "value").toLocalIterator()
+            self.produce_all(((r["key"], r["value"]) for r in rows), tally)
+            read_all = True
+        except Exception as exc:  # a dead letter is never worth stopping the job for
+            log.error("[%s] batch %d: dead letters not written: %s", self.name, batch_id, exc)
+            tally.refuse(str(exc))  # at least one; the rest of the batch is unknown
+        finally:
+            self.producer.flush(self.delivery_timeout + 5)
+            tally.closed = True
+        if tally.failed:
+            log.error(
+                "[%s] batch %d: %d of %d dead letters not delivered to %s: %s",
+                self.name,
+                batch_id,
+                tally.failed,
+                tally.produced + tally.refused,
+                self.topic,
+                tally.errors[:1],
+            )
+        with self.stats.lock:
+            self.stats.dead_letters_published += tally.delivered
+            self.stats.dead_letters_failed += tally.failed
+            self.stats.emitted_by_batch[(self.name, batch_id)] = tally.produced + tally.refused
+        if not read_all:
+            return  # e.g. interrupted by a stop: if Spark runs the batch again, so do we
+        self.last_batch_id = batch_id
+        try:
+            write_atomic(self.state_file, orjson.dumps({"batch_id": batch_id}), durable=True)
+        except OSError as exc:
+            log.error("[%s] could not save %s: %s", self.name, self.state_file, exc)
+
+    def produce_all(self, records: Iterable[tuple[str | None, str | bytes]], tally: _Tally) -> None:
+        """Hand each record to the producer; what it refuses is counted in `tally`."""
+        for key, value in records:
+            payload = value.encode() if isinstance(value, str) else value
+            deadline = time.monotonic() + self.delivery_timeout
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic, key=key, value=payload, on_delivery=tally.on_delivery
+                    )
+                    tally.produced += 1
+                    break
+                except BufferError:  # the local queue is full: wait for deliveries
+                    if time.monotonic() > deadline:
+                        tally.refuse("producer queue full")
+                        break
+                    self.producer.poll(0.1)
+                except KafkaException as exc:  # e.g. larger than message.max.bytes
+                    tally.refuse(str(exc))
+                    break
+            self.producer.poll(0)

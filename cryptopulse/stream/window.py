@@ -1,4 +1,4 @@
-"""Event-time tumbling windows per coin, with a watermark for late ticks."""
+"""Event-time tumbling windows per source and coin, with a watermark for late ticks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pyspark.sql import functions as F
 def aggregate_windows(
     ticks: DataFrame, window_seconds: float, watermark_seconds: float
 ) -> DataFrame:
-    """Per coin and window: average, OHLC, averages of 24 h figures, latest market cap, count.
+    """Per source, coin and window: average, OHLC, averages of 24 h figures, latest market cap,
+    count. Two sources never share a window, even for the same coin.
 
     Open/close and the market cap follow event time (`min_by` / `max_by`), not arrival order.
     `last_event_time` (not part of the contract) lets the sink follow the watermark.
@@ -18,7 +19,7 @@ def aggregate_windows(
     when = F.col("event_time")
     return (
         ticks.withWatermark("event_time", f"{int(watermark_seconds * 1000)} milliseconds")
-        .groupBy(F.col("coin"), F.window(when, length).alias("window"))
+        .groupBy(F.col("source"), F.col("coin"), F.window(when, length).alias("window"))
         .agg(
             F.max_by("symbol", when).alias("symbol"),
             F.avg("price").alias("avg_price"),
@@ -36,6 +37,7 @@ def aggregate_windows(
             F.max(when).alias("last_event_time"),
         )
         .select(
+            "source",
             "coin",
             "symbol",
             F.col("window.start").alias("window_start"),

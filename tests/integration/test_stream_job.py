@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,16 +38,20 @@ def tick(coin: str, at: float, price: float, change: float | None = 0.0, **extra
         "volume_24h": extra.get("volume", 1000.0),
         "market_cap": extra.get("cap", 1e6),
         "timestamp": iso(at),
-        "source": "test",
+        "source": extra.get("source", "test"),
     }
     return orjson.dumps(record)
 
 
-def finals(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+Finals = dict[tuple[str, str, str], list[dict[str, Any]]]
+
+
+def finals(records: list[dict[str, Any]]) -> Finals:
+    """Final records by (source, coin, window_start)."""
+    out: Finals = {}
     for r in records:
         if r["final"]:
-            out.setdefault((r["coin"], r["window_start"]), []).append(r)
+            out.setdefault((r["source"], r["coin"], r["window_start"]), []).append(r)
     return out
 
 
@@ -92,7 +97,7 @@ def job_env(
 
 
 @pytest.fixture(scope="module")
-def first_window(job_env: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def first_window(job_env: dict[str, Any]) -> Finals:
     """Window [T0, T0+30 s) for four coins, sent out of order, then closed by a later tick."""
     s: Settings = job_env["settings"]
     send(
@@ -107,6 +112,8 @@ def first_window(job_env: dict[str, Any]) -> dict[tuple[str, str], list[dict[str
             ("beta", tick("beta", 4, 4.0, -6.0)),
             ("gamma", tick("gamma", 5, 1.0, 20.0)),
             ("delta", tick("delta", 29.999, 5.0, -2.0)),
+            # The same coin and window from another source: a series of its own.
+            ("alpha", tick("alpha", 2, 500.0, 1.0, source="other")),
         ],
     )
     # Wait until the live query has seen the window, then move event time past the watermark.
@@ -116,17 +123,19 @@ def first_window(job_env: dict[str, Any]) -> dict[tuple[str, str], list[dict[str
     send(s.kafka.bootstrap, s.kafka.topic_ticks, [("alpha", tick("alpha", 100, 120.0))])
     start = iso(0).replace("Z", ".000Z")
     records = job_env["windows"].until(
-        lambda rs: all((c, start) in finals(rs) for c in ("alpha", "beta", "gamma", "delta"))
+        lambda rs: (
+            all(("test", c, start) in finals(rs) for c in ("alpha", "beta", "gamma", "delta"))
+            and ("other", "alpha", start) in finals(rs)
+        )
     )
     return finals(records)
 
 
-def test_exact_aggregates_with_out_of_order_arrival(
-    first_window: dict[tuple[str, str], list[dict[str, Any]]],
-) -> None:
+def test_exact_aggregates_with_out_of_order_arrival(first_window: Finals) -> None:
     start = iso(0).replace("Z", ".000Z")
-    [alpha] = first_window[("alpha", start)]
+    [alpha] = first_window[("test", "alpha", start)]
     assert alpha == {
+        "source": "test",
         "coin": "alpha",
         "symbol": "alp",
         "window_start": start,
@@ -147,14 +156,26 @@ def test_exact_aggregates_with_out_of_order_arrival(
     WindowAggregate.model_validate(alpha)
 
 
-def test_classification_at_the_boundaries(
-    first_window: dict[tuple[str, str], list[dict[str, Any]]],
+def test_another_source_of_the_same_coin_and_window_is_its_own_window(
+    first_window: Finals,
 ) -> None:
+    start = iso(0).replace("Z", ".000Z")
+    [other] = first_window[("other", "alpha", start)]
+    assert (other["avg_price"], other["open"], other["close"], other["tick_count"]) == (
+        500.0,
+        500.0,
+        500.0,
+        1,
+    )
+    WindowAggregate.model_validate(other)
+
+
+def test_classification_at_the_boundaries(first_window: Finals) -> None:
     start = iso(0).replace("Z", ".000Z")
     labels = {
         coin: (
-            first_window[(coin, start)][0]["volatility"],
-            first_window[(coin, start)][0]["trend"],
+            first_window[("test", coin, start)][0]["volatility"],
+            first_window[("test", coin, start)][0]["trend"],
         )
         for coin in ("beta", "gamma", "delta")
     }
@@ -165,23 +186,35 @@ def test_classification_at_the_boundaries(
     }
 
 
-def test_live_updates_precede_one_final(
-    job_env: dict[str, Any], first_window: dict[tuple[str, str], list[dict[str, Any]]]
-) -> None:
-    time.sleep(3)  # a few more triggers: no second final may appear
-    records = job_env["windows"].until(lambda rs: True)
+def test_live_updates_precede_one_final(job_env: dict[str, Any], first_window: Finals) -> None:
+    # Let later batches run (one more tick in the open window [90 s, 120 s)): a second final
+    # of a closed window would be published by then.
+    s: Settings = job_env["settings"]
+    send(s.kafka.bootstrap, s.kafka.topic_ticks, [("alpha", tick("alpha", 101, 121.0))])
+    later = iso(90).replace("Z", ".000Z")
+    records = job_env["windows"].until(
+        lambda rs: any(
+            r["coin"] == "alpha" and r["window_start"] == later and r["tick_count"] == 2 for r in rs
+        )
+    )
     start = iso(0).replace("Z", ".000Z")
     for coin in ("alpha", "beta", "gamma", "delta"):
-        mine = [r for r in records if r["coin"] == coin and r["window_start"] == start]
+        mine = [
+            r
+            for r in records
+            if (r["source"], r["coin"], r["window_start"]) == ("test", coin, start)
+        ]
         assert [r["final"] for r in mine].count(True) == 1
         assert mine[-1]["final"] and not mine[0]["final"]
     # The API receiver got the same windows as the topic.
-    posted = {(r["coin"], r["window_start"], r["final"]) for r in job_env["receiver"].records}
-    assert {(c, start, True) for c in ("alpha", "beta", "gamma", "delta")} <= posted
+    posted = {
+        (r["source"], r["coin"], r["window_start"], r["final"]) for r in job_env["receiver"].records
+    }
+    assert {("test", c, start, True) for c in ("alpha", "beta", "gamma", "delta")} <= posted
 
 
 def test_malformed_and_late_records_are_dead_lettered_or_dropped(
-    job_env: dict[str, Any], first_window: dict[tuple[str, str], list[dict[str, Any]]]
+    job_env: dict[str, Any], first_window: Finals
 ) -> None:
     s: Settings = job_env["settings"]
     bad = [
@@ -212,15 +245,19 @@ def test_malformed_and_late_records_are_dead_lettered_or_dropped(
             "not valid JSON or a field has the wrong type",
         ]
     )
-    assert {r["raw"] for r in letters} >= {"this is not json"}
+    assert b"this is not json" in {base64.b64decode(r["excerpt_b64"]) for r in letters}
     # The query kept running: the fresh tick's window is aggregated.
     job_env["windows"].until(lambda rs: any(r["coin"] == "epsilon" for r in rs))
     records = job_env["windows"].values
     start = iso(0).replace("Z", ".000Z")
     assert all(
-        r["high"] < 1000 for r in records if r["coin"] == "alpha" and r["window_start"] == start
+        r["high"] < 1000
+        for r in records
+        if (r["source"], r["coin"], r["window_start"]) == ("test", "alpha", start)
     )
     deadline = time.monotonic() + 30
     while job_env["job"].late_dropped < 1 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert job_env["job"].late_dropped >= 1
+    assert job_env["job"].dead_lettered >= len(bad)
+    assert job_env["job"].stats.dead_letters_failed == 0

@@ -49,6 +49,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def final_keys(records: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """(coin, window_start) of each final record; every tick here is from source "test"."""
+    assert {r["source"] for r in records} <= {"test"}
     return Counter((r["coin"], r["window_start"]) for r in records if r["final"])
 
 

@@ -10,7 +10,7 @@ import pytest
 from cryptopulse.classify import BOUNDARIES, trend, volatility
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.enrich import enrich, trend_expr, volatility_expr
-from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
+from cryptopulse.stream.parse import EXCERPT_BYTES, dead_letters, parse_ticks, valid_ticks
 from cryptopulse.stream.window import aggregate_windows
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def kafka_rows(spark: SparkSession, values: list[str | None]) -> DataFrame:
+def kafka_rows(spark: SparkSession, values: list[str | bytes | None]) -> DataFrame:
     """A frame shaped like the Kafka source's rows."""
     from pyspark.sql import types as T
 
@@ -35,7 +35,7 @@ def kafka_rows(spark: SparkSession, values: list[str | None]) -> DataFrame:
     )
     now = datetime(2026, 11, 24, 22, 0, 30, tzinfo=UTC)  # Kafka's time: 30 s after GOOD's
     rows = [
-        (None, v.encode() if v is not None else None, "ticks", 0, i, now)
+        (None, v.encode() if isinstance(v, str) else v, "ticks", 0, i, now)
         for i, v in enumerate(values)
     ]
     return spark.createDataFrame(rows, schema)
@@ -59,6 +59,10 @@ def test_spark_and_python_classification_agree_on_every_boundary(spark: SparkSes
         ), row
 
 
+TICK_COLUMNS = (
+    "source string, coin string, symbol string, price double, change_24h double, "
+    "volume_24h double, market_cap double, event_time timestamp"
+)
 GOOD = '{"coin":"bitcoin","symbol":"btc","price":97012.5,"change_24h":-1.84,"volume_24h":3.1e10,"market_cap":1.9e12,"timestamp":"2026-11-24T22:00:00Z","source":"coingecko"}'
 
 
@@ -89,9 +93,31 @@ GOOD = '{"coin":"bitcoin","symbol":"btc","price":97012.5,"change_24h":-1.84,"vol
         (GOOD.replace('"symbol":"btc"', '"symbol":"' + "x" * 21 + '"'), "symbol is longer than 20"),
         (GOOD.replace("22:00:00Z", "22:05:31Z"), "timestamp is in the future"),  # 301 s ahead
         (GOOD.replace("22:00:00Z", "22:05:29Z"), None),  # within the 300 s allowance
+        # Jackson reads the bad bytes in a string as U+FFFD: without a check it would pass.
+        (GOOD.encode().replace(b'"btc"', b'"b\xc3\x28"'), "not valid UTF-8"),
+        (GOOD.replace('"price":97012.5', '"price":1e400'), "price is not a finite number"),
+        (GOOD.replace('"price":97012.5', '"price":-1e400'), "price is not a finite number"),
+        (
+            GOOD.replace('"change_24h":-1.84', '"change_24h":1e400'),
+            "change_24h is not a finite number",
+        ),
+        (
+            GOOD.replace('"price":97012.5', '"price":' + "9" * 2000),
+            "not valid JSON or a field has the wrong type",
+        ),
+        # Past Jackson's nesting limit (1,000), inside a field or around the record: not JSON.
+        (
+            GOOD[:-1] + ',"x":' + "[" * 10_000 + "]" * 10_000 + "}",
+            "not valid JSON or a field has the wrong type",
+        ),
+        ("[" * 10_000 + "]" * 10_000, "not valid JSON or a field has the wrong type"),
+        ('{"a":' * 10_000 + "1" + "}" * 10_000, "not valid JSON or a field has the wrong type"),
+        # Below the limit, an object where the coin goes is kept as text, and fails its rules.
+        (GOOD.replace('"bitcoin"', '{"a":' * 900 + "1" + "}" * 900), "coin is longer than 100"),
+        (bytes(range(32)) * 32_768, "not valid JSON or a field has the wrong type"),  # 1 MiB
     ],
 )
-def test_parse_reasons(spark: SparkSession, value: str | None, reason: str | None) -> None:
+def test_parse_reasons(spark: SparkSession, value: str | bytes | None, reason: str | None) -> None:
     [row] = parse_ticks(kafka_rows(spark, [value])).collect()
     assert row["reject_reason"] == reason
     if reason is None:
@@ -104,10 +130,38 @@ def test_valid_and_dead_letters_split_without_loss(spark: SparkSession) -> None:
     parsed = parse_ticks(kafka_rows(spark, [GOOD, "nope", GOOD, None])).cache()
     assert valid_ticks(parsed).count() == 2
     letters = [orjson.loads(r["value"]) for r in dead_letters(parsed).collect()]
-    assert [(x["reason"], x["raw"], x["source_offset"]) for x in letters] == [
-        ("not valid JSON or a field has the wrong type", "nope", 1),
-        ("empty value", None, 3),
+    assert [(x["reason"], x["size_bytes"], x["source_offset"]) for x in letters] == [
+        ("not valid JSON or a field has the wrong type", 4, 1),
+        ("empty value", 0, 3),
     ]
+
+
+def test_a_dead_letter_describes_the_value_in_a_bounded_excerpt(spark: SparkSession) -> None:
+    import base64
+    import hashlib
+
+    import orjson
+
+    big = bytes(range(256)) * 4096 + b"\xff\xfe tail"  # 1 MiB of every byte, then more
+    bad_coin = GOOD.replace('"price":97012.5', '"price":-1').encode()
+    rows = kafka_rows(spark, [big, bad_coin, b"\xc3\x28", '{"coin":"Not A Coin","x":'])
+    letters = [
+        (r["key"], orjson.loads(r["value"])) for r in dead_letters(parse_ticks(rows)).collect()
+    ]
+    (k0, d0), (k1, d1), (_, d2), (k3, d3) = letters
+    assert d0["size_bytes"] == len(big)
+    assert d0["sha256"] == hashlib.sha256(big).hexdigest()
+    assert base64.b64decode(d0["excerpt_b64"], validate=True) == big[:EXCERPT_BYTES]
+    assert (k0, d0["coin"], d0["reason"]) == (None, None, "not valid UTF-8")
+    assert d0["source_topic"] == "ticks" and d0["source_partition"] == 0
+    assert (d0["source_offset"], d0["kafka_timestamp"]) == (0, "2026-11-24T22:00:30.000Z")
+    # Known coin: the key and a field; the whole value fits in the excerpt.
+    assert (k1, d1["coin"], d1["reason"]) == ("bitcoin", "bitcoin", "price is not positive")
+    assert base64.b64decode(d1["excerpt_b64"]) == bad_coin
+    assert (d2["reason"], d2["size_bytes"]) == ("not valid UTF-8", 2)
+    # A coin that is not a coin id is neither key nor field.
+    assert (k3, d3["coin"]) == (None, None)
+    assert all(len(orjson.dumps(d)) < 8 * 1024 for _, d in letters)
 
 
 def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
@@ -116,18 +170,17 @@ def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
 
     ticks = spark.createDataFrame(
         [
-            ("eth", "eth", 10.0, 10.0, 5.0, None, at(40)),  # next window
-            ("eth", "eth", 30.0, 12.0, 7.0, 300.0, at(15)),
-            ("eth", "eth", 20.0, 8.0, 9.0, 200.0, at(5)),
-            ("eth", "eth", 40.0, 10.0, 8.0, None, at(25)),  # latest, but no market cap
+            ("sim", "eth", "eth", 10.0, 10.0, 5.0, None, at(40)),  # next window
+            ("sim", "eth", "eth", 30.0, 12.0, 7.0, 300.0, at(15)),
+            ("sim", "eth", "eth", 20.0, 8.0, 9.0, 200.0, at(5)),
+            ("sim", "eth", "eth", 40.0, 10.0, 8.0, None, at(25)),  # latest, but no market cap
         ],
-        "coin string, symbol string, price double, change_24h double, volume_24h double, "
-        "market_cap double, event_time timestamp",
+        TICK_COLUMNS,
     )
     rows = enrich(aggregate_windows(ticks, 30, 5), final=True).orderBy("window_start").collect()
     first = rows[0].asDict()
     assert list(first) == list(WindowAggregate.model_fields)
-    assert {k: first[k] for k in list(first)[4:]} == {
+    assert {k: first[k] for k in list(first)[5:]} == {
         "avg_price": 30.0,
         "open": 20.0,
         "high": 40.0,
@@ -141,4 +194,30 @@ def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
         "trend": "🚀 Surging",
         "final": True,
     }
+    assert (first["source"], first["coin"]) == ("sim", "eth")
     assert rows[1]["tick_count"] == 1 and rows[1]["market_cap"] is None
+
+
+def test_two_sources_of_one_coin_and_window_are_two_aggregates(spark: SparkSession) -> None:
+    at = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    ticks = spark.createDataFrame(
+        [
+            ("coingecko", "btc", "btc", 100.0, 1.0, 5.0, 10.0, at),
+            ("simulated", "btc", "btc", 50.0, -3.0, 6.0, 20.0, at),
+            ("simulated", "btc", "btc", 70.0, -3.0, 6.0, 20.0, at.replace(second=6)),
+        ],
+        TICK_COLUMNS,
+    )
+    rows = enrich(aggregate_windows(ticks, 30, 5), final=False).orderBy("source").collect()
+    assert [
+        (r["source"], r["coin"], r["avg_price"], r["tick_count"], r["trend"]) for r in rows
+    ] == [
+        ("coingecko", "btc", 100.0, 1, "➡️ Stable"),
+        ("simulated", "btc", 60.0, 2, "📉 Falling"),
+    ]
+    assert rows[0]["window_start"] == rows[1]["window_start"]
+
+
+def test_valid_ticks_carry_their_source(spark: SparkSession) -> None:
+    [row] = valid_ticks(parse_ticks(kafka_rows(spark, [GOOD]))).collect()
+    assert (row["source"], row["coin"]) == ("coingecko", "bitcoin")

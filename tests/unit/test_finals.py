@@ -11,10 +11,20 @@ WINDOW = 30_000
 DELAY = 5_000
 
 
-def live(coin: str, start_s: int, last_event_s: float, close: float) -> LiveWindow:
+def live(
+    coin: str, start_s: int, last_event_s: float, close: float, source: str = "sim"
+) -> LiveWindow:
     start = start_s * 1000
-    record = {"coin": coin, "window_start": start, "close": close, "final": False}
-    return LiveWindow(coin, start, start + WINDOW, int(last_event_s * 1000), orjson.dumps(record))
+    record = {
+        "source": source,
+        "coin": coin,
+        "window_start": start,
+        "close": close,
+        "final": False,
+    }
+    return LiveWindow(
+        source, coin, start, start + WINDOW, int(last_event_s * 1000), orjson.dumps(record)
+    )
 
 
 def decode(finals: list[tuple[str, bytes]]) -> list[tuple[str, int, float, bool]]:
@@ -33,7 +43,7 @@ def test_a_window_is_final_once_the_watermark_of_earlier_batches_passes_its_end(
     assert t.advance(2, [live("btc", 30, 40, 3.0)]) == []
     finals = t.advance(3, [])  # Spark's no-data batch with the new watermark
     assert decode(finals) == [("btc", 0, 1.5, True), ("eth", 0, 2.0, True)]
-    assert set(t.open) == {("btc", 30_000)}
+    assert set(t.open) == {("sim", "btc", 30_000)}
     assert t.advance(4, []) == []  # never twice
 
 
@@ -85,4 +95,52 @@ def test_a_window_updated_and_closed_in_the_same_batch_is_final_with_that_update
 def test_unreadable_state_starts_fresh_instead_of_crashing(tmp_path: Path) -> None:
     path = tmp_path / "sink-state.json"
     path.write_bytes(b'{"batch_id": 3, "open": [')  # torn write
+    assert FinalTracker.load(path, DELAY).batch_id == -1
+
+
+def test_two_sources_of_one_coin_and_window_are_two_windows() -> None:
+    t = FinalTracker(DELAY)
+    t.advance(0, [live("btc", 0, 10, 1.0, "coingecko"), live("btc", 0, 11, 2.0, "simulated")])
+    assert set(t.open) == {("coingecko", "btc", 0), ("simulated", "btc", 0)}
+    t.advance(1, [live("btc", 30, 40, 3.0, "coingecko")])
+    finals = [orjson.loads(raw) for _, raw in t.advance(2, [])]
+    assert sorted((f["source"], f["close"], f["final"]) for f in finals) == [
+        ("coingecko", 1.0, True),
+        ("simulated", 2.0, True),
+    ]
+    assert [coin for coin, _ in t.advance(3, [])] == []
+
+
+def test_state_of_the_version_without_source_starts_fresh_instead_of_crashing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sink-state.json"
+    legacy = {
+        "batch_id": 7,
+        "max_event_ms": 40_000,
+        "open": [["btc", 30_000, 60_000, '{"coin":"btc","final":false}']],
+    }
+    path.write_bytes(orjson.dumps(legacy))
+    t = FinalTracker.load(path, DELAY)
+    assert (t.batch_id, t.max_event_ms, t.open) == (-1, None, {})
+    # The fresh state is saved in this version's format and read back.
+    t.advance(8, [live("btc", 60, 70, 1.0)])
+    t.save(path)
+    assert FinalTracker.load(path, DELAY).open == t.open
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[]",
+        b"null",
+        b'{"version": 2}',
+        b'{"version": 2, "batch_id": 1, "max_event_ms": null, "open": [["btc", 0, 1]]}',
+        b'{"version": 2, "batch_id": "x", "max_event_ms": null, "open": []}',
+        b"\xff\xfe",
+    ],
+)
+def test_malformed_state_starts_fresh(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "sink-state.json"
+    path.write_bytes(content)
     assert FinalTracker.load(path, DELAY).batch_id == -1
