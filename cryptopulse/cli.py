@@ -124,8 +124,19 @@ def stream(
     starting_offsets: Annotated[
         str | None, typer.Option(help="earliest or latest (first start only).")
     ] = None,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Written (JSON: pid, started_at) once both queries run; deleted on stop.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the Spark Structured Streaming job: ticks -> window aggregates (Kafka and the API)."""
+    """Run the Spark Structured Streaming job: ticks -> window aggregates (Kafka and the API).
+
+    Exits 0 only after Ctrl-C / SIGTERM; a query that stops by itself exits 1 (restart it).
+    """
+    from rich.markup import escape
+
     from cryptopulse.stream.job import run
 
     settings = _settings()
@@ -137,9 +148,11 @@ def stream(
         starting_offsets=starting_offsets,
     )
     try:
-        run(settings.model_copy(update={"spark": spark}))
+        run(settings.model_copy(update={"spark": spark}), ready_file=ready_file)
     except CryptoPulseError as exc:
-        raise _fail(exc) from exc
+        # Spark's messages can hold anything, brackets included: never read them as markup.
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
 
 
 def _up_env(overrides: dict[str, object]) -> dict[str, str]:

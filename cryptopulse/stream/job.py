@@ -7,13 +7,16 @@
   bounded excerpt, to the DLQ topic; its sink never fails (see sinks.DeadLetterSink).
 
 Each query has its own checkpoint under the data folder, so a restart resumes where
-the last committed batch ended. Run it with `cryptopulse stream`, or unchanged under
+the last committed batch ended. The job runs until it is asked to stop; a query that
+ends for any other reason, with or without an error, ends the job with an error (so a
+supervisor restarts it). Run it with `cryptopulse stream`, or unchanged under
 spark-submit (see README).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -22,9 +25,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from confluent_kafka import Producer
 
 from cryptopulse.config import Settings
+from cryptopulse.errors import CryptoPulseError
+from cryptopulse.files import write_atomic
 from cryptopulse.stream.enrich import enrich
 from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
 from cryptopulse.stream.sinks import (
@@ -47,6 +53,10 @@ LIVE, DLQ = "windows-live", "dead-letters"
 # source, and Spark refuses to restore state of another key schema; its dead-letter query
 # had a Kafka sink with async progress tracking. So each version starts its own checkpoints.
 CHECKPOINT_VERSION = "v2"
+
+
+class QueryStopped(CryptoPulseError):
+    """A query ended without being asked to: the job must exit non-zero and be restarted."""
 
 
 def read_ticks(spark: SparkSession, settings: Settings, trigger_seconds: float) -> DataFrame:
@@ -77,6 +87,7 @@ class StreamJob:
     stats: SinkStats = field(default_factory=SinkStats)
     queries: list[StreamingQuery] = field(default_factory=list)
     late_dropped: int = 0
+    ready_file: Path | None = None
 
     def __post_init__(self) -> None:
         kafka = self.settings.kafka
@@ -173,6 +184,9 @@ class StreamJob:
             .foreachBatch(dead_letter_sink)
             .start()
         )
+        if self.ready_file is not None:
+            ready = {"pid": os.getpid(), "started_at": time.time()}
+            write_atomic(self.ready_file, orjson.dumps(ready))
         log.info(
             "streaming %s -> %s (+ %s) with %g s windows, %g s watermark, %g s trigger",
             settings.kafka.topic_ticks,
@@ -233,28 +247,49 @@ class StreamJob:
             )
 
     def await_termination(self, stop: threading.Event) -> None:
-        """Block until `stop` is set or a query fails (its error is raised)."""
-        while not stop.is_set():
+        """Block until `stop` is set; a query that ends first raises QueryStopped, whether
+        it failed or ended without an error (either way the job is no longer whole)."""
+        while not stop.wait(0.5):
             for query in self.queries:
-                if not query.isActive:
-                    error = query.exception()
-                    if error is not None:
-                        raise RuntimeError(f"query {query.name} failed: {error}")
+                try:
+                    if query.isActive:
+                        continue
+                except Exception as exc:  # py4j's: Spark's JVM is gone (killed, out of memory)
+                    if stop.is_set():
+                        return
+                    raise QueryStopped(f"Spark's JVM is gone ({exc}); its queries with it") from exc
+                if stop.is_set():  # e.g. a signal that also reached Spark's JVM
                     return
-            time.sleep(0.5)
+                error = query.exception()
+                if error is not None:
+                    raise QueryStopped(f"query {query.name} failed: {error}")
+                raise QueryStopped(f"query {query.name} stopped without an error")
 
     def stop(self) -> None:
-        for query in self.queries:
-            # Let a running micro-batch finish: stopping interrupts its tasks mid-write.
-            deadline = time.monotonic() + 10
-            while (
-                query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline
-            ):
-                time.sleep(0.05)
-            if query.isActive:
-                query.stop()
-        if getattr(self, "listener", None) is not None:
-            self.spark.streams.removeListener(self.listener)
+        """Stop the queries, flush the producers, delete the ready file. Never raises: it
+        runs on the way out, after a failure too (whose error must stay the one reported)."""
+        if self.ready_file is not None:
+            self.ready_file.unlink(missing_ok=True)
+        # Let running micro-batches finish (stopping interrupts their tasks mid-write), for
+        # 10 s in all: the supervisor gives the whole pipeline 15 s to stop.
+        deadline = time.monotonic() + 10
+        for name, query in zip((LIVE, DLQ), self.queries, strict=False):
+            try:
+                while (
+                    query.isActive
+                    and query.status["isTriggerActive"]
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.05)
+                if query.isActive:
+                    query.stop()
+            except Exception as exc:  # the JVM may be gone already
+                log.warning("could not stop query %s: %s", name, exc)
+        try:
+            if getattr(self, "listener", None) is not None:
+                self.spark.streams.removeListener(self.listener)
+        except Exception as exc:
+            log.warning("could not remove the progress listener: %s", exc)
         self.producer.flush(30)
         self.dead_letter_producer.flush(5)  # best effort; each batch has flushed its own
         if self.poster:
@@ -273,8 +308,12 @@ class StreamJob:
         )
 
 
-def run(settings: Settings) -> None:
-    """`cryptopulse stream`: run until Ctrl-C / SIGTERM, then stop the queries cleanly."""
+def run(settings: Settings, ready_file: Path | None = None) -> None:
+    """`cryptopulse stream`: run until Ctrl-C / SIGTERM, then stop the queries cleanly.
+
+    Returns only after a requested stop; a query that ends by itself raises QueryStopped.
+    `ready_file` is written (pid, start time) once both queries run, and deleted on stop.
+    """
     from cryptopulse.platform.spark import spark_session
 
     stop = threading.Event()
@@ -285,11 +324,16 @@ def run(settings: Settings) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)  # an earlier process's
     spark = spark_session(settings, "cryptopulse-stream")
-    job = StreamJob(settings, spark)
+    job = StreamJob(settings, spark, ready_file=ready_file)
     try:
         job.start()
         job.await_termination(stop)
     finally:
         job.stop()
-        spark.stop()
+        try:
+            spark.stop()
+        except Exception as exc:
+            log.warning("could not stop Spark: %s", exc)

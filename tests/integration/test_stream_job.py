@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import pytest
 
 from cryptopulse.config import Settings
 from cryptopulse.schema import WindowAggregate
-from cryptopulse.stream.job import StreamJob
+from cryptopulse.stream.job import DLQ, QueryStopped, StreamJob
 from tests.fakes.receiver import Receiver
 from tests.kafka_helpers import TopicReader, send
 
@@ -74,7 +75,8 @@ def job_env(
     settings.spark.watermark_seconds = 5
     settings.spark.post_retry_seconds = 2
     settings.api.ingest_url = receiver.url
-    job = StreamJob(settings, spark)
+    ready_file = settings.data_dir / "stream.ready"
+    job = StreamJob(settings, spark, ready_file=ready_file)
     job.start()
     bootstrap = settings.kafka.bootstrap
     windows = TopicReader(
@@ -88,6 +90,7 @@ def job_env(
             "receiver": receiver,
             "windows": windows,
             "dlq": dlq,
+            "ready_file": ready_file,
         }
     finally:
         job.stop()
@@ -261,3 +264,24 @@ def test_malformed_and_late_records_are_dead_lettered_or_dropped(
     assert job_env["job"].late_dropped >= 1
     assert job_env["job"].dead_lettered >= len(bad)
     assert job_env["job"].stats.dead_letters_failed == 0
+
+
+def test_the_ready_file_names_this_process(job_env: dict[str, Any]) -> None:
+    import os
+
+    ready = orjson.loads(job_env["ready_file"].read_bytes())
+    assert ready["pid"] == os.getpid()
+    assert 0 < time.time() - ready["started_at"] < 3600
+
+
+def test_a_query_that_stops_by_itself_ends_the_job_with_an_error(job_env: dict[str, Any]) -> None:
+    """Last in this module: it stops the dead-letter query."""
+    job: StreamJob = job_env["job"]
+    [dlq] = [q for q in job.queries if q.name == DLQ]
+    dlq.stop()  # ends without an exception
+    with pytest.raises(QueryStopped, match="dead-letters stopped without an error"):
+        job.await_termination(threading.Event())
+    # A requested stop is not an error, whatever state the queries are in.
+    requested = threading.Event()
+    requested.set()
+    job.await_termination(requested)

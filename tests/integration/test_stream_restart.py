@@ -1,5 +1,6 @@
-"""Kill the streaming job with SIGKILL mid-stream; restarted, it resumes from its checkpoint
-and every final window is published exactly once."""
+"""The streaming job as a process: killed with SIGKILL mid-stream and restarted, it resumes
+from its checkpoint and every final window is published exactly once; `cryptopulse stream`
+says when it is ready, exits 0 after SIGTERM and non-zero when its queries end otherwise."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+import psutil
 import pytest
 
 from tests.integration.test_stream_job import iso, tick
@@ -117,3 +121,57 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
     # Two processes ran the job; the second resumed from the checkpoint (no new first batch).
     text = log.read_text()
     assert text.count("query windows-live started") == 2
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def start_cli(env: dict[str, str], log: Path, ready: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cryptopulse.cli", "stream", "--ready-file", str(ready)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def test_cli_ready_file_and_exit_codes(job_env: dict[str, str], tmp_path: Path) -> None:
+    log, ready = tmp_path / "stream.log", tmp_path / "run" / "stream.ready"
+    ready.parent.mkdir()
+    ready.write_text('{"pid": 1, "started_at": 0}')  # left by an earlier, killed process
+    proc = start_cli(job_env, log, ready)
+    try:
+        wait_for(
+            lambda: ready.exists() and orjson.loads(ready.read_bytes())["pid"] == proc.pid,
+            180,
+            "the ready file",
+        )
+        assert abs(orjson.loads(ready.read_bytes())["started_at"] - time.time()) < 180
+        assert "query windows-live started" in log.read_text()  # still logged
+        # As the supervisor stops it: SIGTERM to the process alone.
+        proc.terminate()
+        assert proc.wait(90) == 0, log.read_text()[-3000:]
+        assert not ready.exists()
+
+        # Spark's JVM dies under a running job (e.g. the OOM killer): its queries end, and so
+        # does the job, with an error the supervisor restarts (never 0, never 2).
+        proc = start_cli(job_env, log, ready)
+        wait_for(
+            lambda: ready.exists() and orjson.loads(ready.read_bytes())["pid"] == proc.pid,
+            180,
+            "the ready file (second start)",
+        )
+        [jvm] = [c for c in psutil.Process(proc.pid).children(recursive=True) if "java" in c.name()]
+        jvm.kill()
+        code = proc.wait(90)
+        assert code not in (0, 2), log.read_text()[-3000:]
+        assert not ready.exists()
+    finally:
+        stop(proc)
