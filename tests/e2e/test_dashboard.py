@@ -1,8 +1,11 @@
 """The dashboard in a real browser against the real API server.
 
 The test starts `cryptopulse serve` as a subprocess (the built web/dist is served at `/`), feeds it
-through POST /ingest exactly as the stream job does, and drives Debian's headless Chromium with
-Playwright. It restarts the server mid-test to check the page reconnects by itself.
+windows through POST /ingest exactly as the stream job does, and source statuses through a Kafka
+status topic exactly as the producer does (the server consumes it, with the windows topic, as the
+API that `cryptopulse up` starts does), and drives Debian's headless Chromium with Playwright.
+Two sources carry the same coins and windows at different prices, so any mixing shows. It restarts
+the server mid-test to check the page reconnects by itself and the server learns the status again.
 Screenshots land in artifacts/.
 """
 
@@ -11,11 +14,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +28,11 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from cryptopulse.classify import trend, volatility
 from cryptopulse.platform.ports import free_port
+from cryptopulse.schema import SourceState, SourceStatus
 from tests.browser import CHROMIUM, launch
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +45,10 @@ TOKEN = "e2e-token"
 WINDOW = timedelta(seconds=30)
 HISTORY = 20
 TIMEOUT_MS = 15_000
+SOURCE = "coingecko"  # the running source: its producer repeats its status (heartbeat)
+OTHER = "simulated"  # an earlier run's source: same coins and windows, half the prices
+OTHER_SCALE = 0.5
+HEARTBEAT = 2.0  # seconds between status repeats of the running source (the producer: ~10 s)
 
 # coin, symbol, close price, 24 h change, volume, market cap. Chosen so every alert rule fires
 # (Extreme, High Volatility, |change| >= 10 in both directions) and ties cannot reorder alerts.
@@ -71,8 +82,10 @@ def aggregate(
     cap: float,
     *,
     final: bool,
+    source: str = SOURCE,
 ) -> dict[str, Any]:
     return {
+        "source": source,
         "coin": coin,
         "symbol": symbol,
         "window_start": start.isoformat().replace("+00:00", "Z"),
@@ -92,7 +105,7 @@ def aggregate(
     }
 
 
-def history_batch(now: datetime) -> list[dict[str, Any]]:
+def history_batch(now: datetime, source: str = SOURCE, scale: float = 1.0) -> list[dict[str, Any]]:
     """HISTORY windows per coin ending in the current (still open) window; prices wiggle."""
     current = window_start(now)
     records = []
@@ -102,10 +115,77 @@ def history_batch(now: datetime) -> list[dict[str, Any]]:
             price = close if age == 0 else close * (1 + 0.01 * math.sin(i / 2 + n) - 0.002 * age)
             records.append(
                 aggregate(
-                    coin, symbol, current - age * WINDOW, price, change, volume, cap, final=age > 0
+                    coin,
+                    symbol,
+                    current - age * WINDOW,
+                    price * scale,
+                    change,
+                    volume,
+                    cap * scale,
+                    final=age > 0,
+                    source=source,
                 )
             )
     return records
+
+
+class StatusFeed:
+    """Source statuses on the Kafka status topic (key = source), as producers write them.
+
+    A background thread repeats the running source's status every HEARTBEAT seconds with a fresh
+    `updated_at`, as a running producer does, so it stays the newest (the dashboard's default).
+    """
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        self.lock = threading.Lock()
+        self.running: SourceStatus | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="status-heartbeat", daemon=True)
+
+    def publish(
+        self,
+        source: str,
+        state: SourceState,
+        *,
+        detail: str = "",
+        last_good: datetime | None = None,
+        updated_at: datetime | None = None,
+    ) -> SourceStatus:
+        status = SourceStatus(
+            source=source,
+            state=state,
+            detail=detail,
+            last_good=last_good,
+            updated_at=updated_at or datetime.now(UTC),
+        )
+        self._send(status)
+        return status
+
+    def run(self, source: str, state: SourceState, detail: str = "") -> None:
+        """Make `source` the running one, heartbeating `state`."""
+        self.running = self.publish(source, state, detail=detail)
+        if not self.thread.is_alive():
+            self.thread.start()
+
+    def _send(self, status: SourceStatus) -> None:
+        with self.lock:
+            self.producer.produce(
+                self.topic, key=status.source.encode(), value=status.model_dump_json().encode()
+            )
+            assert self.producer.flush(10) == 0
+
+    def _beat(self) -> None:
+        while not self.stopping.wait(HEARTBEAT):
+            running = self.running
+            if running is not None:
+                self._send(running.model_copy(update={"updated_at": datetime.now(UTC)}))
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
 
 
 @dataclass
@@ -114,6 +194,7 @@ class ApiServer:
 
     port: int
     data_dir: Path
+    kafka: dict[str, str]  # bootstrap and the uuid topics this server consumes
     proc: subprocess.Popen[bytes] | None = None
     history_now: datetime | None = None  # "now" of the last history batch sent
 
@@ -129,6 +210,11 @@ class ApiServer:
             "CRYPTOPULSE_API__TOKEN": TOKEN,
             "CRYPTOPULSE_API__WEB_DIST": str(DIST),
             "CRYPTOPULSE_DATA_DIR": str(self.data_dir),
+            # Windows and source statuses from Kafka, as the API that `up` starts takes them.
+            "CRYPTOPULSE_API__CONSUME_WINDOWS": "true",
+            "CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS": self.kafka["bootstrap"],
+            "CRYPTOPULSE_KAFKA__TOPIC_WINDOWS": self.kafka["windows"],
+            "CRYPTOPULSE_KAFKA__TOPIC_STATUS": self.kafka["status"],
         }
         log = (self.data_dir / "serve.log").open("ab")
         self.proc = subprocess.Popen(
@@ -169,15 +255,43 @@ class ApiServer:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+def kafka_topics(kafka_bootstrap: str, new_topic: Callable[..., str]) -> dict[str, str]:
+    return {
+        "bootstrap": kafka_bootstrap,
+        "windows": new_topic("e2e-windows"),
+        "status": new_topic("e2e-status", partitions=1),
+    }
+
+
+@pytest.fixture(scope="module")
+def statuses(kafka_topics: dict[str, str]) -> Iterator[StatusFeed]:
+    feed = StatusFeed(kafka_topics["bootstrap"], kafka_topics["status"])
+    # An earlier run's source: its producer is gone, so its last status is an hour old.
+    feed.publish(OTHER, "simulated", updated_at=datetime.now(UTC) - timedelta(hours=1))
+    feed.run(SOURCE, "live")
+    try:
+        yield feed
+    finally:
+        feed.close()
+
+
+@pytest.fixture(scope="module")
+def api(
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_topics: dict[str, str],
+    statuses: StatusFeed,
+) -> Iterator[ApiServer]:
     if not (DIST / "index.html").is_file():
         pytest.fail(
             "web/dist is not built: run `npm --prefix web ci && npm --prefix web run build`"
         )
-    server = ApiServer(free_port(), tmp_path_factory.mktemp("e2e-api"))
+    server = ApiServer(free_port(), tmp_path_factory.mktemp("e2e-api"), kafka_topics)
     server.start()
     try:
         server.history_now = datetime.now(UTC)
+        # The other source first: same coins, same windows, other prices. Never on screen unless
+        # chosen, and never in the running source's series.
+        server.ingest(history_batch(server.history_now, OTHER, OTHER_SCALE))
         server.ingest(history_batch(server.history_now))
         yield server
     finally:
@@ -200,14 +314,14 @@ def browser() -> Iterator[Any]:
 class Page:
     """A dashboard tab that records page errors and console warnings."""
 
-    def __init__(self, browser: Any, url: str, **context: Any) -> None:
+    def __init__(self, browser: Any, url: str, coins: int = len(COINS), **context: Any) -> None:
         self.context = browser.new_context(**context)
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.goto(url)
-        self.wait_for_text('[data-testid="stat-coins"] .stat-value', str(len(COINS)))
+        self.wait_for_text('[data-testid="stat-coins"] .stat-value', str(coins))
 
     def wait_for_text(self, selector: str, text: str) -> None:
         from playwright.sync_api import expect
@@ -249,7 +363,15 @@ def test_header_stats_and_table_show_the_sent_values(desktop: Page) -> None:
         f"{gainers} / {losers}"
     )
     expect(page.get_by_test_id("stat-most-volatile").locator(".stat-value")).to_have_text("DOGE")
-    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    # The running source by default, its status from Kafka, the socket state on its own.
+    expect(page.get_by_test_id("source-selector")).to_have_value(SOURCE)
+    expect(page.get_by_test_id("source-badge")).to_have_attribute("data-state", "live")
+    expect(page.get_by_test_id("source-badge").locator(".badge-label")).to_have_text("Live")
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+    # The newest window is still open: the data is current.
+    expect(page.get_by_test_id("data-age")).to_have_attribute("data-state", "fresh")
+    expect(page.get_by_test_id("data-age")).to_have_text(re.compile(r"^data \d+ s old$"))
+    assert "updated" not in (page.get_by_test_id("connection").text_content() or "")
 
     rows = page.get_by_test_id("coin-row")
     expect(rows).to_have_count(len(COINS))
@@ -395,13 +517,234 @@ def test_screenshots_and_phone_layout(api: ApiServer, browser: Any) -> None:
     phone.close()
 
 
+def _money(text: str) -> float:
+    """ "$97.5K" -> 97500.0 (the line chart's price axis labels)."""
+    match = re.fullmatch(r"\$([\d.,]+)([KMBT]?)", text.strip())
+    assert match is not None, text
+    scale = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}[match[2]]
+    return float(match[1].replace(",", "")) * scale
+
+
+def _price_axis(page: Any) -> list[float]:
+    labels = page.locator('[data-testid="line-chart"] .axis text').all_text_contents()
+    return [_money(t) for t in labels if t.startswith("$")]
+
+
+def test_two_sources_of_one_coin_are_never_one_series(api: ApiServer, browser: Any) -> None:
+    """Both sources have bitcoin in the same windows; each is drawn alone, switched in the URL."""
+    from playwright.sync_api import expect
+
+    tab = Page(browser, api.url + "/?coin=bitcoin&chart=candles")
+    page = tab.page
+    selector = page.get_by_test_id("source-selector")
+    chart = page.get_by_test_id("line-chart")
+    candles = page.locator('[data-testid="candles"] .candle')
+    btc = page.locator('[data-testid="coin-row"][data-coin="bitcoin"] [data-col="price"]')
+    cap = page.get_by_test_id("stat-market-cap").locator(".stat-value")
+
+    # The running source by default (newest status heartbeat), not the other one.
+    expect(selector).to_have_value(SOURCE)
+    expect(selector.locator("option")).to_have_text([f"{SOURCE} (live)", OTHER])
+    expect(chart).to_have_attribute("data-sources", SOURCE)
+    expect(candles).to_have_count(HISTORY)
+    expect(btc).to_have_text("$97,012.50")
+    assert min(_price_axis(page)) > 85_000, _price_axis(page)
+    running_cap = cap.text_content()
+
+    selector.select_option(OTHER)
+    assert f"source={OTHER}" in page.url
+    expect(chart).to_have_attribute("data-sources", OTHER)
+    expect(btc).to_have_text(f"${97012.5 * OTHER_SCALE:,.2f}")
+    # One candle per window, not two, and all of them at the other source's prices.
+    expect(candles).to_have_count(HISTORY)
+    assert max(_price_axis(page)) < 60_000, _price_axis(page)
+    expect(cap).not_to_have_text(running_cap or "")
+    expect(page.get_by_test_id("source-badge")).to_have_attribute("data-state", "simulated")
+    expect(page.get_by_test_id("source-badge").locator(".badge-label")).to_have_text(
+        "Simulated data"
+    )
+    # Its producer stopped an hour ago, and the badge says so.
+    expect(page.get_by_test_id("source-badge")).to_have_attribute("data-heartbeat", "late")
+    page.wait_for_timeout(300)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-other-source.png"), full_page=True)
+
+    # A live update of one source lands in that source's series only.
+    assert api.history_now is not None
+    start = window_start(api.history_now)
+    api.ingest(
+        [
+            aggregate(
+                "bitcoin",
+                "btc",
+                start + WINDOW,
+                50_000.0,
+                -1.84,
+                3e10,
+                9e11,
+                final=False,
+                source=OTHER,
+            )
+        ]
+    )
+    expect(btc).to_have_text("$50,000.00")
+    expect(candles).to_have_count(HISTORY + 1)
+
+    # Back (the choice was a navigation) returns to the running source, untouched by the update.
+    page.go_back()
+    expect(selector).to_have_value(SOURCE)
+    assert "source=" not in page.url
+    expect(chart).to_have_attribute("data-sources", SOURCE)
+    expect(btc).to_have_text("$97,012.50")
+    expect(candles).to_have_count(HISTORY)
+    assert min(_price_axis(page)) > 85_000, _price_axis(page)
+
+    # A shared link opens the other source.
+    other = Page(browser, api.url + f"/?source={OTHER}&coin=bitcoin")
+    expect(other.page.get_by_test_id("source-selector")).to_have_value(OTHER)
+    expect(
+        other.page.locator('[data-testid="coin-row"][data-coin="bitcoin"] [data-col="price"]')
+    ).to_have_text("$50,000.00")
+    other.close()
+    tab.close()
+
+
+def test_each_source_state_has_its_own_badge_and_the_data_age_shows(
+    api: ApiServer, browser: Any, statuses: StatusFeed
+) -> None:
+    """Every state of the contract, as a producer would publish it to the status topic."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    source = "e2e-badges"
+    t0 = datetime.now(UTC)
+    newest_end = t0 - timedelta(seconds=12)
+    api.ingest(
+        [
+            aggregate(
+                "bitcoin",
+                "btc",
+                newest_end - (k + 1) * WINDOW,
+                90_000.0 + k,
+                1.0,
+                3e10,
+                1.9e12,
+                final=True,
+                source=source,
+            )
+            for k in range(3)
+        ]
+    )
+
+    def said_now() -> datetime:
+        # Recent enough not to be a late heartbeat, older than the running source's heartbeat,
+        # so the running source stays the default for every other tab.
+        return datetime.now(UTC) - timedelta(seconds=2 * HEARTBEAT + 5)
+
+    statuses.publish(source, "connecting", updated_at=said_now())
+    tab = Page(
+        browser,
+        api.url + f"/?source={source}",
+        coins=1,
+        viewport={"width": 1440, "height": 1000},
+        timezone_id="UTC",
+    )
+    page = tab.page
+    badge = page.get_by_test_id("source-badge")
+    label = badge.locator(".badge-label")
+    age = page.get_by_test_id("data-age")
+
+    # The data's age: now minus the newest window's end, shown whatever the state.
+    expect(age).to_have_attribute("data-state", "fresh")
+    expect(age).to_have_text(re.compile(r"^data \d+ s old$"))
+    shown = int(re.findall(r"\d+", age.text_content() or "")[0])
+    elapsed = (datetime.now(UTC) - t0).total_seconds()
+    assert 12 <= shown <= 12 + elapsed + 1, (shown, elapsed)
+
+    last_good = (t0 - timedelta(seconds=95)).replace(microsecond=0)
+    expected: list[tuple[SourceState, str]] = [
+        ("connecting", f"Connecting to {source}"),
+        ("live", "Live"),
+        ("degraded", f"Degraded — last good {last_good:%H:%M:%S}, retrying"),
+        ("unreachable", f"{source} unreachable"),
+        ("simulated", "Simulated data"),
+        ("replay", "Replay"),
+    ]
+    looks: dict[str, tuple[str, str]] = {}
+    for state, text in expected:
+        statuses.publish(
+            source,
+            state,
+            detail=f"e2e {state}",
+            last_good=last_good if state in ("degraded", "unreachable", "live") else None,
+            updated_at=said_now(),
+        )
+        expect(badge).to_have_attribute("data-state", state)
+        expect(label).to_have_text(text)
+        expect(badge).to_have_attribute("data-heartbeat", "ok")
+        expect(badge).to_have_attribute("title", re.compile(f"^e2e {state} "))
+        if state != "live":
+            assert "live" not in text.lower()
+        looks[state] = (
+            badge.evaluate("el => getComputedStyle(el).color"),
+            badge.locator("svg").first.get_attribute("class") or "",
+        )
+        badge.screenshot(path=str(ARTIFACTS / f"badge-{state}.png"))
+        # The data age is always there too.
+        expect(age).to_have_text(re.compile(r"^data \d+ s old$"))
+    # Each state has its own colour and its own icon.
+    assert len({colour for colour, _ in looks.values()}) == len(expected), looks
+    assert len({icon for _, icon in looks.values()}) == len(expected), looks
+
+    # Old data turns the view stale: windows that ended five minutes ago (> 3 windows, > 90 s).
+    stale_source = "e2e-stale"
+    ended = datetime.now(UTC) - timedelta(minutes=5)
+    api.ingest(
+        [
+            aggregate(
+                "bitcoin",
+                "btc",
+                ended - WINDOW,
+                91_000.0,
+                1.0,
+                3e10,
+                1.9e12,
+                final=True,
+                source=stale_source,
+            )
+        ]
+    )
+    selector = page.get_by_test_id("source-selector")
+    expect(selector.locator(f'option[value="{stale_source}"]')).to_have_count(1)
+    selector.select_option(stale_source)
+    expect(age).to_have_attribute("data-state", "stale")
+    expect(age).to_have_text(re.compile(r"^data 5 min old\s*stale$", re.IGNORECASE))
+    expect(page.locator(".app")).to_have_class(_class_containing("is-stale"))
+    expect(badge).to_have_attribute("data-state", "unknown")
+    expect(label).to_have_text(f"No status from {stale_source}")
+    page.get_by_test_id("data-age").screenshot(path=str(ARTIFACTS / "data-age-stale.png"))
+
+    # A source with a status but no windows yet: no age, and still never "Live".
+    waiting = "e2e-waiting"
+    statuses.publish(waiting, "connecting", updated_at=said_now())
+    expect(selector.locator(f'option[value="{waiting}"]')).to_have_count(1)
+    selector.select_option(waiting)
+    expect(age).to_have_attribute("data-state", "empty")
+    expect(age).to_have_text("no data yet")
+    expect(label).to_have_text(f"Connecting to {waiting}")
+    expect(page.locator(".app")).not_to_have_class(_class_containing("is-stale"))
+    tab.close()
+
+
 def test_recovers_after_the_api_server_restarts(api: ApiServer, browser: Any) -> None:
     from playwright.sync_api import expect
 
     tab = Page(browser, api.url + "/?coin=bitcoin", viewport={"width": 1200, "height": 900})
     page = tab.page
     conn = page.get_by_test_id("connection")
-    expect(conn).to_have_attribute("data-state", "live")
+    badge = page.get_by_test_id("source-badge")
+    expect(conn).to_have_attribute("data-state", "connected")
+    expect(badge).to_have_attribute("data-state", "live")
 
     api.stop()
     expect(conn).to_have_attribute("data-state", _one_of("reconnecting", "offline"))
@@ -426,8 +769,12 @@ def test_recovers_after_the_api_server_restarts(api: ApiServer, browser: Any) ->
         ]
     )
     # No reload: the page reconnects with backoff and refreshes from the new snapshot/updates.
-    expect(conn).to_have_attribute("data-state", "live", timeout=30_000)
+    expect(conn).to_have_attribute("data-state", "connected", timeout=30_000)
     expect(btc).to_have_text("$98,000.00", timeout=30_000)
+    # The restarted server knows the source status again (from the status topic), and still
+    # serves the two sources apart.
+    expect(badge).to_have_attribute("data-state", "live")
+    expect(page.get_by_test_id("source-selector")).to_have_value(SOURCE)
     expect(page.get_by_test_id("bar")).to_have_count(len(COINS))
     tab.close()
 
@@ -455,16 +802,21 @@ def test_malformed_and_unknown_messages_are_ignored(api: ApiServer, browser: Any
     from playwright.sync_api import expect
 
     now = datetime.now(UTC)
-    snapshot = {"type": "snapshot", "data": history_batch(now)}
-    bad_window = {**history_batch(now)[0], "avg_price": "lots"}
+    snapshot = {"type": "snapshot", "data": history_batch(now, OTHER)}
+    bad_window = {**history_batch(now, OTHER)[0], "avg_price": "lots"}
+    no_source = {**history_batch(now, OTHER)[0]}
+    del no_source["source"]
+    status = SourceStatus(source=OTHER, state="simulated", detail="demo feed", updated_at=now)
     frames = [
         "not json at all",
         '{"type": "party", "data": []}',
         "[1, 2, 3]",
         '{"type": "market_update", "data": {"coin": "bitcoin"}}',
         json.dumps(snapshot),
-        json.dumps({"type": "market_update", "data": [bad_window]}),
+        json.dumps({"type": "market_update", "data": [bad_window, no_source]}),
+        # The old shape of source_status, gone from the contract.
         '{"type": "source_status", "source": "simulated", "live": true, "detail": "demo feed"}',
+        json.dumps({"type": "source_status", "data": [status.model_dump(mode="json")]}),
     ]
 
     context = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -484,9 +836,9 @@ def test_malformed_and_unknown_messages_are_ignored(api: ApiServer, browser: Any
     expect(page.get_by_test_id("bar")).to_have_count(len(COINS))
     # Simulated data must never look live.
     expect(page.get_by_test_id("source-badge")).to_have_text("Simulated data")
-    expect(page.get_by_test_id("connection")).not_to_have_attribute("data-state", "live")
+    expect(page.get_by_test_id("source-badge")).to_have_attribute("data-state", "simulated")
     assert errors == []
-    assert len([w for w in warnings if "[cryptopulse]" in w]) >= 5, warnings
+    assert len([w for w in warnings if "[cryptopulse]" in w]) >= 7, warnings
     context.close()
 
 

@@ -82,7 +82,7 @@ export function SourceSelector({ sources, statuses, value, onChange }: {
           const state = statuses[s]?.state;
           return (
             <option key={s} value={s}>
-              {state ? `${s} (${state})` : s}
+              {state && state !== s ? `${s} (${state})` : s}
             </option>
           );
         })}
