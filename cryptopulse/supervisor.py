@@ -2,17 +2,19 @@
 
 Kafka (when local) -> API server -> Spark job -> producer. Each child process logs to
 its own file under <data>/logs; the terminal gets a short, coloured, prefixed summary:
-lifecycle events and each child's warnings and errors, chosen by the line's log level,
-printed as plain text and rate-limited per child.
+lifecycle events, our processes' warnings and errors and the libraries' (Spark, Kafka)
+errors, chosen by each line's log level field, printed as plain text (never markup,
+control characters removed) and rate-limited per child.
 
 Any component that exits or dies is restarted with backoff, the local broker included
 (its data is kept). Only a producer playing a finite source (a replay) that exits 0 has
 finished. Exit code 2 (a configuration error) while the pipeline starts stops everything;
 once the pipeline has run, a child that exits 2 is restarted like any other (so a broken
 edit of the configuration file does not take down the healthy parts, and fixing it heals
-the pipeline). Ctrl-C, SIGTERM or `cryptopulse down` stop the children in reverse order
-(the producer first, so what it has in flight is flushed while Kafka is still there),
-each within a budget, in under 15 s in all.
+the pipeline). Ctrl-C, SIGTERM or `cryptopulse down` stop the children in reverse order,
+each within a budget, in under 15 s in all: the producer (which flushes what it has in
+flight while Kafka is still there) together with the Spark job, then the API server, then
+the broker `up` started.
 
 The supervisor's state is kept in <data>/run/state.json for `cryptopulse status` and
 `cryptopulse down`: every process is recorded by pid, start time and command line, and
@@ -390,7 +392,7 @@ def log_tail(path: Path, lines: int = 3) -> str:
         with open(path, "rb") as f:
             f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
             text = f.read().decode(errors="replace").strip().splitlines()
-    except FileNotFoundError:
+    except OSError:
         return ""
     return " | ".join(line.strip() for line in text[-lines:])
 
@@ -1120,12 +1122,17 @@ class Supervisor:
         starter = self.kafka_starter
         if kafka.running() or (starter is not None and starter.is_alive()):
             self.say("kafka", "stopping")
+            deadline = time.monotonic() + budget
             try:
                 kafka.stop(timeout=budget)
+                if starter is not None:
+                    # A start under way (formatting, not yet a pid file) fails once the broker
+                    # is stopped, or finishes it: then that broker is stopped too.
+                    starter.join(max(0.1, deadline - time.monotonic()))
+                    if kafka.running():
+                        kafka.stop(timeout=max(1.0, deadline - time.monotonic()))
             except Exception as exc:  # a broker that vanished meanwhile is stopped too
                 log.warning("stopping Kafka: %s", exc)
-            if starter is not None:
-                starter.join(5)
         self.kafka_state.set("stopped")
         self.kafka_state.set_process(None)
 
