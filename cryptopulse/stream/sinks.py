@@ -370,10 +370,14 @@ class DeadLetterSink:
             log.error("[%s] could not save %s: %s", self.name, self.state_file, exc)
 
     def produce_all(self, records: Iterable[tuple[str | None, str | bytes]], tally: _Tally) -> None:
-        """Hand each record to the producer; what it refuses is counted in `tally`."""
+        """Hand each record to the producer; what it refuses is counted in `tally`.
+
+        A full local queue is waited on (deliveries or time-outs free it) for
+        `delivery_timeout` in all, so a batch with the broker away ends in bounded time.
+        """
+        deadline = time.monotonic() + self.delivery_timeout
         for key, value in records:
             payload = value.encode() if isinstance(value, str) else value
-            deadline = time.monotonic() + self.delivery_timeout
             while True:
                 try:
                     self.producer.produce(
