@@ -334,12 +334,18 @@ class DeadLetterSink:
             with self.stats.lock:
                 self.stats.batches_skipped += 1
             return
+        from pyspark import StorageLevel
+
         tally = _Tally()
         read_all = False
+        letters = batch.select("key", "value").persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            # Partition by partition: a batch of many bad records never sits whole in memory.
-            rows = batch.select("key", "value").toLocalIterator()
-            self.produce_all(((r["key"], r["value"]) for r in rows), tally)
+            # One parallel job reads, parses and filters the batch (usually no dead letters);
+            # then the dead letters come to the driver partition by partition from the cache,
+            # so a batch of many bad records never sits whole in memory.
+            if letters.count():
+                rows = letters.toLocalIterator()
+                self.produce_all(((r["key"], r["value"]) for r in rows), tally)
             read_all = True
         except Exception as exc:  # a dead letter is never worth stopping the job for
             log.error("[%s] batch %d: dead letters not written: %s", self.name, batch_id, exc)
@@ -347,6 +353,10 @@ class DeadLetterSink:
         finally:
             self.producer.flush(self.delivery_timeout + 5)
             tally.closed = True
+            try:
+                letters.unpersist()
+            except Exception as exc:
+                log.warning("[%s] batch %d: could not unpersist: %s", self.name, batch_id, exc)
         if tally.failed:
             log.error(
                 "[%s] batch %d: %d of %d dead letters not delivered to %s: %s",
