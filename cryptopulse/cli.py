@@ -12,6 +12,7 @@ import orjson
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.text import Text
 
 from cryptopulse.config import Settings, load_settings
 from cryptopulse.errors import CryptoPulseError
@@ -26,11 +27,16 @@ app.add_typer(kafka_app, name="kafka")
 console = Console(stderr=True)
 
 
+def _say_error(label: str, exc: BaseException) -> None:
+    """An error message whose text is printed as is (a value may look like rich markup)."""
+    console.print(Text.assemble((label, "red"), " ", str(exc)))
+
+
 def _settings() -> Settings:
     try:
         settings = load_settings()
     except Exception as exc:  # pydantic's ValidationError lists every bad field
-        console.print(f"[red]Configuration error:[/red] {exc}")
+        _say_error("Configuration error:", exc)
         raise typer.Exit(2) from exc
     setup_logging(settings.log_level, rich=sys.stderr.isatty())
     return settings
@@ -45,12 +51,12 @@ def _override(model: M, **values: object) -> M:
     try:
         return model.model_validate({**model.model_dump(), **given})
     except ValueError as exc:
-        console.print(f"[red]Configuration error:[/red] {exc}")
+        _say_error("Configuration error:", exc)
         raise typer.Exit(2) from exc
 
 
 def _fail(exc: CryptoPulseError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
+    _say_error("error:", exc)
     return typer.Exit(1)
 
 
@@ -135,7 +141,6 @@ def stream(
 
     Exits 0 only after Ctrl-C / SIGTERM; a query that stops by itself exits 1 (restart it).
     """
-    from rich.markup import escape
 
     from cryptopulse.stream.job import run
 
@@ -151,7 +156,7 @@ def stream(
         run(settings.model_copy(update={"spark": spark}), ready_file=ready_file)
     except CryptoPulseError as exc:
         # Spark's messages can hold anything, brackets included: never read them as markup.
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        _say_error("error:", exc)
         raise typer.Exit(1) from exc
 
 
@@ -384,7 +389,7 @@ def _source_settings(
             replay_retime=False if keep_timestamps else None,
         )
     except ValueError as exc:  # pydantic's ValidationError names the bad option
-        console.print(f"[red]Invalid option:[/red] {exc}")
+        _say_error("Invalid option:", exc)
         raise typer.Exit(2) from exc
 
 
