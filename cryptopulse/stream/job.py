@@ -26,13 +26,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from confluent_kafka import Producer
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.files import write_atomic
 from cryptopulse.stream.enrich import enrich
 from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
+from cryptopulse.stream.publish import BatchPublisher, sink_id
 from cryptopulse.stream.sinks import (
     DeadLetterSink,
     IngestPoster,
@@ -91,14 +91,9 @@ class StreamJob:
 
     def __post_init__(self) -> None:
         kafka = self.settings.kafka
-        self.producer = Producer(
-            {
-                "bootstrap.servers": kafka.bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "compression.type": "lz4",
-                "linger.ms": 5,
-            }
+        live_checkpoint = self.settings.checkpoint_dir / CHECKPOINT_VERSION / LIVE
+        self.publisher = BatchPublisher(
+            kafka.bootstrap, kafka.topic_windows, sink_id(str(live_checkpoint.resolve()))
         )
         self.dead_letter_producer = dead_letter_producer(kafka.bootstrap, delivery_timeout=30.0)
         api = self.settings.api
@@ -118,6 +113,7 @@ class StreamJob:
 
         settings, conf = self.settings, self.settings.spark
         trigger = f"{int(conf.trigger_seconds * 1000)} milliseconds"
+        self.publisher.start()  # fences a killed predecessor; fails fast when Kafka is away
         parsed = parse_ticks(
             read_ticks(self.spark, settings, conf.trigger_seconds), conf.max_future_seconds
         )
@@ -152,8 +148,7 @@ class StreamJob:
         self.spark.streams.addListener(self.listener)
         sink = WindowSink(
             LIVE,
-            producer=self.producer,
-            topic=settings.kafka.topic_windows,
+            publisher=self.publisher,
             poster=self.poster,
             state_file=checkpoints / LIVE / "sink-state.json",
             watermark_ms=int(conf.watermark_seconds * 1000),
@@ -290,7 +285,7 @@ class StreamJob:
                 self.spark.streams.removeListener(self.listener)
         except Exception as exc:
             log.warning("could not remove the progress listener: %s", exc)
-        self.producer.flush(30)
+        self.publisher.close()
         self.dead_letter_producer.flush(5)  # best effort; each batch has flushed its own
         if self.poster:
             self.poster.close()

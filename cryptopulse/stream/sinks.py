@@ -1,9 +1,10 @@
 """Where each micro-batch goes: window aggregates to the windows topic and the API's /ingest,
 dead letters to the dead-letter topic.
 
-A batch is published once: the last published batch id is saved (with the open windows,
-see finals.py) next to the query's checkpoint, so a batch that Spark re-runs after a
-crash (same id) is skipped rather than sent twice. Records are serialized by Spark
+A batch is published once: it is written in one Kafka transaction (see publish.py), and
+the last published batch id is saved (with the open windows, see finals.py) next to the
+query's checkpoint, so a batch that Spark re-runs after a crash (same id) is skipped rather
+than sent twice, even when the crash came between the commit and the save. Records are serialized by Spark
 (`to_json`), so no per-field Python work happens per window.
 
 Dead letters are best effort by design: a dead letter that cannot be written is counted
@@ -36,6 +37,7 @@ from cryptopulse.files import write_atomic
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.finals import FinalTracker, LiveWindow
 from cryptopulse.stream.parse import ISO_MILLIS
+from cryptopulse.stream.publish import BatchPublisher
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -55,10 +57,6 @@ class SinkStats:
     dead_letters_failed: int = 0
     emitted_by_batch: dict[tuple[str, int], int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class KafkaDeliveryError(RuntimeError):
-    """Window records the broker did not acknowledge."""
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -163,16 +161,14 @@ class WindowSink:
         self,
         name: str,
         *,
-        producer: Producer,
-        topic: str,
+        publisher: BatchPublisher,
         poster: IngestPoster | None,
         state_file: Path,
         watermark_ms: int,
         stats: SinkStats,
     ) -> None:
         self.name = name
-        self.producer = producer
-        self.topic = topic
+        self.publisher = publisher
         self.poster = poster
         self.state_file = state_file
         self.tracker = FinalTracker.load(state_file, watermark_ms)
@@ -189,8 +185,18 @@ class WindowSink:
         live = self.collect(batch)
         finals = self.tracker.advance(batch_id, live)
         records = [(w.coin, w.json) for w in live] + finals
-        if records:
-            self.publish(records)
+        if records and batch_id <= self.publisher.committed():
+            # Committed just before a crash that came before the state was saved.
+            log.info(
+                "[%s] batch %d is already on %s; not written again",
+                self.name,
+                batch_id,
+                self.publisher.topic,
+            )
+            with self.stats.lock:
+                self.stats.batches_skipped += 1
+        elif records:
+            self.publish(batch_id, records)
         self.tracker.save(self.state_file)
         with self.stats.lock:
             self.stats.emitted_by_batch[(self.name, batch_id)] = len(records)
@@ -224,23 +230,9 @@ class WindowSink:
             for r in rows
         ]
 
-    def publish(self, records: list[tuple[str, bytes]]) -> None:
-        failures: list[str] = []
-
-        def on_delivery(err: object, _msg: object) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for coin, value in records:
-            self.producer.produce(self.topic, key=coin, value=value, on_delivery=on_delivery)
-            self.producer.poll(0)
-        remaining = self.producer.flush(30)
-        if failures or remaining:
-            # Fail the batch before its state is saved: Spark runs it again, finals included.
-            raise KafkaDeliveryError(
-                f"[{self.name}] {len(failures) + remaining} of {len(records)} windows not "
-                f"delivered to {self.topic}: {failures[:1]}"
-            )
+    def publish(self, batch_id: int, records: list[tuple[str, bytes]]) -> None:
+        # A failure raises before the state is saved: Spark runs the batch again, whole.
+        self.publisher.publish(batch_id, records)
         posted = self.poster.post([v for _, v in records]) if self.poster else True
         with self.stats.lock:
             self.stats.windows_published += len(records)

@@ -24,7 +24,6 @@ import psutil
 import pytest
 from confluent_kafka import Consumer, KafkaError
 
-from cryptopulse.platform.ports import port_in_use
 from tests.browser import launch
 from tests.e2e.test_pipeline import ARTIFACTS, Pipeline, running, wait_for
 
@@ -124,9 +123,9 @@ def test_every_component_killed_in_turn_comes_back_and_nothing_is_lost_or_repeat
                 recoveries[name] = time.time() - killed_at
                 pipeline.remember_processes()
                 page.screenshot(path=str(ARTIFACTS / f"chaos-after-{name}.png"))
-                wait_for(
+                wait_for(  # within the same 60 s from the kill
                     lambda t=killed_at: newest_end_shown(page) > t * 1000,  # type: ignore[misc]
-                    RECOVERY_S + 30,
+                    max(1.0, killed_at + RECOVERY_S - time.time()),
                     f"the dashboard to show windows newer than the {name} kill",
                 )
             print("recovered after SIGKILL (s):", {k: round(v, 1) for k, v in recoveries.items()})
@@ -171,13 +170,6 @@ def test_every_component_killed_in_turn_comes_back_and_nothing_is_lost_or_repeat
         out = pipeline.output()
         # one line when Kafka went away and one when it was back, not a line per retry
         assert out.count("Traceback") == 0, out[-3000:]
-        leftovers = [
-            pid
-            for pid in pipeline.pids
-            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-        ]
-        assert leftovers == []
-        for port in (pipeline.api_port, *pipeline.kafka_ports):
-            assert not port_in_use("127.0.0.1", port), port
+        pipeline.assert_nothing_left()
     with contextlib.suppress(FileNotFoundError):
         print((tmp_path / "up.out").read_text()[-4000:])

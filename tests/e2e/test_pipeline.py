@@ -97,6 +97,17 @@ class Pipeline:
             self.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         return self.proc.wait(180)
 
+    def assert_nothing_left(self) -> None:
+        """No process of the pipeline is running and none of its ports is in use."""
+        leftovers = [
+            pid
+            for pid in self.pids
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
+        assert leftovers == []
+        for port in (self.api_port, *self.kafka_ports):
+            assert not port_in_use("127.0.0.1", port), port
+
     def kill_everything(self) -> None:
         for pid in self.pids:
             with contextlib.suppress(psutil.Error):
@@ -200,14 +211,7 @@ def test_pipeline_end_to_end(pipeline: Pipeline) -> None:
         < out.index("api │ stopping")
     )
     assert "everything stopped" in out
-    leftovers = [
-        pid
-        for pid in pipeline.pids
-        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    ]
-    assert leftovers == []
-    for port in (pipeline.api_port, *pipeline.kafka_ports):
-        assert not port_in_use("127.0.0.1", port), port
+    pipeline.assert_nothing_left()
 
 
 def test_unreachable_live_source_is_reported_not_faked(tmp_path: Path) -> None:

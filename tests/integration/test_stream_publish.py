@@ -1,0 +1,109 @@
+"""The windows sink's transactions on a real broker: a batch is visible whole or not at all,
+and a batch committed before a crash is known after the restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Consumer
+
+from cryptopulse.stream.publish import BatchPublisher, parse_header, sink_id
+
+pytestmark = pytest.mark.integration
+
+# Begins a transaction, writes records, says so, and waits to be killed before committing.
+HALF_DONE = """
+import sys, time
+from cryptopulse.stream.publish import BatchPublisher
+publisher = BatchPublisher(sys.argv[1], sys.argv[2], sys.argv[3])
+publisher.start()
+producer = publisher.producer
+producer.begin_transaction()
+for i in range(50):
+    producer.produce(sys.argv[2], key=b"bitcoin", value=b'{"half": %d}' % i)
+producer.flush(30)
+print("written", flush=True)
+time.sleep(600)
+"""
+
+
+def committed_values(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"read-{topic}-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    ends: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(ends) < 3 and time.monotonic() < deadline:
+            for msg in consumer.consume(100, timeout=0.5):
+                if msg.error() is not None:
+                    ends.add(msg.partition() or 0)
+                elif (value := msg.value()) is not None:
+                    values.append(value)
+        assert len(ends) == 3, "did not reach the end of every partition"
+    finally:
+        consumer.close()
+    return values
+
+
+def test_header_names_the_sink_and_the_batch() -> None:
+    assert parse_header(b"abc:12", "abc") == 12
+    assert parse_header(b"other:12", "abc") is None
+    assert parse_header(b"abc:x", "abc") is None
+    assert parse_header(None, "abc") is None
+    assert sink_id("/a/checkpoint") == sink_id("/a/checkpoint") != sink_id("/b/checkpoint")
+
+
+def test_a_batch_committed_before_a_crash_is_known_after_the_restart(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic("windows")
+    sink = sink_id(topic)
+    first = BatchPublisher(kafka_bootstrap, topic, sink)
+    assert first.committed() == -1
+    first.publish(4, [("bitcoin", b'{"b": 4}')])
+    first.publish(5, [("bitcoin", b'{"b": 5}'), ("solana", b'{"b": 5}')])
+    # the job dies before saving its state: a new instance reads the newest batch back
+    again = BatchPublisher(kafka_bootstrap, topic, sink)
+    assert again.committed() == 5
+    other = BatchPublisher(kafka_bootstrap, topic, sink_id("another checkpoint"))
+    assert other.committed() == -1  # another sink's batches are not ours
+    assert sorted(committed_values(kafka_bootstrap, topic)) == sorted(
+        [b'{"b": 4}', b'{"b": 5}', b'{"b": 5}']
+    )
+
+
+def test_a_batch_killed_half_way_is_never_seen_and_its_rerun_is_written_whole(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic("windows")
+    sink = sink_id(topic)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HALF_DONE, kafka_bootstrap, topic, sink],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"written"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    restarted = BatchPublisher(kafka_bootstrap, topic, sink)  # fences the killed one
+    assert restarted.committed() == -1
+    restarted.publish(7, [("bitcoin", b'{"b": 7}')])
+    assert committed_values(kafka_bootstrap, topic) == [b'{"b": 7}']
