@@ -61,6 +61,15 @@ class KafkaAlreadyRunning(CryptoPulseError):
     pass
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (base64 of a UUID). Like Kafka's own, never one that starts
+    with "-": the storage tool would read it as an option (1 start in 64 failed)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass(frozen=True)
 class LocalKafka:
     data_dir: Path
@@ -313,7 +322,7 @@ class LocalKafka:
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
     def _format(self, java: str, classpath: str) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         log.info("formatting KRaft storage in %s (cluster %s)", self.log_dirs, cluster_id)
         result = subprocess.run(
             [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cryptopulse.errors import CryptoPulseError
-from cryptopulse.platform.kafka import LocalKafka
+from cryptopulse.platform.kafka import LocalKafka, new_cluster_id
 
 
 def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -30,3 +30,10 @@ def test_stale_pid_file_is_not_running(tmp_path: Path) -> None:
     assert not broker.running()
     broker.stop()  # a no-op that clears the stale file
     assert not broker.pid_file.exists()
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """The storage tool reads `-t -abc...` as an option: one fresh start in 64 failed."""
+    ids = [new_cluster_id() for _ in range(5000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids) and {len(i) for i in ids} == {22}
