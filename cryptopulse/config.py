@@ -8,11 +8,13 @@ then the defaults below.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,6 +39,23 @@ DEFAULT_COINS = (
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
+
+
+def secret_safe_url(url: str) -> bool:
+    """True when a secret sent to `url` stays encrypted or on this machine: `https`, or plain
+    `http` to a loopback address (127.0.0.0/8, ::1, localhost), which never crosses a network."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return True
+    if scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 class KafkaSettings(BaseModel):
@@ -169,8 +188,9 @@ class ProducerSettings(BaseModel):
     source: Literal["coingecko", "simulated", "replay"] = "coingecko"
     coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS))
     poll_interval: Seconds = 30.0
-    coingecko_base_url: str = "https://api.coingecko.com/api/v3"
     coingecko_api_key: SecretStr | None = None
+    # After the key: its validator sees the key (and reports the URL, never the key).
+    coingecko_base_url: str = "https://api.coingecko.com/api/v3"
     coingecko_plan: Literal["demo", "pro"] = "demo"
     coingecko_top: Annotated[int, Field(ge=0, le=20_000)] = Field(
         default=0,
@@ -180,7 +200,17 @@ class ProducerSettings(BaseModel):
         default=None,
         description="Request budget; default from the plan (keyless 5, demo 30, pro 500).",
     )
-    http_timeout: Seconds = 10.0
+    http_timeout: Seconds = Field(
+        default=10.0, description="Longest wait for any one step: connect, send, each read."
+    )
+    http_deadline: Seconds = Field(
+        default=20.0,
+        description="Longest one request may take in all, headers and body (then it is cut off).",
+    )
+    http_max_body_bytes: Annotated[int, Field(ge=64 * 1024)] = Field(
+        default=4 * 1024 * 1024,
+        description="Largest response body read, counted after decompression (a page is ~300 KB).",
+    )
     simulated_coins: Annotated[int, Field(ge=1, le=5000)] = 10
     simulated_rate: Annotated[float, Field(gt=0)] = Field(
         default=1 / 30, description="Ticks per coin per second."
@@ -216,6 +246,24 @@ class ProducerSettings(BaseModel):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=0, description="Serve the producer's Prometheus metrics on this port (0 = off)."
     )
+
+    @field_validator("coingecko_api_key", mode="before")
+    @classmethod
+    def _strip_key(cls, value: object) -> object:
+        """A pasted key's surrounding spaces and newline go (a header cannot carry them).
+        Never raises: a validation error would print the key."""
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("coingecko_base_url")
+    @classmethod
+    def _key_needs_https(cls, url: str, info: ValidationInfo) -> str:
+        if info.data.get("coingecko_api_key") is not None and not secret_safe_url(url):
+            raise ValueError(
+                "a CoinGecko API key is set, so the base URL must use https:// (plain http is "
+                "only allowed to a loopback address): fix CRYPTOPULSE_PRODUCER__COINGECKO_BASE_URL "
+                "or remove the key"
+            )
+        return url
 
 
 class Settings(BaseSettings):

@@ -5,9 +5,11 @@ thousands): `GET /coins/markets`, 250 coins per page, requests spaced to stay wi
 plan's rate limit.
 
 Parsing, `Retry-After` and back-off are pure functions; `CoinGeckoSource` adds the I/O:
-an httpx client (injectable transport and base URL), a retry loop on an injectable clock,
-and the poll schedule. Nothing here raises on bad data: a bad coin is skipped and counted
-with a reason, a failed cycle is logged and the next one runs on time.
+bounded requests (`sources.http`: no redirects, a body cap, an overall deadline; injectable
+transport and base URL), a retry loop on an injectable clock, and the poll schedule. Nothing
+here raises on bad data: a bad coin is skipped and counted with a reason, a failed cycle is
+logged and the next one runs on time. The API key travels only in its header, only over
+https (or to loopback), and is redacted from anything the server says that gets logged.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +28,9 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
-from cryptopulse.config import ProducerSettings
+from cryptopulse.config import ProducerSettings, secret_safe_url
 from cryptopulse.schema import Tick
+from cryptopulse.sources import http
 from cryptopulse.sources.base import Batch, Clock, SystemClock, next_deadline
 
 log = logging.getLogger("cryptopulse.sources.coingecko")
@@ -39,6 +43,14 @@ KEY_HEADERS: Final = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
 BACKOFF: Final = (5.0, 10.0, 20.0)
 MAX_RETRIES: Final = 3
 MAX_RETRY_AFTER: Final = 600.0  # a larger Retry-After is taken as this (and logged)
+# Failures worth another try within the cycle; the others (a redirect, a body over the cap)
+# would only come again, so the cycle fails at once.
+RETRIED: Final = frozenset({http.TIMEOUT, http.DEADLINE, http.CONNECTION_ERROR, http.BAD_RESPONSE})
+MAX_BODY_BYTES: Final = 4 * 1024 * 1024  # decompressed; a /coins/markets page is ~300 KB
+REQUEST_DEADLINE: Final = 20.0  # seconds for one request in all, headers and body
+_HEADER_SAFE: Final = re.compile(r"[\x21-\x7e]+")  # what a header value may carry, unquoted
+_MAX_SERVER_TEXT: Final = 200  # of a server's error message
+_MAX_LOG_TEXT: Final = 500  # of any text from the server or an exception, in a log line
 MARKETS_PAGE_SIZE: Final = 250  # the most /coins/markets returns per page
 SIMPLE_PRICE_MAX_IDS: Final = 50  # above this, /coins/markets (URL length, one big response)
 # Calls per minute each plan allows (keyless public use is lower and varies).
@@ -335,8 +347,9 @@ def decode_body(content: bytes, content_type: str = "") -> tuple[Any, str | None
 
 
 def error_code(payload: object) -> tuple[int | None, str | None]:
-    """CoinGecko's error code and message from `{"status": {"error_code", "error_message"}}`
-    or `{"error": "..."}`; (None, None) for a normal body."""
+    """CoinGecko's error code and message (at most 200 characters) from
+    `{"status": {"error_code", "error_message"}}` or `{"error": "..."}`; (None, None) for a
+    normal body."""
     if not isinstance(payload, dict):
         return None, None
     status = payload.get("status")
@@ -345,10 +358,10 @@ def error_code(payload: object) -> tuple[int | None, str | None]:
         message = status.get("error_message")
         return (
             code if isinstance(code, int) and not isinstance(code, bool) else None,
-            str(message) if message is not None else "",
+            str(message)[:_MAX_SERVER_TEXT] if message is not None else "",
         )
     if set(payload) == {"error"} or (isinstance(payload.get("error"), str) and len(payload) <= 2):
-        return None, str(payload.get("error"))
+        return None, str(payload.get("error"))[:_MAX_SERVER_TEXT]
     return None, None
 
 
@@ -445,6 +458,8 @@ class CoinGeckoSource:
         plan: str = "demo",
         poll_interval: float = 30.0,
         timeout: float = 10.0,
+        deadline: float = REQUEST_DEADLINE,
+        max_body_bytes: int = MAX_BODY_BYTES,
         top: int = 0,
         markets_threshold: int = SIMPLE_PRICE_MAX_IDS,
         calls_per_minute: float | None = None,
@@ -467,20 +482,28 @@ class CoinGeckoSource:
         self.stats = CoinGeckoStats()
         if plan == "pro" and base_url.rstrip("/") == PUBLIC_BASE_URL:
             base_url = PRO_BASE_URL
+        api_key = (api_key or "").strip() or None
+        if api_key is not None and not _HEADER_SAFE.fullmatch(api_key):
+            raise ValueError(
+                "the CoinGecko API key holds spaces or control characters (an HTTP header "
+                "cannot carry them): check CRYPTOPULSE_PRODUCER__COINGECKO_API_KEY"
+            )
+        if api_key is not None and not secret_safe_url(base_url):
+            raise ValueError(
+                "a CoinGecko API key is only sent over https:// (or to a loopback address): "
+                "check CRYPTOPULSE_PRODUCER__COINGECKO_BASE_URL"
+            )
+        self._api_key = api_key
         headers = {"accept": "application/json", "user-agent": "cryptopulse/0.1"}
         if api_key:
             headers[KEY_HEADERS.get(plan, KEY_HEADERS["demo"])] = api_key
         self.base_url = base_url
+        self.deadline = deadline
+        self.max_body_bytes = max_body_bytes
         plan_key = plan if api_key else "public"
         cpm = calls_per_minute or PLAN_CALLS_PER_MINUTE.get(plan_key, 5.0)
         self.min_spacing = 60.0 / cpm
-        self._client = httpx.Client(
-            base_url=base_url,
-            headers=headers,
-            timeout=timeout,
-            transport=transport,
-            follow_redirects=True,
-        )
+        self._client = http.new_client(base_url, headers, timeout=timeout, transport=transport)
         self._last_request: float | None = None
         self._not_before = 0.0  # a Retry-After that outlasted the retries
         self._last_seen: dict[str, float] = {}
@@ -498,6 +521,8 @@ class CoinGeckoSource:
             "plan": settings.coingecko_plan,
             "poll_interval": settings.poll_interval,
             "timeout": settings.http_timeout,
+            "deadline": settings.http_deadline,
+            "max_body_bytes": settings.http_max_body_bytes,
             "top": settings.coingecko_top,
             "calls_per_minute": settings.coingecko_calls_per_minute,
             "clock": clock,
@@ -669,26 +694,32 @@ class CoinGeckoSource:
             self.stats.requests += 1
             retry_after: float | None = None
             try:
-                response = self._client.get(path, params=params)
-            except httpx.TimeoutException:
-                reason = "timeout"
-            except httpx.TransportError as exc:
-                reason = "connection_error"
-                log.debug("CoinGecko request failed: %s", exc)
-            except httpx.RequestError as exc:  # e.g. a corrupt compressed body
-                reason = "bad_response"
-                log.debug("CoinGecko response unreadable: %s", exc)
+                reply = http.get(
+                    self._client,
+                    path,
+                    params,
+                    max_bytes=self.max_body_bytes,
+                    deadline=self.deadline,
+                )
+            except http.FetchError as failed:
+                if failed.reason not in RETRIED:
+                    log.warning(
+                        "CoinGecko %s: %s; trying again next cycle", path, self._safe(str(failed))
+                    )
+                    raise _GiveUp(failed.reason) from None
+                reason = failed.reason
+                log.debug("CoinGecko %s: %s", path, self._safe(str(failed)))
             else:
-                status = response.status_code
+                status = reply.status
                 if status == 429:
                     reason = "rate_limited"
                     retry_after = parse_retry_after(
-                        response.headers.get("retry-after"), self.clock.time()
+                        reply.headers.get("retry-after"), self.clock.time()
                     )
                 elif status >= 500:
                     reason = f"http_{status}"
                 else:
-                    return self._accept(response)
+                    return self._accept(reply)
             if attempt == self.max_retries:
                 if retry_after is not None:
                     self._not_before = self.clock.monotonic() + min(retry_after, MAX_RETRY_AFTER)
@@ -714,29 +745,41 @@ class CoinGeckoSource:
                 raise _GiveUp("stopped")
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _accept(self, response: httpx.Response) -> Any:
+    def _accept(self, reply: http.Reply) -> Any:
         """A non-retryable response: its JSON payload, or `_GiveUp` with a reason."""
-        status = response.status_code
-        payload, bad = decode_body(response.content, response.headers.get("content-type", ""))
+        status = reply.status
+        payload, bad = decode_body(reply.body, reply.headers.get("content-type", ""))
         problem = key_problem(status, payload)
         if problem is not None:
             if not self._key_error_reported:
                 self._key_error_reported = True
                 log.error(
-                    "%s. The producer keeps polling but publishes nothing until fixed.", problem
+                    "%s. The producer keeps polling but publishes nothing until fixed.",
+                    self._safe(problem),
                 )
             raise _GiveUp("key_error")
         if status >= 400:
             if status not in self._warned_status:
                 self._warned_status.add(status)
                 _, message = error_code(payload)
-                log.error("CoinGecko answered HTTP %d%s", status, f": {message}" if message else "")
+                log.error(
+                    "CoinGecko answered HTTP %d%s",
+                    status,
+                    f": {self._safe(message)}" if message else "",
+                )
             raise _GiveUp(f"http_{status}")
         if bad is not None:
             log.warning("CoinGecko returned an unreadable body (%s); skipping this cycle", bad)
             raise _GiveUp(bad)
         code, message = error_code(payload)
         if code is not None or message is not None:
-            log.warning("CoinGecko returned an error body: %s", message or code)
+            log.warning("CoinGecko returned an error body: %s", self._safe(message or str(code)))
             raise _GiveUp("error_body")
         return payload
+
+    def _safe(self, text: str) -> str:
+        """Text from the server or an exception, fit for a log line: the key blanked out (a
+        hostile server may echo it back), then bounded."""
+        if self._api_key:
+            text = text.replace(self._api_key, "[redacted]")
+        return text if len(text) <= _MAX_LOG_TEXT else text[:_MAX_LOG_TEXT] + "…"

@@ -1,21 +1,28 @@
 """A local CoinGecko: real HTTP on 127.0.0.1, speaking the public API's exact wire format.
 
 Serves `/api/v3/simple/price`, `/api/v3/coins/markets` (paginated) and `/api/v3/ping` from an
-in-memory market. Tests script misbehaviour for the next requests with `respond(...)`:
+in-memory market, gzip-compressed when the client accepts it (as CoinGecko's CDN does).
+Tests script misbehaviour for the next requests with `respond(...)`:
 `rate_limited()` (with or without Retry-After, in seconds or as an HTTP date),
 `server_error()`, `hang()` (past the client's timeout), `garbage()`, `html_page()`,
-`error_body()`; and bad data per coin with `corrupt(coin, entry)` / `extra_ids`.
-Every request is recorded (time, path, query, headers) for assertions.
+`error_body()`, and hostile answers: `redirect(url)`, `gzip_bomb()` (small on the wire, huge
+decompressed), `drip()` (a body, or headers, that arrive a byte at a time and never end);
+and bad data per coin with `corrupt(coin, entry)` / `extra_ids`.
+Every request is recorded (time, path, query, headers) for assertions: a second fake is the
+target of a redirect that records whether a key reached it.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
+import gzip
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -47,6 +54,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     content_type: str = "application/json; charset=utf-8"
+    drip: float = 0.0  # > 0: a byte every `drip` seconds, forever (no Content-Length)
+    drip_headers: bool = False  # drip the header block instead of the body
 
 
 def rate_limited(retry_after: str | float | None = None) -> Reply:
@@ -83,6 +92,29 @@ def html_page(status: int = 200) -> Reply:
 
 def error_body(code: int = 10002, message: str = "API Key Missing", status: int = 401) -> Reply:
     return Reply(status, orjson.dumps({"status": {"error_code": code, "error_message": message}}))
+
+
+def redirect(location: str, status: int = 302) -> Reply:
+    return Reply(status, b"", {"Location": location})
+
+
+@functools.cache
+def _bomb(size: int) -> bytes:
+    """gzip of `size` bytes of valid JSON (spaces, then `{}`), built without holding them."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    spaces = b" " * (1 << 20)
+    parts = [packer.compress(spaces) for _ in range(size >> 20)]
+    return b"".join([*parts, packer.compress(b"{}"), packer.flush()])
+
+
+def gzip_bomb(size: int = 64 << 20) -> Reply:
+    """About 64 KiB on the wire that inflate to `size` bytes (64 MiB by default)."""
+    return Reply(200, _bomb(size), {"Content-Encoding": "gzip"})
+
+
+def drip(interval: float = 1.0, *, headers: bool = False) -> Reply:
+    """An answer that never ends: its body (or its header block) one byte per `interval`."""
+    return Reply(drip=interval, drip_headers=headers)
 
 
 @dataclass(frozen=True)
@@ -218,8 +250,14 @@ class FakeCoinGecko:
             reply = self._script.popleft() if self._script else Reply()
         if reply.delay and self._closing.wait(reply.delay):
             return
+        if reply.drip:
+            self._drip(handler, reply)
+            return
         if reply.body is None:
             reply = self._answer(parts.path, query, headers)
+            if "gzip" in headers.get("accept-encoding", "") and reply.body:
+                encoded = {**reply.headers, "Content-Encoding": "gzip"}
+                reply = replace(reply, body=gzip.compress(reply.body), headers=encoded)
         try:
             handler.send_response(reply.status)
             handler.send_header("Content-Type", reply.content_type)
@@ -230,6 +268,22 @@ class FakeCoinGecko:
             handler.wfile.write(reply.body or b"")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout) before we answered
+
+    def _drip(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        """A byte per `reply.drip` seconds until the client goes away or the fake stops."""
+        handler.close_connection = True
+        try:
+            if reply.drip_headers:
+                handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            else:
+                handler.send_response(200)
+                handler.send_header("Content-Type", reply.content_type)
+                handler.send_header("Connection", "close")  # body until the connection closes
+                handler.end_headers()
+            while not self._closing.wait(reply.drip):
+                handler.wfile.write(b"a" if reply.drip_headers else b" ")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Reply:
         if self.api_key is not None:

@@ -1,16 +1,24 @@
 """The CoinGecko path end to end: a fake CoinGecko over real HTTP -> producer -> real Kafka.
 
-Each test reads the topic back and checks it holds exactly the good Ticks.
+Each test reads the topic back and checks it holds exactly the good Ticks. The hostile-server
+tests at the end (redirects, gzip bombs, endless drips, a key echoed back) poll the source
+directly and need no broker.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import os
+import subprocess
+import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer
@@ -19,11 +27,15 @@ from cryptopulse.producer import TickProducer, publish_source
 from cryptopulse.sources.coingecko import CoinGeckoSource
 from tests.fakes.coingecko import (
     FakeCoinGecko,
+    Reply,
+    drip,
     garbage,
+    gzip_bomb,
     hang,
     html_page,
     many_coins,
     rate_limited,
+    redirect,
     server_error,
 )
 
@@ -232,3 +244,149 @@ def test_many_coins_via_coins_markets(publish: Any) -> None:
             assert got[coin]["price"] == quote.price
             assert got[coin]["symbol"] == quote.symbol
             assert got[coin]["change_24h"] == quote.change
+
+
+# -- hostile servers (issue #11): no Kafka needed, the source is polled directly ---------------
+
+KEY = "CG-test-secret-key-4f1c9"
+
+
+def hostile_source(fake: FakeCoinGecko, **kwargs: Any) -> CoinGeckoSource:
+    kwargs.setdefault("api_key", KEY)
+    kwargs.setdefault("max_retries", 0)
+    return source_for(fake, **kwargs)
+
+
+def test_answers_are_gzip_on_the_wire_and_decoded(fake: FakeCoinGecko) -> None:
+    with hostile_source(fake) as source:
+        batch = source.poll_once()
+    assert batch.error is None and len(batch.ticks) == 10
+    assert fake.requests[-1].headers["accept-encoding"] == "gzip"  # the fake then gzips
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_refused_and_the_other_server_never_sees_the_key(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeCoinGecko() as api, FakeCoinGecko() as elsewhere:
+        target = f"{elsewhere.url}/simple/price?ids=bitcoin&vs_currencies=usd"
+        # The harness can see a leak: a client that follows redirects hands the key over.
+        api.respond(redirect(target, status))
+        httpx.get(f"{api.url}/ping", headers={"x-cg-demo-api-key": KEY}, follow_redirects=True)
+        assert elsewhere.requests[-1].headers["x-cg-demo-api-key"] == KEY
+        elsewhere.requests.clear()
+
+        caplog.set_level(logging.INFO, logger="cryptopulse")
+        api.respond(redirect(target, status))
+        with hostile_source(api, max_retries=3) as source:
+            refused = source.poll_once()
+            after = source.poll_once()
+        assert refused.error == "redirect" and not refused.ticks
+        assert source.stats.failed_cycles == {"redirect": 1}
+        assert source.stats.retries == 0  # not retried: the next cycle asks again
+        assert after.error is None and len(after.ticks) == 10
+        assert elsewhere.requests == []  # no request at all, so no key
+        assert f"HTTP {status} redirect refused" in caplog.text
+
+
+def test_a_gzip_bomb_is_refused_at_the_cap_without_inflating_it(fake: FakeCoinGecko) -> None:
+    bomb = gzip_bomb(64 << 20)
+    assert len(bomb.body or b"") < 100 << 10  # about 64 KiB on the wire for 64 MiB inflated
+    cap = 1 << 20
+    fake.respond(bomb)
+    with hostile_source(fake, max_body_bytes=cap, max_retries=3) as source:
+        tracemalloc.start()
+        try:
+            batch = source.poll_once()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert batch.error == "too_large"
+        assert source.stats.retries == 0  # the same bomb would come again
+        assert peak < 4 * cap, f"{peak} bytes held for a {cap} byte cap"
+        assert len(source.poll_once().ticks) == 10  # and the next cycle is normal
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
+def test_a_server_that_drips_forever_is_cut_off_at_the_deadline(
+    fake: FakeCoinGecko, headers: bool
+) -> None:
+    # A byte every 0.2 s: each read succeeds well within the 1 s per-read timeout, so
+    # only the overall deadline can end it.
+    fake.respond(drip(0.2, headers=headers))
+    with hostile_source(fake, timeout=1.0, deadline=1.5) as source:
+        started = time.monotonic()
+        batch = source.poll_once()
+        took = time.monotonic() - started
+        assert batch.error == "deadline_exceeded"
+        assert 1.5 <= took < 2.5, took
+        assert len(source.poll_once().ticks) == 10
+
+
+def test_the_key_never_appears_in_logs_errors_or_urls(caplog: pytest.LogCaptureFixture) -> None:
+    # A hostile server that echoes the key back wherever it can.
+    echo = orjson.dumps({"status": {"error_code": 10002, "error_message": f"bad key {KEY}"}})
+    failures = [
+        Reply(401, echo),
+        Reply(403, orjson.dumps({"error": f"forbidden for {KEY}"})),
+        Reply(429, echo, {"Retry-After": "0"}),
+        Reply(500, orjson.dumps({"error": f"Internal Server Error ({KEY})"})),
+        Reply(404, orjson.dumps({"status": {"error_code": 404, "error_message": KEY}})),
+        Reply(200, orjson.dumps({"error": KEY})),
+        Reply(200, f"<html>{KEY}</html>".encode(), content_type="text/html"),
+        redirect(f"https://{KEY}.example/?x_cg_demo_api_key={KEY}"),
+        gzip_bomb(8 << 20),
+    ]
+    caplog.set_level(logging.DEBUG)
+    # httpcore's trace prints response headers as received (a Location echoing the key);
+    # every process pins it at WARNING (cryptopulse.log.setup_logging), as here.
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    texts: list[str] = []
+    try:
+        with FakeCoinGecko(api_key=KEY) as fake:
+            with hostile_source(fake, max_body_bytes=1 << 20, backoff=(0.01,)) as source:
+                for reply in failures:
+                    fake.respond(reply)
+                    batch = source.poll_once()
+                    assert batch.error is not None, reply
+                    texts.append(batch.error)
+                texts += [str(dict(source.stats.failed_cycles)), source.describe()]
+            for bad_url in ("http://api.example.com/api/v3", "http://10.0.0.1/api/v3"):
+                with pytest.raises(ValueError) as refused:
+                    CoinGeckoSource(["bitcoin"], base_url=bad_url, api_key=KEY)
+                texts += [str(refused.value), repr(refused.value)]
+            with pytest.raises(ValueError) as refused:
+                hostile_source(fake, api_key=f"{KEY}\nX-Other: 1")
+            texts += [str(refused.value), repr(refused.value)]
+            urls = [f"{r.path}?{r.query}" for r in fake.requests]
+    finally:
+        logging.getLogger("httpcore").setLevel(logging.NOTSET)
+    assert len(urls) == len(failures)
+    assert all(KEY not in url for url in urls)  # only ever in its header
+    assert all(r.headers["x-cg-demo-api-key"] == KEY for r in fake.requests)
+    records = [r.getMessage() for r in caplog.records]
+    assert any("redirect refused" in m for m in records)
+    assert any("[redacted]" in m for m in records)  # the echoes were there, blanked out
+    for text in [*records, caplog.text, *texts]:
+        assert KEY not in text, text
+
+
+def test_produce_refuses_a_key_over_plain_http(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
+    env |= {
+        "CRYPTOPULSE_DATA_DIR": str(tmp_path / "data"),
+        "CRYPTOPULSE_PRODUCER__COINGECKO_API_KEY": KEY,
+        "CRYPTOPULSE_PRODUCER__COINGECKO_BASE_URL": "http://api.coingecko.com/api/v3",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "cryptopulse.cli", "produce", "--bootstrap", "127.0.0.1:1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Configuration error" in done.stderr
+    assert "https://" in done.stderr and "COINGECKO_BASE_URL" in done.stderr
+    assert KEY not in done.stdout + done.stderr

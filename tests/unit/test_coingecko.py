@@ -1,18 +1,26 @@
-"""CoinGecko source: parsing real-shaped bodies, Retry-After, back-off and cadence on a fake clock."""
+"""CoinGecko source: parsing real-shaped bodies, Retry-After, back-off and cadence on a fake clock;
+the key only over https, no redirects, bodies bounded in bytes and time (`sources.http`)."""
 
 from __future__ import annotations
 
 import email.utils
+import gzip
 import logging
-from collections.abc import Callable
+import threading
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from pydantic import ValidationError
 
-from cryptopulse.config import ProducerSettings
+from cryptopulse.config import ProducerSettings, secret_safe_url
+from cryptopulse.sources import http
 from cryptopulse.sources.base import FakeClock, next_deadline
 from cryptopulse.sources.coingecko import (
     BACKOFF,
@@ -329,7 +337,7 @@ def _source(clock: FakeClock, handler: Scripted, **kwargs: Any) -> CoinGeckoSour
     coins = kwargs.pop("coins", DEFAULT)
     return CoinGeckoSource(
         coins,
-        base_url="http://coingecko.test/api/v3",
+        base_url="https://coingecko.test/api/v3",
         clock=clock,
         transport=httpx.MockTransport(handler),
         **kwargs,
@@ -569,3 +577,191 @@ def test_from_settings() -> None:
     assert source.poll_interval == 5
     assert source.min_spacing == 60 / 500
     assert "1 coin via /simple/price" in source.describe()
+
+
+# -- issue #11: the key only over https, no redirects, bounded bodies ----------------------------
+
+SECRET = "CG-unit-secret-7d2a"
+
+
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        ("https://api.coingecko.com/api/v3", True),
+        ("HTTPS://pro-api.coingecko.com/api/v3", True),
+        ("http://127.0.0.1:8080/api/v3", True),
+        ("http://127.5.6.7/api/v3", True),
+        ("http://[::1]:9000/api/v3", True),
+        ("http://localhost:9000/api/v3", True),
+        ("http://api.coingecko.com/api/v3", False),
+        ("http://10.0.0.2/api/v3", False),
+        ("http://127.0.0.1.nip.io/api/v3", False),
+        ("http://localhost.evil.example/api/v3", False),
+        ("ftp://api.coingecko.com/", False),
+        ("api.coingecko.com/api/v3", False),
+    ],
+)
+def test_secret_safe_url(url: str, safe: bool) -> None:
+    assert secret_safe_url(url) is safe
+
+
+def test_settings_refuse_a_key_over_plain_http_without_printing_it() -> None:
+    with pytest.raises(ValidationError) as refused:
+        ProducerSettings(coingecko_api_key=SECRET, coingecko_base_url="http://api.coingecko.com")
+    message = str(refused.value)
+    assert "coingecko_base_url" in message and "https://" in message
+    assert SECRET not in message and SECRET not in repr(refused.value)
+    # Without a key plain http is fine (a local mirror), and loopback is fine with one.
+    assert ProducerSettings(coingecko_base_url="http://mirror.internal/api/v3")
+    assert ProducerSettings(coingecko_api_key=SECRET, coingecko_base_url="http://127.0.0.1:1/v3")
+    # A pasted key's newline and spaces go; a blank key is no key.
+    pasted = ProducerSettings(coingecko_api_key=f"  {SECRET}\n").coingecko_api_key
+    assert pasted is not None and pasted.get_secret_value() == SECRET
+    assert ProducerSettings(coingecko_api_key=" \n").coingecko_api_key is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"base_url": "http://api.coingecko.com/api/v3", "api_key": SECRET}, "https://"),
+        ({"api_key": f"{SECRET}\r\nX-Injected: 1"}, "control characters"),
+        ({"api_key": "CG key with spaces"}, "control characters"),
+    ],
+)
+def test_the_source_refuses_an_unsafe_key_without_printing_it(
+    kwargs: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ValueError, match=says) as refused:
+        CoinGeckoSource(DEFAULT, **kwargs)
+    key = kwargs["api_key"].strip()
+    assert key not in str(refused.value) and key not in repr(refused.value)
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_a_redirect_fails_the_cycle_and_is_not_followed(
+    code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    def moved(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(code, headers={"Location": "https://elsewhere.example/steal"})
+
+    clock = FakeClock(T0)
+    handler = Scripted(clock, moved)
+    caplog.set_level(logging.INFO)
+    first, second = list(_source(clock, handler, max_cycles=2, api_key=SECRET))
+    assert first.error == "redirect" and not first.ticks
+    assert [r.url.host for _, r in handler.calls] == ["coingecko.test"] * 2  # never elsewhere
+    assert len(second.ticks) == 10
+    assert f"HTTP {code} redirect refused" in caplog.text
+    assert "elsewhere" not in caplog.text
+
+
+def test_an_oversized_body_fails_the_cycle_without_retries() -> None:
+    clock = FakeClock(T0)
+    handler = Scripted(clock, lambda r: httpx.Response(200, content=b" " * 70_000 + b"{}"))
+    source = _source(clock, handler, max_cycles=2, max_body_bytes=65_536)
+    first, second = list(source)
+    assert first.error == "too_large"
+    assert source.stats.retries == 0 and len(handler.calls) == 2
+    assert len(second.ticks) == 10
+
+
+def test_from_settings_passes_the_limits() -> None:
+    settings = ProducerSettings(http_deadline=7, http_max_body_bytes=100_000)
+    source = CoinGeckoSource.from_settings(settings, clock=FakeClock())
+    assert (source.deadline, source.max_body_bytes) == (7, 100_000)
+
+
+# -- sources.http.get over streamed mock responses (the way a socket delivers them) ------------
+
+
+class Chunks(httpx.SyncByteStream):
+    """A response body that arrives in pieces, as from a socket (not pre-read by httpx)."""
+
+    def __init__(self, parts: Iterable[bytes]) -> None:
+        self.parts = parts
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self.parts:
+            self.pulled += 1
+            yield part
+
+
+def _get(body: Chunks, headers: dict[str, str] | None = None, cap: int = 1 << 20) -> bytes:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, headers=headers, stream=body))
+    with http.new_client("https://api.test", {}, timeout=1.0, transport=transport) as client:
+        return http.get(client, "/x", {}, max_bytes=cap, deadline=5.0).body
+
+
+def _pieces(data: bytes, size: int = 16 << 10) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def test_get_decodes_gzip_itself_and_asks_for_nothing_else() -> None:
+    payload = orjson.dumps(SIMPLE)
+    assert _get(Chunks(_pieces(gzip.compress(payload), 7)), {"content-encoding": "gzip"}) == payload
+    assert _get(Chunks([payload])) == payload
+    client = http.new_client("https://api.test", {"a": "b"}, timeout=1.0)
+    assert client.headers["accept-encoding"] == "gzip" and not client.follow_redirects
+    client.close()
+
+
+def test_get_refuses_a_gzip_bomb_after_the_cap_without_inflating_it() -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = b"".join([*(packer.compress(bytes(1 << 20)) for _ in range(32)), packer.flush()])
+    assert len(bomb) < 64 << 10  # 32 MiB inflated
+    cap = 256 << 10
+    tracemalloc.start()
+    try:
+        with pytest.raises(http.FetchError) as refused:
+            _get(Chunks(_pieces(bomb)), {"content-encoding": "gzip"}, cap=cap)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refused.value.reason == "too_large"
+    assert peak < 4 * cap, peak
+
+
+def test_get_refuses_a_declared_oversized_body_before_reading_it() -> None:
+    body = Chunks([b"x" * 10])
+    with pytest.raises(http.FetchError) as refused:
+        _get(body, {"content-length": str(2 << 20)})
+    assert refused.value.reason == "too_large" and body.pulled == 0
+
+
+def test_get_refuses_an_oversized_plain_body_while_streaming() -> None:
+    body = Chunks(b"x" * 1024 for _ in range(10_000))
+    with pytest.raises(http.FetchError) as refused:
+        _get(body, cap=64 << 10)
+    assert refused.value.reason == "too_large" and body.pulled == 65
+
+
+@pytest.mark.parametrize(
+    ("parts", "encoding", "says"),
+    [
+        ([b"\x1f\x8b\x08\x00garbage-not-deflate"], "gzip", "corrupt gzip"),
+        ([gzip.compress(b'{"a": 1}')[:-6]], "gzip", "truncated gzip"),
+        ([b"{}"], "br", "unsupported content-encoding"),
+    ],
+)
+def test_get_refuses_bodies_it_cannot_decode(parts: list[bytes], encoding: str, says: str) -> None:
+    with pytest.raises(http.FetchError, match=says) as refused:
+        _get(Chunks(parts), {"content-encoding": encoding})
+    assert refused.value.reason == "bad_response"
+
+
+def test_get_cuts_a_body_off_at_the_deadline_between_chunks() -> None:
+    pause = threading.Event()
+
+    def forever() -> Iterator[bytes]:
+        while True:
+            pause.wait(0.01)  # a slow server: a byte every 10 ms
+            yield b" "
+
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, stream=Chunks(forever())))
+    with http.new_client("https://api.test", {}, timeout=1.0, transport=transport) as client:
+        started = time.monotonic()
+        with pytest.raises(http.FetchError) as late:
+            http.get(client, "/x", {}, max_bytes=1 << 20, deadline=0.3)
+    assert late.value.reason == "deadline_exceeded"
+    assert 0.3 <= time.monotonic() - started < 1.0
