@@ -137,6 +137,10 @@ class ApiSettings(BaseModel):
         default="", description="Where the stream job POSTs; default is this server."
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    max_future_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=300.0,
+        description="Windows starting further ahead of this server's clock are rejected.",
+    )
     send_timeout: Seconds = 2.0
     client_queue_size: Annotated[int, Field(ge=1)] = 64
     max_clients: Annotated[int, Field(ge=1)] = 20_000

@@ -7,11 +7,21 @@ schema (for the streaming job) are both derived from these models.
 
 from __future__ import annotations
 
+import math
 import types
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from cryptopulse.classify import Trend, Volatility
 
@@ -86,13 +96,56 @@ class WindowAggregate(_Contract):
     trend: Trend
     final: bool
 
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> WindowAggregate:
+        if info.context and info.context.get(DEFER_CONSISTENCY):
+            return self  # the caller checks `window_problem` per record (POST /ingest)
+        problem = window_problem(self)
+        if problem is not None:
+            raise PydanticCustomError(problem[0], problem[1])
+        return self
+
+
+DEFER_CONSISTENCY = "defer_window_consistency"
+"""Validation context key: validate a window's fields but leave `window_problem` to the caller,
+which rejects such records one by one instead of failing the whole batch."""
+
+AVG_PRICE_REL_TOLERANCE = 1e-9
+"""Spark averages doubles: the mean of equal prices can differ from them in the last bit
+((0.1 + 0.1 + 0.1) / 3 > 0.1), so avg_price is compared with the range within this."""
+
+
+def _at_least(value: float, bound: float) -> bool:
+    return value >= bound or math.isclose(value, bound, rel_tol=AVG_PRICE_REL_TOLERANCE)
+
+
+def window_problem(window: WindowAggregate) -> tuple[str, str] | None:
+    """Why a window makes no sense, as (reason, message), or None when it does:
+    `window_end > window_start` and `low <= open, close, avg_price <= high`."""
+    if window.window_end <= window.window_start:
+        return "window_order", "window_end must be after window_start"
+    low, high = window.low, window.high
+    if not (low <= window.open <= high and low <= window.close <= high):
+        return "price_range", "open and close must lie within low..high"
+    if not (_at_least(window.avg_price, low) and _at_least(high, window.avg_price)):
+        return "price_range", "avg_price must lie within low..high"
+    return None
+
 
 class IngestRequest(_Contract):
     data: Annotated[list[WindowAggregate], Field(min_length=1)]
 
 
 class IngestResponse(_Contract):
-    received: int
+    """What became of a batch: records that make no sense (see `window_problem`), have the
+    wrong length or start too far in the future are rejected one by one; the rest are stored."""
+
+    received: int = Field(description="Records in the batch.")
+    stored: int = Field(description="Records accepted (stored, or already held).")
+    rejected: int = Field(description="Records refused.")
+    reasons: dict[str, int] = Field(
+        description="Refused records by reason: window_order, price_range, window_length, future."
+    )
 
 
 class SnapshotMessage(_Contract):

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from cryptopulse.api.admission import Admission
 from cryptopulse.api.feed import MarketFeed
 from cryptopulse.api.hub import CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, Hub
 from cryptopulse.api.kafka_feed import KafkaFeed
@@ -31,6 +33,7 @@ from cryptopulse.api.transport import channel_for
 from cryptopulse.config import Settings
 from cryptopulse.schema import (
     COIN_PATTERN,
+    DEFER_CONSISTENCY,
     IngestRequest,
     IngestResponse,
     SnapshotMessage,
@@ -154,13 +157,15 @@ def create_app(settings: Settings) -> FastAPI:
         queue_size=api.client_queue_size,
         max_clients=api.max_clients,
     )
-    feed = MarketFeed(store, hub, metrics, api.snapshot_history)
+    admission = Admission.from_settings(settings)
+    feed = MarketFeed(store, hub, metrics, api.snapshot_history, admission)
     consumer: KafkaFeed | None = None
     if api.consume_windows:
         consumer = KafkaFeed(
             bootstrap=settings.kafka.bootstrap,
             topic=settings.kafka.topic_windows,
             on_records=feed.ingest,
+            admission=admission,
             status_topic=settings.kafka.topic_status,
             on_statuses=feed.statuses,
             metrics=metrics,
@@ -259,14 +264,14 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiRejection(400, "empty", "empty body; expected JSON")
         return bytes(body)
 
-    def parse(adapter: TypeAdapter[T], body: bytes) -> T:
+    def parse(adapter: TypeAdapter[T], body: bytes, context: dict[str, Any] | None = None) -> T:
         """Strict JSON validation: no "1.5" or `true` where a number belongs (JSON Schema types).
 
         JSON Schema counts 3.0 as an integer, so a document whose only fault is an integral
         float for an integer field is validated again in lax mode, which accepts exactly that.
         """
         try:
-            return adapter.validate_json(body, strict=True)
+            return adapter.validate_json(body, strict=True, context=context)
         except ValidationError as exc:
             detail = _validation_detail(exc)
             if any(e["type"] in ("json_invalid", "json_type") for e in detail):
@@ -274,7 +279,7 @@ def create_app(settings: Settings) -> FastAPI:
             if not all(_integral_float(e) for e in exc.errors(include_url=False)):
                 raise ApiRejection(422, "invalid", detail) from exc
         try:
-            return adapter.validate_json(body)
+            return adapter.validate_json(body, context=context)
         except ValidationError as exc:
             raise ApiRejection(422, "invalid", _validation_detail(exc)) from exc
 
@@ -304,12 +309,27 @@ def create_app(settings: Settings) -> FastAPI:
             tags=["ingest"],
         )
         async def ingest(request: Request) -> Response:
-            """Store a batch of window aggregates and broadcast it (without waiting for clients)."""
+            """Store a batch of window aggregates and broadcast it (without waiting for clients).
+
+            A body that does not match the contract is refused whole (4xx). Within a valid
+            body, each record that makes no sense, has the wrong length or starts too far in
+            the future is rejected with its reason and the others are stored: the answer is
+            200 with the counts, even when every record was rejected.
+            """
             started = time.perf_counter()
-            batch = parse(_ingest_adapter, await json_body(request))
-            feed.ingest(batch.data, "http")
+            batch = parse(
+                _ingest_adapter, await json_body(request), context={DEFER_CONSISTENCY: True}
+            )
+            verdict = feed.admit(batch.data, "http", datetime.now(UTC))
             metrics.ingest_seconds.observe(time.perf_counter() - started)
-            return _json({"received": len(batch.data)})
+            return _json(
+                {
+                    "received": len(batch.data),
+                    "stored": len(verdict.accepted),
+                    "rejected": verdict.rejected,
+                    "reasons": dict(verdict.reasons),
+                }
+            )
 
     def chosen(source: str | None) -> str | None:
         return source or store.default_source()

@@ -8,7 +8,9 @@ broadcast is queued (so the caller never waits for clients). Runs on the event l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
+from cryptopulse.api.admission import Admission, Verdict
 from cryptopulse.api.hub import Hub, Outgoing, encode, encode_status
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.store import MarketStore
@@ -17,12 +19,18 @@ from cryptopulse.schema import SourceStatus, SourceStatusMessage, WindowAggregat
 
 class MarketFeed:
     def __init__(
-        self, store: MarketStore, hub: Hub, metrics: ApiMetrics, snapshot_history: int
+        self,
+        store: MarketStore,
+        hub: Hub,
+        metrics: ApiMetrics,
+        snapshot_history: int,
+        admission: Admission | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
         self.metrics = metrics
         self.snapshot_history = snapshot_history
+        self.admission = admission
         self._snapshot: tuple[int, Outgoing] | None = None
 
     def ingest(self, records: Sequence[WindowAggregate], origin: str) -> int:
@@ -33,6 +41,21 @@ class MarketFeed:
         if changed:
             self.hub.publish(self.store.version, changed)
         return len(changed)
+
+    def admit(self, records: Sequence[WindowAggregate], origin: str, now: datetime) -> Verdict:
+        """Store and broadcast the records that pass admission; count the others by reason."""
+        if self.admission is None:
+            verdict = Verdict(accepted=list(records))
+        else:
+            verdict = self.admission.split(records, now)
+        self.count_rejected(verdict.reasons, origin)
+        if verdict.accepted:
+            self.ingest(verdict.accepted, origin)
+        return verdict
+
+    def count_rejected(self, reasons: dict[str, int], origin: str) -> None:
+        for reason, count in reasons.items():
+            self.metrics.rejected_records.labels(origin, reason).inc(count)
 
     def statuses(self, statuses: Sequence[SourceStatus], _origin: str = "kafka") -> None:
         """Keep the newest status of each source; broadcast the whole list when it changed."""

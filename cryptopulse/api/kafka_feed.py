@@ -6,7 +6,8 @@ each windows partition is rewound to the records of the last `replay_seconds` (a
 `replay_records` of them), so a restarted server comes back with the same history; the
 status topic (compacted, key = source) is read from its beginning, so the server knows
 every source's latest status at once. The consumer runs in a thread and hands validated
-batches to the event loop; malformed records are counted and skipped.
+batches to the event loop; malformed records, and windows refused by admission (see
+admission.py: inconsistent, wrong length, too far in the future), are counted and skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import (
@@ -32,6 +35,7 @@ from confluent_kafka import (
 )
 from pydantic import TypeAdapter, ValidationError
 
+from cryptopulse.api.admission import Admission, reason_of
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.schema import SourceStatus, WindowAggregate
 
@@ -60,6 +64,7 @@ class KafkaFeed:
         metrics: ApiMetrics,
         status_topic: str | None = None,
         on_statuses: OnStatuses | None = None,
+        admission: Admission | None = None,
         replay_seconds: float = 7200.0,
         replay_records: int = 100_000,
         group_id: str | None = None,
@@ -77,6 +82,7 @@ class KafkaFeed:
         self._on_records = on_records
         self._on_statuses = on_statuses
         self._metrics = metrics
+        self._admission = admission
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -174,6 +180,9 @@ class KafkaFeed:
     def _deliver(self, messages: list[Message]) -> None:
         records: list[WindowAggregate] = []
         statuses: list[SourceStatus] = []
+        refused: Counter[str] = Counter()
+        not_admitted = 0
+        now = datetime.now(UTC)
         for message in messages:
             error = message.error()
             if error is not None:
@@ -186,14 +195,32 @@ class KafkaFeed:
                 if value is None:
                     raise ValueError("a record without a value")
                 if message.topic() == self.topic:
-                    records.append(_windows.validate_json(value))
+                    record = _windows.validate_json(value)
+                    problem = self._admission.problem(record, now) if self._admission else None
+                    if problem is not None:
+                        refused[problem] += 1
+                        not_admitted += 1
+                        self._metrics.kafka_records.labels("invalid").inc()
+                        continue
+                    records.append(record)
                 else:
                     statuses.append(_status.validate_json(value))
             except (ValidationError, ValueError) as exc:
                 self._metrics.kafka_records.labels("invalid").inc()
+                if message.topic() == self.topic:
+                    refused[reason_of(exc) if isinstance(exc, ValidationError) else "invalid"] += 1
                 log.warning("skipping a malformed record on %s: %s", message.topic(), _reason(exc))
                 continue
             self._metrics.kafka_records.labels("valid").inc()
+        for reason, count in refused.items():
+            self._metrics.rejected_records.labels("kafka", reason).inc(count)
+        if not_admitted:  # once per batch: a replay can bring thousands
+            log.warning(
+                "skipping %d window(s) on %s refused by admission (by reason so far: %s)",
+                not_admitted,
+                self.topic,
+                dict(refused),
+            )
         loop = self._loop
         if loop is None or loop.is_closed():
             return

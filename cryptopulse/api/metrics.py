@@ -38,6 +38,13 @@ class ApiMetrics:
             ["endpoint", "reason"],
             registry=r,
         )
+        self.rejected_records = Counter(
+            "cryptopulse_api_rejected_records",
+            "Window aggregates refused one by one (the rest of their batch is stored), by origin "
+            "and reason: window_order, price_range, window_length, future (invalid: Kafka only).",
+            ["origin", "reason"],
+            registry=r,
+        )
         self.ingest_seconds = Histogram(
             "cryptopulse_api_ingest_seconds",
             "Time to validate and store one POST /ingest (the broadcast is not waited for).",

@@ -7,6 +7,7 @@ import base64
 import os
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from cryptopulse.api.server import BackgroundServer
 from cryptopulse.config import ApiSettings, Settings, load_settings
 from cryptopulse.schema import SnapshotMessage, WindowAggregate
-from tests.factories import window
+from tests.factories import T0, WINDOW, window
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -67,6 +68,9 @@ async def recv_json(ws: ClientConnection) -> dict[str, Any]:
 def server(tmp_path: Path) -> Iterator[BackgroundServer]:
     with BackgroundServer(make_settings(tmp_path, max_body_bytes=64 * 1024)) as running:
         yield running
+
+
+STORED_ONE = {"received": 1, "stored": 1, "rejected": 0, "reasons": {}}
 
 
 def _raw_record(**changes: Any) -> dict[str, Any]:
@@ -139,7 +143,7 @@ def test_bad_input_is_rejected_with_a_reason_counted_and_never_broadcast(
                 assert response.status_code == 413
                 good = await http.post("/ingest", content=body([window(price=42.0)]),
                                        headers={"Content-Type": "application/json"})  # fmt: skip
-                assert good.json() == {"received": 1}
+                assert good.json() == STORED_ONE
             update = await recv_json(ws)  # the first thing broadcast is the good batch
             assert update["type"] == "market_update"
             assert update["data"][0]["avg_price"] == 42.0
@@ -153,6 +157,114 @@ def test_bad_input_is_rejected_with_a_reason_counted_and_never_broadcast(
     assert rejected == len(BAD_BODIES) + 1
     assert metric(server, "cryptopulse_api_records_total", origin="http") == 1
     assert metric(server, "cryptopulse_api_broadcasts_total", type="market_update") == 1
+
+
+def _record(**changes: Any) -> WindowAggregate:
+    """window() with changes, unchecked: what a client may send."""
+    return WindowAggregate.model_construct(**{**dict(window()), **changes})
+
+
+YEAR_9999 = datetime(9999, 1, 1, tzinfo=UTC)
+REFUSED: list[tuple[str, WindowAggregate, str]] = [
+    ("year 9999", window(start=YEAR_9999), "future"),
+    ("in the future", window(start=datetime.now(UTC) + timedelta(minutes=10)), "future"),
+    ("low above high", _record(low=101.0, high=99.0), "price_range"),
+    ("open outside low..high", _record(open=120.0), "price_range"),
+    ("avg_price outside low..high", _record(avg_price=90.0), "price_range"),
+    ("end before start", _record(window_end=T0 - WINDOW), "window_order"),
+    ("end equals start", _record(window_end=T0), "window_order"),
+    ("wrong length", _record(window_end=T0 + timedelta(seconds=5)), "window_length"),
+]
+
+
+@pytest.mark.parametrize(("record", "reason"), [(r, why) for _, r, why in REFUSED],
+                         ids=[case for case, _, _ in REFUSED])  # fmt: skip
+def test_a_window_that_makes_no_sense_is_refused_and_counted(
+    server: BackgroundServer, record: WindowAggregate, reason: str
+) -> None:
+    response = post(server, [record])
+    assert response.status_code == 200  # the body is valid: the answer says what became of it
+    assert response.json() == {"received": 1, "stored": 0, "rejected": 1, "reasons": {reason: 1}}
+    assert httpx.get(f"{server.url}/api/coins").json() == []
+    assert (
+        metric(server, "cryptopulse_api_rejected_records_total", origin="http", reason=reason) == 1
+    )
+    assert metric(server, "cryptopulse_api_records_total", origin="http") == 0
+
+
+def test_a_window_in_the_year_9999_does_not_hide_the_real_ones(tmp_path: Path) -> None:
+    # with a short history, a stored 9999 window stayed the newest and pushed out the real ones
+    with BackgroundServer(make_settings(tmp_path, history_per_coin=2)) as small:
+        assert post(small, [window(start=YEAR_9999)]).json()["reasons"] == {"future": 1}
+        for i in range(3):
+            assert post(small, [window(i=i, price=10.0 + i)]).json() == STORED_ONE
+        history = httpx.get(f"{small.url}/api/history/bitcoin").json()
+        assert [h["avg_price"] for h in history] == [11.0, 12.0]
+        assert [c["avg_price"] for c in httpx.get(f"{small.url}/api/coins").json()] == [12.0]
+
+
+def test_a_mixed_batch_stores_the_good_records_and_reports_the_bad(
+    server: BackgroundServer,
+) -> None:
+    good = [window("bitcoin", i) for i in range(3)] + [window("ethereum", 0)]
+    bad = [record for _, record, _ in REFUSED]
+    mixed = [good[0], bad[0], good[1], *bad[1:4], good[2], *bad[4:], good[3]]
+
+    async def main() -> dict[str, Any]:
+        async with connect(server.ws_url) as ws:
+            assert (await recv_json(ws))["type"] == "snapshot"
+            answer = post(server, mixed)
+            assert answer.status_code == 200
+            update = await recv_json(ws)
+            assert update["type"] == "market_update"
+            assert [WindowAggregate.model_validate(w) for w in update["data"]] == good
+            answer_json: dict[str, Any] = answer.json()
+            return answer_json
+
+    assert asyncio.run(main()) == {
+        "received": len(mixed),
+        "stored": 4,
+        "rejected": len(bad),
+        "reasons": {"future": 2, "price_range": 3, "window_order": 2, "window_length": 1},
+    }
+    assert len(httpx.get(f"{server.url}/api/history/bitcoin").json()) == 3
+    assert metric(server, "cryptopulse_api_records_total", origin="http") == 4
+    for reason, count in (
+        ("future", 2),
+        ("price_range", 3),
+        ("window_order", 2),
+        ("window_length", 1),
+    ):
+        assert metric(server, "cryptopulse_api_rejected_records_total", origin="http",
+                      reason=reason) == count  # fmt: skip
+    # a body that does not match the contract is still refused whole
+    broken = body([window()]).replace(b'"avg_price":100.0', b'"avg_price":"lots"')
+    response = httpx.post(f"{server.url}/ingest", content=broken,
+                          headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
+    assert response.status_code == 422 and response.json()["reason"] == "invalid"
+
+
+def test_the_window_length_is_the_configured_one(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    settings.spark.window_seconds = 5
+    with BackgroundServer(settings) as five:
+        five_s = _record(window_end=T0 + timedelta(seconds=5))
+        answer = post(five, [window(), five_s]).json()
+        assert answer == {
+            "received": 2,
+            "stored": 1,
+            "rejected": 1,
+            "reasons": {"window_length": 1},
+        }
+        assert httpx.get(f"{five.url}/api/coins").json()[0]["window_end"] == "2026-11-24T22:00:05Z"
+
+
+def test_the_future_tolerance_is_a_setting(tmp_path: Path) -> None:
+    with BackgroundServer(make_settings(tmp_path, max_future_seconds=3600)) as lenient:
+        soon = window(start=datetime.now(UTC) + timedelta(minutes=30))
+        later = window(start=datetime.now(UTC) + timedelta(hours=2))
+        answer = post(lenient, [soon, later]).json()
+        assert answer == {"received": 2, "stored": 1, "rejected": 1, "reasons": {"future": 1}}
 
 
 def test_token_is_enforced(server: BackgroundServer) -> None:
@@ -177,7 +289,7 @@ def test_no_token_configured_means_open_ingest(tmp_path: Path) -> None:
     with BackgroundServer(make_settings(tmp_path, token=None)) as open_server:
         response = httpx.post(f"{open_server.url}/ingest", content=body([window()]),
                               headers={"Content-Type": "application/json"})  # fmt: skip
-        assert response.json() == {"received": 1}
+        assert response.json() == STORED_ONE
 
 
 def test_snapshot_then_updates_in_order(server: BackgroundServer) -> None:

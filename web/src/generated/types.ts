@@ -66,7 +66,18 @@ export type UpdatedAt = string;
  * @minItems 1
  */
 export type Data = [WindowAggregate, ...WindowAggregate[]];
+/**
+ * Records in the batch.
+ */
 export type Received = number;
+/**
+ * Records refused.
+ */
+export type Rejected = number;
+/**
+ * Records accepted (stored, or already held).
+ */
+export type Stored = number;
 export type Data1 = WindowAggregate[];
 export type Type = "snapshot";
 export type Data2 = WindowAggregate[];
@@ -125,8 +136,21 @@ export interface SourceStatus {
 export interface IngestRequest {
   data: Data;
 }
+/**
+ * What became of a batch: records that make no sense (see `window_problem`), have the
+ * wrong length or start too far in the future are rejected one by one; the rest are stored.
+ */
 export interface IngestResponse {
+  reasons: Reasons;
   received: Received;
+  rejected: Rejected;
+  stored: Stored;
+}
+/**
+ * Refused records by reason: window_order, price_range, window_length, future.
+ */
+export interface Reasons {
+  [k: string]: number;
 }
 export interface SnapshotMessage {
   data: Data1;
