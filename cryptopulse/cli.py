@@ -314,7 +314,8 @@ def serve(
         settings.api, host=host, port=port, consume_windows=consume_windows, ingest_enabled=ingest
     )
     settings = settings.model_copy(update={"api": api})
-    console.print(f"CryptoPulse API on [bold]{api.base_url}[/bold] (docs: {api.base_url}/docs)")
+    docs = f"{api.base_url}/docs" if api.docs else f"{api.base_url}/openapi.json"
+    console.print(f"CryptoPulse API on [bold]{api.base_url}[/bold] (API: {docs})")
     try:
         run_server(settings)
     except CryptoPulseError as exc:

@@ -38,6 +38,15 @@ DEFAULT_COINS = (
 )
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
+
+
+def _url_host(host: str) -> str:
+    """A host as written in a URL or a Host header: IPv6 addresses in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host.lower()
+
+
 Seconds = Annotated[float, Field(gt=0)]
 
 
@@ -146,12 +155,24 @@ class ApiSettings(BaseModel):
     max_clients: Annotated[int, Field(ge=1)] = 20_000
     ping_interval: Seconds = 20.0
     history_per_coin: Annotated[int, Field(ge=1)] = 240
-    cors_origins: list[str] = Field(
-        default_factory=lambda: [
-            "http://127.0.0.1:8000",
-            "http://localhost:8000",
-            "http://localhost:5173",
-        ]
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_HOSTS),
+        description=(
+            "Host header values served (DNS rebinding defence): a name matches any port, "
+            "`name:port` only that port, `*` any host. `host` is always added."
+        ),
+    )
+    cors_origins: list[str] | None = Field(
+        default=None,
+        description=(
+            "Origins whose pages may open /ws and call the API (exact `scheme://host[:port]`, "
+            "or `*`). Default: this server's own origin under its loopback names "
+            "(http://127.0.0.1:PORT, http://localhost:PORT, …) and the Vite dev server."
+        ),
+    )
+    docs: bool = Field(
+        default=False,
+        description="Serve /docs (Swagger UI) and /redoc; their pages load scripts from a CDN.",
     )
     consume_windows: bool = Field(
         default=False,
@@ -186,6 +207,26 @@ class ApiSettings(BaseModel):
     @property
     def ingest(self) -> str:
         return self.ingest_url or f"{self.base_url}/ingest"
+
+    @property
+    def hosts(self) -> list[str]:
+        """The Host allow-list in force: `allowed_hosts` plus the address the server binds (the
+        stream job posts to `base_url`, even when that is 0.0.0.0)."""
+        hosts = list(self.allowed_hosts)
+        name = _url_host(self.host)
+        if name not in hosts:
+            hosts.append(name)
+        return hosts
+
+    @property
+    def origins(self) -> list[str]:
+        """The Origin allow-list in force: `cors_origins`, or by default this server's own."""
+        if self.cors_origins is not None:
+            return list(self.cors_origins)
+        names = [] if self.host in WILDCARD_ADDRESSES else [_url_host(self.host)]
+        names += [n for n in ("127.0.0.1", "localhost", "[::1]") if n not in names]
+        own = [f"http://{name}:{self.port}" for name in names]
+        return [*own, "http://localhost:5173", "http://127.0.0.1:5173"]  # `npm run dev`
 
 
 class ProducerSettings(BaseModel):

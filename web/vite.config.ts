@@ -14,6 +14,7 @@ export default defineConfig({
       "/healthz": { target: api },
     },
   },
-  build: { outDir: "dist", sourcemap: true },
+  // No source maps in the built app (1.5 MB of source served to anyone); `npm run dev` has them.
+  build: { outDir: "dist", sourcemap: false },
   test: { environment: "node", include: ["src/**/*.test.ts"] },
 });

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
 
 import orjson
 from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
@@ -22,12 +21,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.routing import Match
+from starlette.types import Scope
 
 from cryptopulse.api.admission import Admission
 from cryptopulse.api.feed import MarketFeed
 from cryptopulse.api.hub import CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, Hub
 from cryptopulse.api.kafka_feed import KafkaFeed
 from cryptopulse.api.metrics import ApiMetrics
+from cryptopulse.api.security import HOST_REFUSED, SecurityMiddleware
 from cryptopulse.api.store import MarketStore
 from cryptopulse.api.transport import channel_for
 from cryptopulse.config import Settings
@@ -50,11 +52,11 @@ _bearer = HTTPBearer(auto_error=False, description="The token in settings `api.t
 
 _NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CryptoPulse</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
+<body>
 <h1>CryptoPulse API is running</h1>
 <p>The dashboard has not been built: run <code>make setup</code> (it builds <code>{dist}</code>),
 then restart <code>cryptopulse serve</code>.</p>
-<p>Meanwhile: <a href="/docs">API docs</a> · <a href="/api/coins">/api/coins</a> ·
+<p>Meanwhile: <a href="/openapi.json">API schema</a> · <a href="/api/coins">/api/coins</a> ·
 <a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a> · WebSocket <code>/ws</code></p>
 </body></html>
 """
@@ -136,14 +138,14 @@ def _endpoint(request: Request) -> str:
     return path if isinstance(path, str) else "other"
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
-    """A WebSocket from a page is accepted from the allow-list or from the server's own origin.
-
-    Clients that are not browsers send no Origin and are accepted.
+def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
+    """A WebSocket from a page is accepted only from the allow-list (`api.origins`): no "same as
+    Host" shortcut, which a rebound DNS name would satisfy. Clients that are not browsers send no
+    Origin and are accepted.
     """
-    if origin is None or "*" in allowed or origin in allowed:
+    if origin is None or "*" in allowed:
         return True
-    return host is not None and urlsplit(origin).netloc == host
+    return origin.strip().lower().rstrip("/") in {o.lower().rstrip("/") for o in allowed}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -174,6 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
             replay_records=api.windows_replay,
         )
     token = api.token.get_secret_value() if api.token is not None else None
+    origins = api.origins
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -197,14 +200,35 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0",
         description="Live crypto market windows: ingest, WebSocket fan-out, history and metrics.",
         lifespan=lifespan,
+        # Off by default: FastAPI's pages load Swagger UI / ReDoc from a CDN. /openapi.json stays.
+        docs_url="/docs" if api.docs else None,
+        redoc_url="/redoc" if api.docs else None,
     )
     app.state.feed = feed
     app.state.consumer = consumer
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=api.cors_origins,
+        allow_origins=origins,
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
+    )
+
+    def host_refused(scope: Scope) -> None:
+        if scope["type"] == "websocket":
+            metrics.refused.labels("host").inc()
+            return
+        endpoint = "other"
+        for route in app.router.routes:
+            if route.matches(scope)[0] == Match.FULL:
+                endpoint = getattr(route, "path", "") or "other"
+                break
+        metrics.rejected.labels(endpoint, HOST_REFUSED).inc()
+
+    app.add_middleware(  # outermost: the Host is checked before CORS and routing
+        SecurityMiddleware,
+        allowed_hosts=api.hosts,
+        on_refused=host_refused,
+        docs_paths=frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"} if api.docs else ()),
     )
 
     @app.exception_handler(ApiRejection)
@@ -411,9 +435,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
-        if not origin_allowed(
-            websocket.headers.get("origin"), websocket.headers.get("host"), api.cors_origins
-        ):
+        if not origin_allowed(websocket.headers.get("origin"), origins):
             metrics.refused.labels("origin").inc()
             await websocket.close(CLOSE_POLICY_VIOLATION, "origin not allowed")
             return

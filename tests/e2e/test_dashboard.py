@@ -914,3 +914,59 @@ def test_hundred_coins_updating_every_second_stay_smooth(api: ApiServer, browser
     assert max(result["longTasks"], default=0) < 1000, result["longTasks"]
     assert errors == []
     context.close()
+
+
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
+
+def test_the_served_page_runs_under_its_security_policy(api: ApiServer, browser: Any) -> None:
+    """The built app under the server's Content-Security-Policy, with live data: no violation."""
+    from playwright.sync_api import expect
+
+    assert DIST.is_dir() and not list(DIST.rglob("*.map")), "source maps must not be shipped"
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    messages: list[str] = []
+    errors: list[str] = []
+    page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.add_init_script(CSP_LISTENER)
+    response = page.goto(api.url + "/?coin=bitcoin&ws=ws://127.0.0.1:9/ws")
+    assert response is not None and response.ok
+    csp = response.headers["content-security-policy"]
+    for part in ("default-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"):
+        assert part in csp, csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    script = page.locator("script[src]").first.get_attribute("src")
+    asset = httpx.get(f"{api.url}{script}")
+    assert "sourceMappingURL" not in asset.text and "nosniff" in asset.headers.values()
+
+    # The `?ws=` of the link is ignored by the built app: it connects to its own server.
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+    btc = page.locator('[data-testid="coin-row"][data-coin="bitcoin"]')
+    # Live data: an update of bitcoin's newest window reaches the table and the charts.
+    history = httpx.get(f"{api.url}/api/history/bitcoin", params={"source": SOURCE, "limit": 1})
+    newest = history.json()[-1]
+    expect(btc.locator('[data-col="price"]')).to_have_text(f"${newest['close']:,.2f}")
+    update = {**newest, "close": 12345.0, "avg_price": 12345.0, "low": 12000.0, "open": 12100.0}
+    api.ingest([update])
+    try:
+        expect(btc.locator('[data-col="price"]')).to_have_text("$12,345.00")
+        page.get_by_test_id("sort-change").click()  # re-render the table and charts
+        page.wait_for_timeout(500)
+    finally:
+        api.ingest([newest])  # the other tests' bitcoin again
+    expect(btc.locator('[data-col="price"]')).to_have_text(f"${newest['close']:,.2f}")
+
+    violations = page.evaluate("window.__cspViolations")
+    console_csp = [m for m in messages if "Content Security Policy" in m]
+    context.close()
+    assert violations == [] and console_csp == [], (violations, console_csp)
+    assert errors == []

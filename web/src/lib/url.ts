@@ -46,9 +46,16 @@ export function writeView(search: string, view: ViewState): string {
   return s ? `?${s}` : "";
 }
 
-/** WebSocket URL: `?ws=` override, else VITE_WS_URL, else `/ws` on the page's own origin. */
-export function socketUrl(loc: { protocol: string; host: string; search: string }, envUrl?: string): string {
-  const override = new URLSearchParams(loc.search).get("ws") ?? envUrl;
+/**
+ * WebSocket URL: `?ws=` override (development builds only: in a built app a link could point the
+ * dashboard at another server), else VITE_WS_URL (set when building), else `/ws` on the page's origin.
+ */
+export function socketUrl(
+  loc: { protocol: string; host: string; search: string },
+  envUrl?: string,
+  dev: boolean = import.meta.env.DEV,
+): string {
+  const override = (dev ? new URLSearchParams(loc.search).get("ws") : null) ?? envUrl;
   const scheme = loc.protocol === "https:" ? "wss:" : "ws:";
   if (override) {
     if (/^wss?:\/\//.test(override)) return override;
