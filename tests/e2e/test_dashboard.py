@@ -251,7 +251,9 @@ class ApiServer:
             timeout=10,
         )
         assert response.status_code == 200, response.text
-        assert response.json() == {"received": len(records)}
+        answer = response.json()
+        assert answer["received"] == answer["stored"] == len(records), answer
+        assert answer["rejected"] == 0, answer
 
 
 @pytest.fixture(scope="module")
