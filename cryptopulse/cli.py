@@ -194,7 +194,7 @@ def up(
     """Run the whole pipeline (Kafka, API, Spark job, producer) and print the dashboard URL."""
     from rich.text import Text
 
-    from cryptopulse.supervisor import clean_text, run_pipeline
+    from cryptopulse.supervisor import clean_text, pipeline_env, run_pipeline
 
     overrides: dict[str, object] = {
         "producer__source": source,
@@ -211,6 +211,7 @@ def up(
     os.environ.update(env)
     settings = _settings()  # validates the whole configuration once, before anything starts
     try:
+        env = pipeline_env(settings, env)  # never printed: the token is in it
         run_pipeline(settings, env, console)
     except CryptoPulseError as exc:
         # The message may quote a child's log: printed as plain text, never as markup.
@@ -308,12 +309,23 @@ def serve(
 ) -> None:
     """Run the API server: POST /ingest, WebSocket /ws, /api, /metrics and the dashboard."""
     from cryptopulse.api.server import serve as run_server
+    from cryptopulse.token import is_loopback
 
     settings = _settings()
     api = _override(
         settings.api, host=host, port=port, consume_windows=consume_windows, ingest_enabled=ingest
     )
     settings = settings.model_copy(update={"api": api})
+    if api.token is None and not is_loopback(api.host):
+        _say_error(
+            "error:",
+            CryptoPulseError(
+                f"refusing to serve on {api.host}, which is not a loopback address, without a "
+                "token: anyone who reaches the port could write. Set CRYPTOPULSE_API__TOKEN "
+                "(or api.token in the settings file), or bind 127.0.0.1."
+            ),
+        )
+        raise typer.Exit(2)
     docs = f"{api.base_url}/docs" if api.docs else f"{api.base_url}/openapi.json"
     console.print(f"CryptoPulse API on [bold]{api.base_url}[/bold] (API: {docs})")
     try:

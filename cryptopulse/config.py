@@ -141,7 +141,17 @@ class SparkSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: Port = 8000
-    token: SecretStr | None = Field(default=None, description="Bearer token required by /ingest.")
+    token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token required by /ingest (`cryptopulse up` generates one in "
+            "<data>/secrets/ingest-token when unset)."
+        ),
+    )
+    protect_reads: bool = Field(
+        default=False,
+        description="Also require the token for /api/* and /ws (the dashboard page stays public).",
+    )
     ingest_url: str = Field(
         default="", description="Where the stream job POSTs; default is this server."
     )

@@ -1142,6 +1142,14 @@ class Supervisor:
             self._lock = None
 
 
+def pipeline_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """The children's environment with the ingest token in force (the user's, else the one kept
+    in the data folder, created on first run): the API requires it, the stream job sends it."""
+    from cryptopulse.token import TOKEN_ENV, ingest_token
+
+    return {**env, TOKEN_ENV: ingest_token(settings)}
+
+
 def run_pipeline(settings: Settings, env: dict[str, str], console: Console) -> None:
     # LocalKafka logs each start step; a broker restart gets one line from us instead, and
     # its admin client's "connection refused" while the broker is away is no news either.

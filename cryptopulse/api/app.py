@@ -355,16 +355,30 @@ def create_app(settings: Settings) -> FastAPI:
                 }
             )
 
+    # With `api.protect_reads`, /api/* needs the same bearer token as the writes.
+    reads: list[Any] = [Depends(authorize)] if api.protect_reads and token else []
+
+    def ws_authorized(websocket: WebSocket) -> bool:
+        """A browser cannot set Authorization on a WebSocket, and a `?token=` query would be
+        written to access logs: the token travels as a subprotocol `token.<TOKEN>`."""
+        if not api.protect_reads or token is None:
+            return True
+        offered = websocket.scope.get("subprotocols") or []
+        expected = f"token.{token}".encode()
+        return any(secrets.compare_digest(str(p).encode(), expected) for p in offered)
+
     def chosen(source: str | None) -> str | None:
         return source or store.default_source()
 
-    @app.get("/api/coins", response_model=list[WindowAggregate], tags=["market"])
+    @app.get(
+        "/api/coins", response_model=list[WindowAggregate], tags=["market"], dependencies=reads
+    )
     async def coins(source: SourceParam = None) -> Response:
         """The latest window of every coin of one source (default: the running source)."""
         name = chosen(source)
         return _records(store.latest(name) if name else [])
 
-    @app.get("/api/sources", response_model=Sources, tags=["market"])
+    @app.get("/api/sources", response_model=Sources, tags=["market"], dependencies=reads)
     async def sources() -> Response:
         """Every source with data or a status, and which one is shown by default."""
         infos = []
@@ -387,6 +401,7 @@ def create_app(settings: Settings) -> FastAPI:
         response_model=list[WindowAggregate],
         responses={404: {"description": "No data for this coin"}},
         tags=["market"],
+        dependencies=reads,
     )
     async def history(
         coin: Annotated[str, Path(min_length=1, max_length=100, pattern=COIN_PATTERN)],
@@ -400,7 +415,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"no data for coin {coin!r} from source {name!r}")
         return _records(records)
 
-    @app.get("/api/snapshot", response_model=SnapshotMessage, tags=["market"])
+    @app.get("/api/snapshot", response_model=SnapshotMessage, tags=["market"], dependencies=reads)
     async def snapshot() -> Response:
         """What a new WebSocket client gets first."""
         messages, _ = feed.welcome()
@@ -439,13 +454,19 @@ def create_app(settings: Settings) -> FastAPI:
             metrics.refused.labels("origin").inc()
             await websocket.close(CLOSE_POLICY_VIOLATION, "origin not allowed")
             return
+        if not ws_authorized(websocket):
+            metrics.refused.labels("unauthorized").inc()
+            await websocket.close(CLOSE_POLICY_VIOLATION, "missing or wrong token")
+            return
+        subprotocols = websocket.scope.get("subprotocols") or []
+        subprotocol = "cryptopulse" if "cryptopulse" in subprotocols else None
         if not hub.admit():
             metrics.refused.labels("full").inc()
-            await websocket.accept()
+            await websocket.accept(subprotocol)
             await websocket.close(CLOSE_TRY_AGAIN_LATER, f"server full ({hub.max_clients} clients)")
             return
         try:
-            await websocket.accept()
+            await websocket.accept(subprotocol)
             welcome, version = feed.welcome()
             client = hub.register(channel_for(websocket), welcome, version)
             try:

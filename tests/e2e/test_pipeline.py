@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import playwright.sync_api as playwright
 import psutil
@@ -173,6 +174,21 @@ def test_pipeline_end_to_end(pipeline: Pipeline) -> None:
                 lambda: int(chart.get_attribute("data-final-count") or 0) >= 1, 90, "a final window"
             )
             page.screenshot(path=str(ARTIFACTS / "pipeline-desktop.png"))
+            # The stream job's POSTs carry the token `up` generated: accepted, none refused.
+            token_path = pipeline.data_dir / "secrets" / "ingest-token"
+            assert token_path.stat().st_mode & 0o777 == 0o600
+            token = token_path.read_text().strip()
+            metrics = httpx.get(f"{pipeline.url}metrics").text
+            assert re.search(
+                r'^cryptopulse_api_ingests_total\{origin="http"\} [1-9]', metrics, re.M
+            )
+            assert not re.search(r'reason="unauthorized"\} [1-9]', metrics)
+            unauthorized = httpx.post(
+                f"{pipeline.url}ingest",
+                content=b"{}",
+                headers={"Content-Type": "application/json"},
+            )
+            assert unauthorized.status_code == 401
 
             # SIGKILL the Spark job (its whole process group, JVM included).
             stream = pipeline.component("stream")
@@ -211,6 +227,9 @@ def test_pipeline_end_to_end(pipeline: Pipeline) -> None:
         < out.index("api │ stopping")
     )
     assert "everything stopped" in out
+    assert token not in out
+    for log_file in (pipeline.data_dir / "logs").iterdir():
+        assert token not in log_file.read_text(errors="replace"), log_file
     pipeline.assert_nothing_left()
 
 

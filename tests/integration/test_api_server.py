@@ -517,3 +517,77 @@ def test_ingest_can_be_turned_off(tmp_path: Path) -> None:
     with BackgroundServer(make_settings(tmp_path, ingest_enabled=False)) as server:
         assert post(server, [window()]).status_code in (404, 405)
         assert httpx.get(f"{server.url}/healthz").json()["ingest"] is False
+
+
+def test_protect_reads_puts_the_api_and_the_websocket_behind_the_token(tmp_path: Path) -> None:
+    with BackgroundServer(make_settings(tmp_path, protect_reads=True)) as guarded:
+        assert post(guarded, [window()]).status_code == 200
+        assert httpx.get(f"{guarded.url}/api/coins").status_code == 401
+        assert httpx.get(f"{guarded.url}/api/coins", headers=AUTH).status_code == 200
+        assert httpx.get(f"{guarded.url}/").status_code == 200  # the page stays public
+        assert httpx.get(f"{guarded.url}/healthz").status_code == 200
+        ws_url = guarded.url.replace("http", "ws", 1) + "/ws"
+
+        async def refused(protocols: list[str] | None) -> None:
+            with pytest.raises(ConnectionClosed) as closed:
+                async with connect(ws_url, subprotocols=protocols) as ws:  # type: ignore[arg-type]
+                    await asyncio.wait_for(ws.recv(), RECV)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+        async def allowed() -> None:
+            protocols: Any = ["cryptopulse", f"token.{TOKEN}"]
+            async with connect(ws_url, subprotocols=protocols) as ws:
+                assert ws.subprotocol == "cryptopulse"  # the token is never echoed back
+                assert (await recv_json(ws))["type"] == "snapshot"
+
+        async def run() -> None:
+            for protocols in (None, ["cryptopulse", "token.wrong"]):
+                try:
+                    await refused(protocols)
+                except InvalidStatus as exc:  # refused before the handshake: also a refusal
+                    assert exc.response.status_code == 403
+            await allowed()
+
+        asyncio.run(run())
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from cryptopulse.platform.ports import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
+    env |= {"CRYPTOPULSE_DATA_DIR": str(tmp_path), "CRYPTOPULSE_API__WEB_DIST": str(tmp_path / "x")}
+    command = [sys.executable, "-m", "cryptopulse.cli", "serve", "--host", "0.0.0.0"]
+    command += ["--port", str(port), "--no-consume-windows"]
+    refused = subprocess.run(command, env=env, capture_output=True, timeout=60)
+    assert refused.returncode == 2
+    message = b" ".join(refused.stderr.split())
+    assert b"not a loopback address, without a token" in message
+    assert b"CRYPTOPULSE_API__TOKEN" in message
+
+    with subprocess.Popen(
+        command,
+        env={**env, "CRYPTOPULSE_API__TOKEN": TOKEN},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        output = proc.stderr.read() if proc.stderr else b""
+        assert TOKEN.encode() not in output
