@@ -27,16 +27,13 @@ from pydantic import ValidationError
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
+from cryptopulse.kafka_link import QUIET_CLIENT_LOG, KafkaLink
 from cryptopulse.schema import SourceStatus, Tick, status_to_json, tick_from_json, tick_to_json
 from cryptopulse.sources.base import Batch, Source
 from cryptopulse.status import StatusTracker
 
 log = logging.getLogger("cryptopulse.producer")
 _client_log = logging.getLogger("cryptopulse.producer.librdkafka")  # the Kafka client's own log
-# librdkafka reports each failed connection attempt (two lines a second while the broker is
-# away); `error_cb` tells us the same once, so its own log keeps only critical lines.
-_CLIENT_LOG_LEVEL = 2
-_BROKER_DOWN = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
 
 
 class ProducerMetrics:
@@ -142,7 +139,7 @@ def kafka_config(
         "batch.size": max(16 * 1024, max_batch_bytes - 4096),
         "queue.buffering.max.messages": buffer_messages,
         "message.timeout.ms": int(buffer_seconds * 1000),
-        "log_level": _CLIENT_LOG_LEVEL,
+        "log_level": QUIET_CLIENT_LOG,
         "reconnect.backoff.max.ms": 2000,
     }
     config.update(extra or {})
@@ -188,8 +185,15 @@ class TickProducer:
         self._errors_logged: set[str] = set()
         self._invalid_logged = False
         self._interrupted = threading.Event()
-        self.kafka_away_since: float | None = None
-        """Monotonic time Kafka became unreachable; None while it answers."""
+        self.link = KafkaLink(
+            bootstrap,
+            log,
+            while_away=(
+                "buffering ticks until it is back (at most "
+                f"{self.config['queue.buffering.max.messages']:,} ticks, each for "
+                f"{self.config['message.timeout.ms'] / 1000:.0f} s)"
+            ),
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TickProducer:
@@ -280,8 +284,11 @@ class TickProducer:
                 self._invalid(tick, exc)
                 continue
             key = checked.coin.encode()
-            if not self._produce(producer, topic, key, value, on_delivery):
-                break
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            except BufferError:  # the slow path only: a full buffer (Kafka away for long)
+                if not self._produce_when_room(producer, topic, key, value, on_delivery):
+                    break
             sent += 1
         producer.poll(0)
         self.stats.sent += sent
@@ -290,7 +297,7 @@ class TickProducer:
             self.metrics.last_sent.set(time.time())
         return sent
 
-    def _produce(
+    def _produce_when_room(
         self,
         producer: Producer,
         topic: str,
@@ -298,16 +305,16 @@ class TickProducer:
         value: bytes,
         on_delivery: Callable[[KafkaError | None, Message], None],
     ) -> bool:
-        """Hand one record to the client; while its buffer is full (Kafka away for long),
-        wait for room: the source is held back, nothing is dropped. False once interrupted."""
-        while True:
+        """Wait for room in the client's full buffer, then hand the record over: the source
+        is held back, nothing is dropped. False once interrupted."""
+        while not self._interrupted.is_set():
+            producer.poll(0.1)
             try:
                 producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
                 return True
             except BufferError:
-                if self._interrupted.is_set():
-                    return False
-                producer.poll(0.1)
+                continue
+        return False
 
     def interrupt(self) -> None:
         """Stop waiting for buffer room (a stop was requested); `stop()` still flushes."""
@@ -365,16 +372,7 @@ class TickProducer:
             )
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.code() in _BROKER_DOWN:
-            if self.kafka_away_since is None:
-                self.kafka_away_since = time.monotonic()
-                log.warning(
-                    "Kafka at %s is unreachable; buffering ticks until it is back "
-                    "(at most %s ticks, each for %.0f s)",
-                    self.bootstrap,
-                    f"{self.config['queue.buffering.max.messages']:,}",
-                    self.config["message.timeout.ms"] / 1000,
-                )
+        if self.link.on_error(err):
             return
         name = err.name()
         if name not in self._errors_logged:
@@ -382,10 +380,7 @@ class TickProducer:
             log.warning("Kafka: %s", err.str())
 
     def _kafka_back(self) -> None:
-        if self.kafka_away_since is not None:
-            away = time.monotonic() - self.kafka_away_since
-            self.kafka_away_since = None
-            log.warning("Kafka is back after %.0f s; buffered ticks are being delivered", away)
+        self.link.answered("buffered ticks are being delivered")
 
 
 # -- running a source ---------------------------------------------------------------------

@@ -37,13 +37,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from cryptopulse.api.admission import Admission, reason_of
 from cryptopulse.api.metrics import ApiMetrics
+from cryptopulse.kafka_link import QUIET_CLIENT_LOG, KafkaLink
 from cryptopulse.schema import SourceStatus, WindowAggregate
 
 log = logging.getLogger(__name__)
 
 _windows: TypeAdapter[WindowAggregate] = TypeAdapter(WindowAggregate)
 _status: TypeAdapter[SourceStatus] = TypeAdapter(SourceStatus)
-_BROKER_DOWN = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
 
 OnRecords = Callable[[list[WindowAggregate], str], object]
 OnStatuses = Callable[[list[SourceStatus], str], object]
@@ -89,7 +89,7 @@ class KafkaFeed:
         self.assigned = threading.Event()
         """Set once partitions are assigned (and rewound)."""
         self.last_error = ""
-        self.away_since: float | None = None
+        self.link = KafkaLink(bootstrap, log, while_away="reconnecting")
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start consuming; batches are delivered by `loop.call_soon_threadsafe`."""
@@ -142,11 +142,7 @@ class KafkaFeed:
         )
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.code() in _BROKER_DOWN:
-            if self.away_since is None:
-                self.away_since = time.monotonic()
-                log.warning("Kafka at %s is unreachable; reconnecting", self.bootstrap)
-        else:
+        if not self.link.on_error(err):
             log.warning("Kafka: %s", err.str())
         self.last_error = err.str()
 
@@ -158,7 +154,7 @@ class KafkaFeed:
             "auto.offset.reset": "latest",
             "client.id": self.group_id,
             "error_cb": self._on_error,
-            "log_level": 2,  # error_cb reports connection failures once, not per retry
+            "log_level": QUIET_CLIENT_LOG,
             "reconnect.backoff.max.ms": 2000,
         }
         consumer = Consumer(config)
@@ -166,9 +162,8 @@ class KafkaFeed:
             consumer.subscribe(self.topics, on_assign=self._on_assign)
             while not self._stop.is_set():
                 messages = consumer.consume(self.batch_size, self.poll_timeout)
-                if messages and self.away_since is not None:
-                    log.warning("Kafka is back after %.0f s", time.monotonic() - self.away_since)
-                    self.away_since = None
+                if messages and self.link.away_since is not None:
+                    self.link.answered()
                     self.last_error = ""
                 self._deliver(messages)
         except KafkaException as exc:

@@ -25,6 +25,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from cryptopulse.kafka_link import QUIET_CLIENT_LOG
+
 log = logging.getLogger("cryptopulse.stream.publish")
 
 BATCH_HEADER = "cryptopulse-batch"
@@ -80,7 +82,7 @@ class BatchPublisher:
                 "compression.type": "lz4",
                 "linger.ms": 5,
                 "transaction.timeout.ms": int(timeout * 2000),
-                "log_level": 2,  # connection failures surface as errors of the batch
+                "log_level": QUIET_CLIENT_LOG,  # connection failures fail the batch instead
                 **(extra_config or {}),
             }
         )
@@ -145,7 +147,7 @@ class BatchPublisher:
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
-                "log_level": 2,
+                "log_level": QUIET_CLIENT_LOG,
             }
         )
         try:
