@@ -51,7 +51,12 @@ def test_two_replicas_on_different_ports_serve_the_same_live_data(
     produce(kafka_bootstrap, topic, [window(coin, 0) for coin in ("bitcoin", "ethereum")])
     settings = load_settings(
         data_dir=tmp_path,
-        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_windows=topic),
+        # a status topic of its own: other tests' producers write the default one
+        kafka=KafkaSettings(
+            bootstrap_servers=kafka_bootstrap,
+            topic_windows=topic,
+            topic_status=new_topic("status", partitions=1),
+        ),
         api=ApiSettings(consume_windows=True, ingest_enabled=False, web_dist=tmp_path / "none"),
     )
     with BackgroundServer(settings) as a, BackgroundServer(settings) as b:
