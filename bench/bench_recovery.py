@@ -37,8 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from tests.e2e.test_chaos import COMPONENTS, WINDOW_S, all_running, read_topic, window_of
+from tests.e2e.test_chaos import COMPONENTS, WINDOW_S, all_running, window_of
 from tests.e2e.test_pipeline import Pipeline, running, wait_for
+from tests.kafka_helpers import read_topic
 
 
 def newest_end(pipeline: Pipeline) -> float:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 
 
 def send(bootstrap: str, topic: str, values: list[tuple[str | None, bytes]]) -> None:
@@ -41,3 +41,44 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def read_to_end(
+    bootstrap: str, topic: str, timeout: float = 120
+) -> list[tuple[bytes | None, bytes]]:
+    """Every committed record's (key, value) on `topic`, from its start to its current end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"read-{topic}-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[tuple[bytes | None, bytes]] = []
+    at_end: set[int] = set()
+    try:
+        partitions = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        deadline = time.monotonic() + timeout
+        while len(at_end) < partitions:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end")
+            for msg in consumer.consume(1000, timeout=0.5):
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(msg.partition() or 0)
+                    continue
+                value = msg.value()
+                assert value is not None
+                records.append((msg.key(), value))
+    finally:
+        consumer.close()
+    return records
+
+
+def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every JSON value on `topic`, from its start to its current end."""
+    return [orjson.loads(value) for _, value in read_to_end(bootstrap, topic)]

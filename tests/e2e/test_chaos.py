@@ -18,57 +18,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import playwright.sync_api as playwright
 import psutil
 import pytest
-from confluent_kafka import Consumer, KafkaError
 
 from tests.browser import launch
 from tests.e2e.test_pipeline import ARTIFACTS, Pipeline, running, wait_for
+from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.e2e
 
 WINDOW_S = 5
 COMPONENTS = ("kafka", "api", "stream", "producer")
 RECOVERY_S = 60
-
-
-def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every record on the topic, from the beginning to its current end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"chaos-{topic}-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    values: list[dict[str, Any]] = []
-    at_end: set[int] = set()
-    partitions: int | None = None
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if partitions is None:
-                meta = consumer.list_topics(topic, timeout=10).topics[topic]
-                partitions = len(meta.partitions)
-            for msg in consumer.consume(1000, timeout=0.5):
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(msg.partition())
-                    continue
-                value = msg.value()
-                assert value is not None
-                values.append(orjson.loads(value))
-            if len(at_end) == partitions:
-                return values
-        raise AssertionError(f"could not read {topic} to its end")
-    finally:
-        consumer.close()
 
 
 def window_of(timestamp: str) -> str:

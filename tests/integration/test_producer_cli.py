@@ -19,6 +19,7 @@ from confluent_kafka import Consumer
 
 from cryptopulse.schema import SourceStatus, status_from_json, tick_from_json
 from tests.integration.test_producer_coingecko import read_back
+from tests.kafka_helpers import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -45,26 +46,12 @@ def _run(
     )
 
 
-def _statuses(bootstrap: str, topic: str, group: str) -> list[tuple[str, SourceStatus]]:
+def _statuses(bootstrap: str, topic: str) -> list[tuple[str, SourceStatus]]:
     """Every (key, status) on the status topic so far."""
-    reader = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
-    )
-    reader.subscribe([topic])
-    found: list[tuple[str, SourceStatus]] = []
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            messages = reader.consume(100, timeout=1)
-            for msg in messages:
-                key, value = msg.key(), msg.value()
-                assert msg.error() is None and key is not None and value is not None
-                found.append((key.decode(), status_from_json(value)))
-            if found and not messages:
-                break
-    finally:
-        reader.close()
-    return found
+    return [
+        ((key or b"").decode(), status_from_json(value))
+        for key, value in read_to_end(bootstrap, topic)
+    ]
 
 
 def test_produce_simulated_fills_the_topic_with_valid_ticks(
@@ -90,7 +77,7 @@ def test_produce_simulated_fills_the_topic_with_valid_ticks(
             os.close(write_fd)
     assert done.returncode == 0, done.stderr
     assert "sent 300, delivered 300" in done.stderr
-    statuses = _statuses(kafka_bootstrap, status_topic, group_id + "-status")
+    statuses = _statuses(kafka_bootstrap, status_topic)
     assert statuses and all(key == "simulated" for key, _ in statuses)
     assert {s.state for _, s in statuses} == {"simulated"}
     assert statuses[0][1].detail == "simulated data, not live market prices"

@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import Consumer
 
 from cryptopulse.stream.publish import BatchPublisher, parse_header, sink_id
+from tests.kafka_helpers import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -34,30 +33,8 @@ time.sleep(600)
 
 
 def committed_values(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"read-{topic}-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    ends: set[int] = set()
-    try:
-        deadline = time.monotonic() + 60
-        while len(ends) < 3 and time.monotonic() < deadline:
-            for msg in consumer.consume(100, timeout=0.5):
-                if msg.error() is not None:
-                    ends.add(msg.partition() or 0)
-                elif (value := msg.value()) is not None:
-                    values.append(value)
-        assert len(ends) == 3, "did not reach the end of every partition"
-    finally:
-        consumer.close()
-    return values
+    """The values consumers see: librdkafka reads committed records only by default."""
+    return [value for _, value in read_to_end(bootstrap, topic)]
 
 
 def test_header_names_the_sink_and_the_batch() -> None:
