@@ -67,6 +67,49 @@ def secret_safe_url(url: str) -> bool:
         return False
 
 
+class KafkaSecurity(BaseModel):
+    """How clients authenticate to and encrypt traffic with a Kafka cluster (producer, Spark job
+    and API consumer alike). The local broker `up` starts is plaintext on loopback; these settings
+    are for an existing cluster (`kafka.bootstrap_servers`)."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka `security.protocol`."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the brokers' certificates (default: system CAs).",
+    )
+    ssl_check_hostname: bool = Field(
+        default=True, description="Check that a broker's certificate names the host connected to."
+    )
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSecurity:
+        if self.sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"kafka.security.protocol is {self.protocol}: set kafka.security.sasl_username and "
+                "kafka.security.sasl_password (CRYPTOPULSE_KAFKA__SECURITY__SASL_USERNAME / "
+                "__SASL_PASSWORD)"
+            )
+        if self.ssl_ca_file is not None and not self.tls:
+            raise ValueError(
+                "kafka.security.ssl_ca_file is set but the protocol is "
+                f"{self.protocol}: use SSL or SASL_SSL"
+            )
+        return self
+
+
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = Field(
         default="",
@@ -90,6 +133,17 @@ class KafkaSettings(BaseModel):
     replication_factor: Annotated[int, Field(ge=1)] = 1
     heap: str = Field(default="512m", description="Broker JVM heap (-Xmx).")
     start_timeout: Seconds = 90.0
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+
+    @model_validator(mode="after")
+    def _security_needs_a_cluster(self) -> KafkaSettings:
+        if self.managed and self.security.protocol != "PLAINTEXT":
+            raise ValueError(
+                f"kafka.security.protocol is {self.security.protocol} but no cluster is named: the "
+                "local broker is plaintext on loopback. Set kafka.bootstrap_servers "
+                "(CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS) to the secured cluster."
+            )
+        return self
 
     @property
     def managed(self) -> bool:
@@ -162,7 +216,58 @@ class ApiSettings(BaseModel):
     )
     send_timeout: Seconds = 2.0
     client_queue_size: Annotated[int, Field(ge=1)] = 64
-    max_clients: Annotated[int, Field(ge=1)] = 20_000
+    max_clients: Annotated[int, Field(ge=1)] = Field(
+        default=20_000,
+        description=(
+            "WebSocket clients at once; lowered at start to fit `max_connections` and the "
+            "open-files limit."
+        ),
+    )
+    max_clients_per_address: Annotated[int, Field(ge=1)] = Field(
+        default=256,
+        description="WebSocket clients from one address (behind a proxy, all share its address).",
+    )
+    max_connections: Annotated[int, Field(ge=16)] = Field(
+        default=25_000,
+        description=(
+            "Open connections (HTTP and WebSocket); more are closed at once. Lowered at start "
+            "below the process's open-files limit."
+        ),
+    )
+    max_requests: Annotated[int, Field(ge=1)] = Field(
+        default=1_000, description="HTTP requests handled at once; more get 503."
+    )
+    header_timeout: Seconds = Field(
+        default=10.0, description="Time a connection has to send a request's headers."
+    )
+    body_timeout: Seconds = Field(
+        default=30.0, description="Time a request has to send its whole body."
+    )
+    max_header_bytes: Annotated[int, Field(ge=4096)] = Field(
+        default=32 * 1024, description="Largest request line and headers."
+    )
+    max_coins: Annotated[int, Field(ge=1)] = Field(
+        default=5_000,
+        description=(
+            "Series kept ((source, coin) pairs); windows of new coins beyond it are rejected "
+            "(reason `too_many_coins`). Memory is bounded by max_coins × history_per_coin windows."
+        ),
+    )
+    coin_idle_seconds: Seconds = Field(
+        default=6 * 3600.0,
+        description="A series with no new window for this long (event time) is evicted.",
+    )
+    snapshot_max_records: Annotated[int, Field(ge=1)] = Field(
+        default=20_000,
+        description="Most windows in a new client's snapshot (history per coin is cut to fit).",
+    )
+    ws_messages_per_second: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Frames a WebSocket client may send per second (burst: 4 s worth); more close it.",
+    )
+    ws_max_message_bytes: Annotated[int, Field(ge=125)] = Field(
+        default=4096, description="Largest message a WebSocket client may send."
+    )
     ping_interval: Seconds = 20.0
     history_per_coin: Annotated[int, Field(ge=1)] = 240
     allowed_hosts: list[str] = Field(
