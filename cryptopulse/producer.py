@@ -25,8 +25,9 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
 from pydantic import ValidationError
 
-from cryptopulse.config import Settings
+from cryptopulse.config import KafkaSecurity, Settings
 from cryptopulse.errors import CryptoPulseError
+from cryptopulse.kafka_client import REFUSALS, describe, librdkafka_config
 from cryptopulse.kafka_link import QUIET_CLIENT_LOG, KafkaLink
 from cryptopulse.schema import SourceStatus, Tick, status_to_json, tick_from_json, tick_to_json
 from cryptopulse.sources.base import Batch, Source
@@ -161,6 +162,7 @@ class TickProducer:
         buffer_messages: int = 500_000,
         max_batch_bytes: int = 256 * 1024,
         status_topic: str | None = None,
+        security: KafkaSecurity | None = None,
         extra_config: dict[str, Any] | None = None,
         metrics: ProducerMetrics | None = None,
         producer_factory: Callable[[dict[str, Any]], Producer] = Producer,
@@ -170,6 +172,7 @@ class TickProducer:
         self.topic = topic
         self.status_topic = status_topic
         self.flush_timeout = flush_timeout
+        self.security = security
         self.config = kafka_config(
             bootstrap,
             compression=compression,
@@ -184,6 +187,7 @@ class TickProducer:
         self._producer: Producer | None = None
         self._errors_logged: set[str] = set()
         self._invalid_logged = False
+        self._refused = ""
         self._interrupted = threading.Event()
         self.link = KafkaLink(
             bootstrap,
@@ -206,6 +210,7 @@ class TickProducer:
             "buffer_messages": p.buffer_messages,
             "max_batch_bytes": settings.kafka.ticks_max_message_bytes,
             "status_topic": settings.kafka.topic_status,
+            "security": settings.kafka.security,
         }
         kwargs.update(overrides)
         topic = kwargs.pop("topic", settings.kafka.topic_ticks)
@@ -218,14 +223,37 @@ class TickProducer:
         """Create the producer and check the broker answers (and whether the topic exists)."""
         if self._producer is not None:
             return
-        producer = self._factory({**self.config, "error_cb": self._on_error, "logger": _client_log})
-        try:
-            metadata = producer.list_topics(timeout=check_timeout)
-        except KafkaException as exc:
-            raise CryptoPulseError(
-                f"Kafka at {self.bootstrap} is not reachable ({exc.args[0].str()}): start it with "
-                "`cryptopulse kafka start` or set CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS."
-            ) from exc
+        # The credentials join the config only here: `self.config` is safe to show.
+        producer = self._factory(
+            {
+                **self.config,
+                **librdkafka_config(self.security),
+                "error_cb": self._on_error,
+                "logger": _client_log,
+            }
+        )
+        deadline = time.monotonic() + check_timeout
+        while True:
+            # In slices: a broker that refuses the credentials answers no metadata request,
+            # and says why (to error_cb) long before the whole timeout is up.
+            remaining = deadline - time.monotonic()
+            try:
+                metadata = producer.list_topics(timeout=max(0.01, min(1.0, remaining)))
+                break
+            except KafkaException as exc:
+                refused = self._refusal(producer)
+                if refused:
+                    raise CryptoPulseError(
+                        f"Kafka at {self.bootstrap} refused this client ({refused}); check "
+                        f"kafka.security (now {describe(self.security)}; "
+                        "CRYPTOPULSE_KAFKA__SECURITY__*)"
+                    ) from exc
+                if exc.args[0].code() == KafkaError._TIMED_OUT and remaining > 1.0:
+                    continue
+                raise CryptoPulseError(
+                    f"Kafka at {self.bootstrap} is not reachable ({exc.args[0].str()}): start it "
+                    "with `cryptopulse kafka start` or set CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS."
+                ) from exc
         if self.topic not in metadata.topics:
             log.warning(
                 "topic %s does not exist on %s; it is created only if the broker auto-creates topics",
@@ -371,7 +399,14 @@ class TickProducer:
                 err.str(),
             )
 
+    def _refusal(self, producer: Producer) -> str:
+        """Why the broker refused this client (credentials, TLS), if it said so."""
+        producer.poll(0)  # serves the error callbacks queued meanwhile
+        return self._refused
+
     def _on_error(self, err: KafkaError) -> None:
+        if err.code() in REFUSALS:
+            self._refused = err.str()
         if self.link.on_error(err):
             return
         name = err.name()

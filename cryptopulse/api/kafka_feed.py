@@ -37,6 +37,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from cryptopulse.api.admission import Admission, reason_of
 from cryptopulse.api.metrics import ApiMetrics
+from cryptopulse.config import KafkaSecurity
+from cryptopulse.kafka_client import REFUSALS, librdkafka_config
 from cryptopulse.kafka_link import QUIET_CLIENT_LOG, KafkaLink
 from cryptopulse.schema import SourceStatus, WindowAggregate
 
@@ -70,8 +72,10 @@ class KafkaFeed:
         group_id: str | None = None,
         batch_size: int = 500,
         poll_timeout: float = 0.2,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         self.topic = topic
         self.status_topic = status_topic
         self.group_id = group_id or replica_group_id()
@@ -89,6 +93,7 @@ class KafkaFeed:
         self.assigned = threading.Event()
         """Set once partitions are assigned (and rewound)."""
         self.last_error = ""
+        self._refusal = ""
         self.link = KafkaLink(bootstrap, log, while_away="reconnecting")
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -142,6 +147,14 @@ class KafkaFeed:
         )
 
     def _on_error(self, err: KafkaError) -> None:
+        if err.code() in REFUSALS:
+            # Credentials or a certificate the broker refuses: retried (they may be fixed on
+            # the broker's side), but said once until records arrive.
+            if err.name() != self._refusal:
+                self._refusal = err.name()
+                log.error("Kafka refused this client (check kafka.security): %s", err.str())
+            self.last_error = err.str()
+            return
         if not self.link.on_error(err):
             log.warning("Kafka: %s", err.str())
         self.last_error = err.str()
@@ -156,15 +169,16 @@ class KafkaFeed:
             "error_cb": self._on_error,
             "log_level": QUIET_CLIENT_LOG,
             "reconnect.backoff.max.ms": 2000,
+            **librdkafka_config(self.security),
         }
         consumer = Consumer(config)
         try:
             consumer.subscribe(self.topics, on_assign=self._on_assign)
             while not self._stop.is_set():
                 messages = consumer.consume(self.batch_size, self.poll_timeout)
-                if messages and self.link.away_since is not None:
+                if messages and (self.link.away_since is not None or self._refusal):
                     self.link.answered()
-                    self.last_error = ""
+                    self.last_error = self._refusal = ""
                 self._deliver(messages)
         except KafkaException as exc:
             self.last_error = str(exc)

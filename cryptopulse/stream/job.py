@@ -30,6 +30,7 @@ import orjson
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.files import write_atomic
+from cryptopulse.kafka_client import spark_kafka_options
 from cryptopulse.stream.enrich import enrich
 from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
 from cryptopulse.stream.publish import BatchPublisher, sink_id
@@ -71,6 +72,9 @@ def read_ticks(spark: SparkSession, settings: Settings, trigger_seconds: float) 
         # at the end of a fetch made small batches take half a second each (measured).
         .option("kafka.fetch.max.wait.ms", "10")
         .option("kafka.max.poll.records", "10000")
+        # security.protocol, SASL and TLS (none for PLAINTEXT); Spark redacts the JAAS
+        # option (it holds `password`) wherever it shows options
+        .options(**spark_kafka_options(settings.kafka.security))
     )
     if settings.spark.max_offsets_per_trigger:
         per_second = settings.spark.max_offsets_per_trigger / settings.spark.trigger_seconds
@@ -93,9 +97,14 @@ class StreamJob:
         kafka = self.settings.kafka
         live_checkpoint = self.settings.checkpoint_dir / CHECKPOINT_VERSION / LIVE
         self.publisher = BatchPublisher(
-            kafka.bootstrap, kafka.topic_windows, sink_id(str(live_checkpoint.resolve()))
+            kafka.bootstrap,
+            kafka.topic_windows,
+            sink_id(str(live_checkpoint.resolve())),
+            security=kafka.security,
         )
-        self.dead_letter_producer = dead_letter_producer(kafka.bootstrap, delivery_timeout=30.0)
+        self.dead_letter_producer = dead_letter_producer(
+            kafka.bootstrap, delivery_timeout=30.0, security=kafka.security
+        )
         api = self.settings.api
         self.poster = (
             IngestPoster(

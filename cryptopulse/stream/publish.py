@@ -25,6 +25,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from cryptopulse.config import KafkaSecurity
+from cryptopulse.kafka_client import librdkafka_config
 from cryptopulse.kafka_link import QUIET_CLIENT_LOG
 
 log = logging.getLogger("cryptopulse.stream.publish")
@@ -67,12 +69,14 @@ class BatchPublisher:
         sink: str,
         *,
         timeout: float = 30.0,
+        security: KafkaSecurity | None = None,
         extra_config: dict[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.sink = sink
         self.timeout = timeout
+        self._security = librdkafka_config(security)
         self.producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -83,6 +87,7 @@ class BatchPublisher:
                 "linger.ms": 5,
                 "transaction.timeout.ms": int(timeout * 2000),
                 "log_level": QUIET_CLIENT_LOG,  # connection failures fail the batch instead
+                **self._security,
                 **(extra_config or {}),
             }
         )
@@ -148,6 +153,7 @@ class BatchPublisher:
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "log_level": QUIET_CLIENT_LOG,
+                **self._security,
             }
         )
         try:

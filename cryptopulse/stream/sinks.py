@@ -33,7 +33,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from cryptopulse.config import KafkaSecurity
 from cryptopulse.files import write_atomic
+from cryptopulse.kafka_client import librdkafka_config
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.finals import FinalTracker, LiveWindow
 from cryptopulse.stream.parse import ISO_MILLIS
@@ -270,7 +272,9 @@ class _Tally:
         return self.refused + self.produced - self.delivered
 
 
-def dead_letter_producer(bootstrap: str, delivery_timeout: float) -> Producer:
+def dead_letter_producer(
+    bootstrap: str, delivery_timeout: float, security: KafkaSecurity | None = None
+) -> Producer:
     """The dead-letter sink's own producer: its failures (or a full queue) never hold back
     the windows' producer, whose flush would count them as undelivered windows."""
     return Producer(
@@ -283,6 +287,7 @@ def dead_letter_producer(bootstrap: str, delivery_timeout: float) -> Producer:
             # producer unusable for good; a repeated dead letter is harmless.
             "enable.idempotence": False,
             "message.timeout.ms": int(delivery_timeout * 1000),
+            **librdkafka_config(security),
         }
     )
 
