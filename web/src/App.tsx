@@ -1,14 +1,16 @@
 import { BarChart3, CandlestickChart, LineChart as LineIcon } from "lucide-react";
-import { useMemo } from "react";
+import { useEffect, useMemo } from "react";
 import { AlertsPanel } from "./components/AlertsPanel";
 import { BarChart } from "./components/BarChart";
 import { CoinSelector } from "./components/CoinSelector";
 import { CoinTable } from "./components/CoinTable";
 import { Header } from "./components/Header";
 import { LineChart } from "./components/LineChart";
+import { TokenPrompt } from "./components/TokenPrompt";
 import { useElementSize } from "./hooks/useElementSize";
 import { useMarketSocket } from "./hooks/useMarketSocket";
 import { useNow } from "./hooks/useNow";
+import { forgetStoredToken, useToken } from "./hooks/useToken";
 import { useViewState } from "./hooks/useViewState";
 import { selectAlerts } from "./lib/alerts";
 import { coinName } from "./lib/coins";
@@ -23,7 +25,13 @@ const WS_URL = socketUrl(window.location, import.meta.env.VITE_WS_URL as string 
 const HISTORY_LIMIT = Number(import.meta.env.VITE_HISTORY_LIMIT) || DEFAULT_HISTORY_LIMIT;
 
 export function App() {
-  const { market, connection } = useMarketSocket(WS_URL, HISTORY_LIMIT);
+  const [credential, submitToken] = useToken();
+  const { market, connection } = useMarketSocket(WS_URL, HISTORY_LIMIT, credential);
+  const needsToken = connection.status === "unauthorized";
+  // A refused token is not kept for the next visit.
+  useEffect(() => {
+    if (needsToken) forgetStoredToken();
+  }, [needsToken]);
   const [view, setView] = useViewState();
   const now = useNow(1000);
 
@@ -62,99 +70,103 @@ export function App() {
         newestEndMs={sv.newestEndMs}
         windowMs={sv.windowMs}
       />
-      <main className="layout">
-        <section className="card line-card" aria-labelledby="line-title">
-          <div className="card-head wrap">
-            <div className="title-block">
-              <h2 id="line-title" data-testid="line-title">
-                {chartCoin ? `${coinName(chartCoin)}` : "Price"}
-                {current && <span className="muted"> {current.symbol.toUpperCase()}</span>}
-              </h2>
-              {current && (
-                <div className="price-now">
-                  <span className="big">{formatPrice(current.close)}</span>
-                  <span className={(current.avg_change_24h ?? 0) >= 0 ? "up" : "down"}>
-                    {formatPercent(current.avg_change_24h)}
-                  </span>
-                  <span className="muted">{current.trend}</span>
+      {needsToken ? (
+        <TokenPrompt refused={credential.token !== null} onSubmit={submitToken} />
+      ) : (
+        <main className="layout">
+          <section className="card line-card" aria-labelledby="line-title">
+            <div className="card-head wrap">
+              <div className="title-block">
+                <h2 id="line-title" data-testid="line-title">
+                  {chartCoin ? `${coinName(chartCoin)}` : "Price"}
+                  {current && <span className="muted"> {current.symbol.toUpperCase()}</span>}
+                </h2>
+                {current && (
+                  <div className="price-now">
+                    <span className="big">{formatPrice(current.close)}</span>
+                    <span className={(current.avg_change_24h ?? 0) >= 0 ? "up" : "down"}>
+                      {formatPercent(current.avg_change_24h)}
+                    </span>
+                    <span className="muted">{current.trend}</span>
+                  </div>
+                )}
+                {view.coin === null && chartCoin && <div className="hint">Largest by market cap — pick a coin to switch</div>}
+              </div>
+              <div className="controls">
+                <CoinSelector coins={latest} value={view.coin} onChange={selectCoin} />
+                <div className="segmented" role="group" aria-label="Chart type">
+                  <button type="button" aria-pressed={view.chart === "line"} onClick={() => setView({ chart: "line" })}>
+                    <LineIcon size={14} aria-hidden /> Line
+                  </button>
+                  <button
+                    type="button"
+                    aria-pressed={view.chart === "candles"}
+                    onClick={() => setView({ chart: "candles" })}
+                  >
+                    <CandlestickChart size={14} aria-hidden /> Candles
+                  </button>
                 </div>
-              )}
-              {view.coin === null && chartCoin && <div className="hint">Largest by market cap — pick a coin to switch</div>}
-            </div>
-            <div className="controls">
-              <CoinSelector coins={latest} value={view.coin} onChange={selectCoin} />
-              <div className="segmented" role="group" aria-label="Chart type">
-                <button type="button" aria-pressed={view.chart === "line"} onClick={() => setView({ chart: "line" })}>
-                  <LineIcon size={14} aria-hidden /> Line
-                </button>
-                <button
-                  type="button"
-                  aria-pressed={view.chart === "candles"}
-                  onClick={() => setView({ chart: "candles" })}
-                >
-                  <CandlestickChart size={14} aria-hidden /> Candles
-                </button>
               </div>
             </div>
-          </div>
-          <div className="chart-box line-box" ref={lineRef}>
-            {series.length > 0 && lineSize.width > 0 ? (
-              <LineChart
-                width={lineSize.width}
-                height={lineSize.height}
-                data={series}
-                view={view.chart}
-                windowMs={sv.windowMs}
-              />
-            ) : (
-              <p className="empty">
-                {chartCoin ? `No ${source ?? ""} history for this coin yet.` : "Waiting for market data…"}
-              </p>
-            )}
-          </div>
-        </section>
-
-        {/* Keyed by source: switching sources must not notify about "new" alerts of the other one. */}
-        <AlertsPanel key={source ?? ""} alerts={alerts} selected={view.coin} onSelect={selectCoin} />
-
-        <section className="card bar-card" aria-labelledby="bar-title">
-          <div className="card-head wrap">
-            <h2 id="bar-title">
-              <BarChart3 size={18} aria-hidden /> All coins by {METRIC_DEFS[view.metric].label.toLowerCase()}
-            </h2>
-            <div className="segmented" role="radiogroup" aria-label="Bar metric">
-              {METRIC_ORDER.map((m) => (
-                <button
-                  key={m}
-                  type="button"
-                  role="radio"
-                  aria-checked={view.metric === m}
-                  onClick={() => setView({ metric: m })}
-                  data-testid={`metric-${m}`}
-                >
-                  {METRIC_DEFS[m].label}
-                </button>
-              ))}
+            <div className="chart-box line-box" ref={lineRef}>
+              {series.length > 0 && lineSize.width > 0 ? (
+                <LineChart
+                  width={lineSize.width}
+                  height={lineSize.height}
+                  data={series}
+                  view={view.chart}
+                  windowMs={sv.windowMs}
+                />
+              ) : (
+                <p className="empty">
+                  {chartCoin ? `No ${source ?? ""} history for this coin yet.` : "Waiting for market data…"}
+                </p>
+              )}
             </div>
-          </div>
-          <div className="chart-box bar-box" ref={barRef}>
-            {latest.length > 0 && barSize.width > 0 ? (
-              <BarChart
-                width={barSize.width}
-                height={barChartHeight(latest.length)}
-                data={latest}
-                metric={view.metric}
-                selected={view.coin}
-                onSelect={selectCoin}
-              />
-            ) : (
-              <p className="empty">Waiting for market data…</p>
-            )}
-          </div>
-        </section>
+          </section>
 
-        <CoinTable data={latest} selected={view.coin} onSelect={selectCoin} />
-      </main>
+          {/* Keyed by source: switching sources must not notify about "new" alerts of the other one. */}
+          <AlertsPanel key={source ?? ""} alerts={alerts} selected={view.coin} onSelect={selectCoin} />
+
+          <section className="card bar-card" aria-labelledby="bar-title">
+            <div className="card-head wrap">
+              <h2 id="bar-title">
+                <BarChart3 size={18} aria-hidden /> All coins by {METRIC_DEFS[view.metric].label.toLowerCase()}
+              </h2>
+              <div className="segmented" role="radiogroup" aria-label="Bar metric">
+                {METRIC_ORDER.map((m) => (
+                  <button
+                    key={m}
+                    type="button"
+                    role="radio"
+                    aria-checked={view.metric === m}
+                    onClick={() => setView({ metric: m })}
+                    data-testid={`metric-${m}`}
+                  >
+                    {METRIC_DEFS[m].label}
+                  </button>
+                ))}
+              </div>
+            </div>
+            <div className="chart-box bar-box" ref={barRef}>
+              {latest.length > 0 && barSize.width > 0 ? (
+                <BarChart
+                  width={barSize.width}
+                  height={barChartHeight(latest.length)}
+                  data={latest}
+                  metric={view.metric}
+                  selected={view.coin}
+                  onSelect={selectCoin}
+                />
+              ) : (
+                <p className="empty">Waiting for market data…</p>
+              )}
+            </div>
+          </section>
+
+          <CoinTable data={latest} selected={view.coin} onSelect={selectCoin} />
+        </main>
+      )}
       <footer className="footer">
         {source ? `Source ${source} · ` : ""}Windows of {Math.round(sv.windowMs / 1000)} s · history {HISTORY_LIMIT} points per coin ·{" "}
         <a href="/docs">API</a>

@@ -1,5 +1,5 @@
 // Header: title, the selected source (selector, state badge, data age), socket state, stats.
-import { Activity, RefreshCw, Wifi, WifiOff } from "lucide-react";
+import { Activity, LockKeyhole, RefreshCw, Wifi, WifiOff } from "lucide-react";
 import { formatCompact, formatPercent } from "../lib/format";
 import type { DataAge } from "../lib/market";
 import type { MarketStats } from "../lib/stats";
@@ -28,6 +28,7 @@ const CONNECTION_LABELS = {
   connected: "Connected",
   reconnecting: "Reconnecting",
   offline: "Offline",
+  unauthorized: "Token needed",
 } as const;
 
 /** The WebSocket to the API server only; whether the market data is live is the source badge's job. */
@@ -38,6 +39,8 @@ function ConnectionPill({ connection, now }: { connection: Connection; now: numb
       <Wifi size={14} aria-hidden />
     ) : status === "offline" ? (
       <WifiOff size={14} aria-hidden />
+    ) : status === "unauthorized" ? (
+      <LockKeyhole size={14} aria-hidden />
     ) : (
       <RefreshCw size={14} className="spin" aria-hidden />
     );
