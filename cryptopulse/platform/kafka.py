@@ -16,7 +16,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -30,8 +30,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from cryptopulse.config import Settings
+from cryptopulse.config import KafkaSecurity, Settings
 from cryptopulse.errors import CryptoPulseError
+from cryptopulse.kafka_client import librdkafka_config
 from cryptopulse.platform.ports import port_in_use
 
 log = logging.getLogger("cryptopulse.kafka")
@@ -55,6 +56,14 @@ logger.state.level = WARN
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
 """
+
+
+def _property_value(value: str) -> str:
+    """`value` as written in a Java .properties file (read back unchanged by Properties.load):
+    backslashes and line breaks escaped (the generated values have none)."""
+    return (
+        value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    )
 
 
 class KafkaAlreadyRunning(CryptoPulseError):
@@ -83,6 +92,12 @@ class LocalKafka:
     replication_factor: int = 1
     heap: str = "512m"
     start_timeout: float = 90.0
+    server_properties: tuple[tuple[str, str], ...] = ()
+    """Broker settings added to (or replacing) the generated ones, e.g. a SASL or TLS
+    listener; none by default (plaintext on loopback)."""
+    client_security: KafkaSecurity | None = field(default=None, repr=False)
+    """How this object's own admin client reaches the broker when its listener is secured
+    (`server_properties`); None: plaintext."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> LocalKafka:
@@ -199,7 +214,12 @@ class LocalKafka:
 
     def admin(self) -> AdminClient:
         return AdminClient(
-            {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000}, logger=admin_log
+            {
+                "bootstrap.servers": self.bootstrap,
+                "socket.timeout.ms": 5000,
+                **librdkafka_config(self.client_security),
+            },
+            logger=admin_log,
         )
 
     def topics(self) -> set[str]:
@@ -319,7 +339,10 @@ class LocalKafka:
             "auto.create.topics.enable": "false",
             "log.retention.hours": "24",
         }
-        self.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        props.update(self.server_properties)
+        self.config_file.write_text(
+            "".join(f"{k}={_property_value(v)}\n" for k, v in props.items())
+        )
 
     def _format(self, java: str, classpath: str) -> None:
         cluster_id = new_cluster_id()
