@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -28,6 +28,7 @@ from cryptopulse.api.admission import Admission
 from cryptopulse.api.feed import MarketFeed
 from cryptopulse.api.hub import CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, Hub
 from cryptopulse.api.kafka_feed import KafkaFeed
+from cryptopulse.api.limits import Limits, RequestLimit, server_limits
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.security import HOST_REFUSED, SecurityMiddleware
 from cryptopulse.api.store import MarketStore
@@ -148,19 +149,27 @@ def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
     return origin.strip().lower().rstrip("/") in {o.lower().rstrip("/") for o in allowed}
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """A new, independent API app (own store, hub and metrics registry)."""
+def create_app(settings: Settings, limits: Limits | None = None) -> FastAPI:
+    """A new, independent API app (own store, hub and metrics registry); `limits` default to
+    the settings' fitted to this process's open-files limit."""
     api = settings.api
+    limits = limits or server_limits(api)
     metrics = ApiMetrics()
-    store = MarketStore(api.history_per_coin)
+    store = MarketStore(
+        api.history_per_coin, api.max_coins, timedelta(seconds=api.coin_idle_seconds)
+    )
+    metrics.series.set_function(lambda: store.series_count)
     hub = Hub(
         metrics=metrics,
         send_timeout=api.send_timeout,
         queue_size=api.client_queue_size,
-        max_clients=api.max_clients,
+        max_clients=limits.clients,
+        max_per_address=api.max_clients_per_address,
     )
     admission = Admission.from_settings(settings)
-    feed = MarketFeed(store, hub, metrics, api.snapshot_history, admission)
+    feed = MarketFeed(
+        store, hub, metrics, api.snapshot_history, admission, api.snapshot_max_records
+    )
     consumer: KafkaFeed | None = None
     if api.consume_windows:
         consumer = KafkaFeed(
@@ -206,6 +215,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.feed = feed
     app.state.consumer = consumer
+    app.state.metrics = metrics
+    app.state.limits = limits
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
@@ -224,6 +235,11 @@ def create_app(settings: Settings) -> FastAPI:
                 break
         metrics.rejected.labels(endpoint, HOST_REFUSED).inc()
 
+    app.add_middleware(
+        RequestLimit,
+        limit=limits.requests,
+        on_busy=lambda scope: metrics.rejected.labels("other", "busy").inc(),
+    )
     app.add_middleware(  # outermost: the Host is checked before CORS and routing
         SecurityMiddleware,
         allowed_hosts=api.hosts,
@@ -349,7 +365,7 @@ def create_app(settings: Settings) -> FastAPI:
             return _json(
                 {
                     "received": len(batch.data),
-                    "stored": len(verdict.accepted),
+                    "stored": len(batch.data) - verdict.rejected,
                     "rejected": verdict.rejected,
                     "reasons": dict(verdict.reasons),
                 }
@@ -460,10 +476,17 @@ def create_app(settings: Settings) -> FastAPI:
             return
         subprotocols = websocket.scope.get("subprotocols") or []
         subprotocol = "cryptopulse" if "cryptopulse" in subprotocols else None
-        if not hub.admit():
-            metrics.refused.labels("full").inc()
+        address = websocket.client.host if websocket.client else ""
+        refused = hub.admit(address)
+        if refused is not None:
+            metrics.refused.labels(refused).inc()
             await websocket.accept(subprotocol)
-            await websocket.close(CLOSE_TRY_AGAIN_LATER, f"server full ({hub.max_clients} clients)")
+            reason = (
+                f"server full ({hub.max_clients} clients)"
+                if refused == "full"
+                else f"too many connections from your address ({api.max_clients_per_address})"
+            )
+            await websocket.close(CLOSE_TRY_AGAIN_LATER, reason)
             return
         try:
             await websocket.accept(subprotocol)
@@ -477,7 +500,7 @@ def create_app(settings: Settings) -> FastAPI:
             finally:
                 hub.unregister(client)
         finally:
-            hub.release()
+            hub.release(address)
 
     dist = api.web_dist
     if (dist / "index.html").is_file():

@@ -8,13 +8,16 @@ broadcast is queued (so the caller never waits for clients). Runs on the event l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from cryptopulse.api.admission import Admission, Verdict
 from cryptopulse.api.hub import Hub, Outgoing, encode, encode_status
 from cryptopulse.api.metrics import ApiMetrics
-from cryptopulse.api.store import MarketStore
+from cryptopulse.api.store import Applied, MarketStore
 from cryptopulse.schema import SourceStatus, SourceStatusMessage, WindowAggregate
+
+TOO_MANY_COINS = "too_many_coins"
+"""Why a record of a new coin is refused when the store holds `api.max_coins` series."""
 
 
 class MarketFeed:
@@ -25,22 +28,32 @@ class MarketFeed:
         metrics: ApiMetrics,
         snapshot_history: int,
         admission: Admission | None = None,
+        snapshot_max_records: int | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
         self.metrics = metrics
         self.snapshot_history = snapshot_history
+        self.snapshot_max_records = snapshot_max_records
         self.admission = admission
         self._snapshot: tuple[int, Outgoing] | None = None
 
-    def ingest(self, records: Sequence[WindowAggregate], origin: str) -> int:
-        """Store and broadcast a batch; return how many records changed something."""
-        changed = self.store.apply(records)
+    def ingest(
+        self, records: Sequence[WindowAggregate], origin: str, now: datetime | None = None
+    ) -> Applied:
+        """Store and broadcast a batch; records of new coins beyond the store's limit are
+        refused and counted (`too_many_coins`)."""
+        evicted = self.store.evicted
+        applied = self.store.apply(records, now or datetime.now(UTC))
+        if self.store.evicted > evicted:
+            self.metrics.evicted.inc(self.store.evicted - evicted)
         self.metrics.ingests.labels(origin).inc()
-        self.metrics.records.labels(origin).inc(len(records))
-        if changed:
-            self.hub.publish(self.store.version, changed)
-        return len(changed)
+        self.metrics.records.labels(origin).inc(len(records) - applied.refused)
+        if applied.refused:
+            self.metrics.rejected_records.labels(origin, TOO_MANY_COINS).inc(applied.refused)
+        if applied.changed:
+            self.hub.publish(self.store.version, applied.changed)
+        return applied
 
     def admit(self, records: Sequence[WindowAggregate], origin: str, now: datetime) -> Verdict:
         """Store and broadcast the records that pass admission; count the others by reason."""
@@ -50,7 +63,9 @@ class MarketFeed:
             verdict = self.admission.split(records, now)
         self.count_rejected(verdict.reasons, origin)
         if verdict.accepted:
-            self.ingest(verdict.accepted, origin)
+            refused = self.ingest(verdict.accepted, origin, now).refused
+            if refused:  # counted by ingest()
+                verdict.reasons[TOO_MANY_COINS] += refused
         return verdict
 
     def count_rejected(self, reasons: dict[str, int], origin: str) -> None:
@@ -71,7 +86,8 @@ class MarketFeed:
         """The messages a new client gets first (snapshot, then source statuses) and their version."""
         version = self.store.version
         if self._snapshot is None or self._snapshot[0] != version:
-            payload = encode("snapshot", self.store.snapshot(self.snapshot_history))
+            records = self.store.snapshot(self.snapshot_history, self.snapshot_max_records)
+            payload = encode("snapshot", records)
             self._snapshot = (version, Outgoing("snapshot", payload, version))
         messages = [self._snapshot[1]]
         if self.store.statuses:

@@ -8,7 +8,10 @@
   a message within `send_timeout`, or whose queue overflows, is disconnected and
   counted. One slow client never delays the others.
 * Broadcasts run in the hub's own task (started and stopped explicitly), so whoever
-  publishes never waits for the fan-out.
+  publishes never waits for the fan-out. What waits for that task is coalesced: the
+  newest record per window and the newest status list win, so a burst of publishes while
+  a fan-out runs costs one message, not one per publish, and the backlog is bounded by
+  the store. A large backlog goes out in messages of at most `max_message_records`.
 * Every broadcast carries the store version it reflects; a client that joined later
   (its snapshot already contains that version) skips it.
 """
@@ -23,10 +26,12 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import orjson
 
+from cryptopulse.api.limits import PerAddress
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.schema import SourceStatusMessage, WindowAggregate
 
@@ -35,6 +40,9 @@ log = logging.getLogger(__name__)
 CLOSE_TRY_AGAIN_LATER = 1013
 """Close code sent when the server is at its client limit (RFC 6455 registry: Try Again Later)."""
 CLOSE_POLICY_VIOLATION = 1008
+
+WindowKey = tuple[str, str, datetime]
+"""(source, coin, window_start): one window; a newer record of it replaces an older one."""
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -155,15 +163,6 @@ class Client:
             writer.cancel()
 
 
-@dataclass(slots=True)
-class _Broadcast:
-    seq: int
-    kind: str
-    records: Sequence[WindowAggregate] = ()
-    status: SourceStatusMessage | None = None
-    enqueued: float = 0.0
-
-
 class Hub:
     """Connected clients and the broadcast loop. `start()` before use, `stop()` at shutdown."""
 
@@ -174,17 +173,25 @@ class Hub:
         send_timeout: float = 2.0,
         queue_size: int = 64,
         max_clients: int = 20_000,
+        max_per_address: int = 20_000,
         fanout_batch: int = 256,
+        max_message_records: int = 5_000,
     ) -> None:
         self.metrics = metrics
         self.send_timeout = send_timeout
         self.queue_size = queue_size
         self.max_clients = max_clients
         self.fanout_batch = fanout_batch
+        self.max_message_records = max_message_records
         self._clients: dict[int, Client] = {}
         self._admitted = 0
+        self._per_address = PerAddress(max_per_address)
         self._next_id = 0
-        self._queue: asyncio.Queue[_Broadcast] | None = None
+        # what waits for the broadcast task, coalesced (see the module's docstring)
+        self._records: dict[WindowKey, WindowAggregate] = {}
+        self._records_seq = 0
+        self._status: tuple[int, SourceStatusMessage] | None = None
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.last_broadcast_seconds = 0.0
 
@@ -193,7 +200,7 @@ class Hub:
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("hub already started")
-        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-broadcast")
 
     async def stop(self) -> None:
@@ -217,16 +224,20 @@ class Hub:
     def __len__(self) -> int:
         return len(self._clients)
 
-    def admit(self) -> bool:
-        """Reserve a place for a connecting client; False when the server is full."""
+    def admit(self, address: str = "") -> str | None:
+        """Reserve a place for a client connecting from `address`; None when one was reserved,
+        else why not: "full" (the server) or "per_address" (that address holds its share)."""
         if self._admitted >= self.max_clients:
-            return False
+            return "full"
+        if not self._per_address.take(address):
+            return "per_address"
         self._admitted += 1
-        return True
+        return None
 
-    def release(self) -> None:
+    def release(self, address: str = "") -> None:
         """Give back a place reserved with `admit()`."""
         self._admitted -= 1
+        self._per_address.give_back(address)
 
     def register(self, channel: Channel, first: Sequence[Outgoing], since: int) -> Client:
         """Add a client and hand it `first` (its snapshot); it then gets broadcasts newer than `since`.
@@ -265,40 +276,54 @@ class Hub:
 
     def publish(self, seq: int, records: Sequence[WindowAggregate]) -> None:
         """Queue a market update (store version `seq`) for every client; returns at once."""
-        self._enqueue(_Broadcast(seq, "market_update", records=records))
+        for record in records:
+            self._records[(record.source, record.coin, record.window_start)] = record
+        self._records_seq = max(self._records_seq, seq)
+        self._kick()
 
     def publish_status(self, seq: int, status: SourceStatusMessage) -> None:
-        self._enqueue(_Broadcast(seq, "source_status", status=status))
+        """Queue the source status list (the whole list: a newer one replaces a waiting one)."""
+        self._status = (seq, status)
+        self._kick()
 
-    def _enqueue(self, item: _Broadcast) -> None:
-        if self._queue is None:
+    @property
+    def backlog(self) -> int:
+        """Records waiting for the broadcast task."""
+        return len(self._records)
+
+    def _kick(self) -> None:
+        if self._wake is None:
             raise RuntimeError("hub not started")
-        item.enqueued = time.perf_counter()
-        self._queue.put_nowait(item)
+        self._wake.set()
 
     async def _run(self) -> None:
-        assert self._queue is not None
+        assert self._wake is not None
         while True:
-            item = await self._queue.get()
+            await self._wake.wait()
+            self._wake.clear()
+            records, self._records = list(self._records.values()), {}
+            seq = self._records_seq
+            status, self._status = self._status, None
             try:
-                await self._broadcast(item)
+                step = self.max_message_records
+                for start in range(0, len(records), step):
+                    chunk = records[start : start + step]
+                    await self._fan_out("market_update", encode("market_update", chunk), seq)
+                if status is not None:
+                    await self._fan_out("source_status", encode_status(status[1]), status[0])
             except Exception:  # never let one bad message stop the hub
                 log.exception("broadcast failed")
 
-    async def _broadcast(self, item: _Broadcast) -> None:
+    async def _fan_out(self, kind: str, payload: bytes, seq: int) -> None:
         started = time.perf_counter()
-        if item.status is not None:
-            payload = encode_status(item.status)
-        else:
-            payload = encode(item.kind, item.records)
-        message = Outgoing(item.kind, payload, item.seq)
+        message = Outgoing(kind, payload, seq)
         clients = list(self._clients.values())
         for i, client in enumerate(clients, 1):
-            if client.since < item.seq and not client.offer(message):
+            if client.since < seq and not client.offer(message):
                 self.drop(client, "queue_full")
             if i % self.fanout_batch == 0:
                 await asyncio.sleep(0)  # let requests and other connections through
         elapsed = time.perf_counter() - started
         self.last_broadcast_seconds = elapsed
-        self.metrics.broadcasts.labels(item.kind).inc()
+        self.metrics.broadcasts.labels(kind).inc()
         self.metrics.broadcast_seconds.observe(elapsed)

@@ -78,6 +78,21 @@ class ApiMetrics:
             buckets=_FAST,
             registry=r,
         )
+        self.connections_refused = Counter(
+            "cryptopulse_api_connections_refused",
+            "Connections closed by the server before a request was served, by reason: "
+            "max_connections, header_timeout, header_too_large, body_timeout.",
+            ["reason"],
+            registry=r,
+        )
+        self.series = Gauge(
+            "cryptopulse_api_series", "(source, coin) series held by the store.", registry=r
+        )
+        self.evicted = Counter(
+            "cryptopulse_api_series_evicted",
+            "Series evicted because no new window came for api.coin_idle_seconds.",
+            registry=r,
+        )
         self.kafka_records = Counter(
             "cryptopulse_api_kafka_messages",
             "Messages read from the windows topic, by outcome.",

@@ -11,31 +11,32 @@ from types import TracebackType
 import uvicorn
 
 from cryptopulse.api.app import create_app
-from cryptopulse.api.transport import HubWebSocketProtocol
+from cryptopulse.api.protocols import http_protocol, websocket_protocol
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
-
-WS_MAX_MESSAGE = 64 * 1024
-"""Clients send nothing the server needs; a bigger incoming message closes the connection."""
 
 
 def uvicorn_config(
     settings: Settings, *, log_level: str | None = None, direct_writes: bool = True
 ) -> uvicorn.Config:
-    """The uvicorn configuration of the API server: our WebSocket protocol, no compression.
+    """The uvicorn configuration of the API server: our bounded protocols, no compression.
 
-    `direct_writes=False` uses uvicorn's stock protocol (the hub then sends through ASGI).
+    `direct_writes=False` uses uvicorn's stock WebSocket protocol (the hub then sends through
+    ASGI, and WebSocket clients are not rate-limited).
     """
     api = settings.api
+    app = create_app(settings)
+    metrics, limits = app.state.metrics, app.state.limits
     return uvicorn.Config(
-        create_app(settings),
+        app,
         host=api.host,
         port=api.port,
-        ws=HubWebSocketProtocol if direct_writes else "websockets-sansio",
+        http=http_protocol(api, limits, metrics),
+        ws=websocket_protocol(api, metrics) if direct_writes else "websockets-sansio",
         ws_per_message_deflate=False,  # one frame for every client; compression would be per client
         ws_ping_interval=api.ping_interval,
         ws_ping_timeout=api.ping_timeout,
-        ws_max_size=WS_MAX_MESSAGE,
+        ws_max_size=api.ws_max_message_bytes,
         lifespan="on",
         log_config=None,  # keep the project's logging
         log_level=(log_level or settings.log_level).lower(),

@@ -5,19 +5,42 @@ replaces the earlier one (non-final updates arrive every trigger, then one final
 and two sources never share a series. A record equal to the one already stored is no
 change (the same window arrives by POST and from the windows topic). Pure and
 synchronous: the API server touches it only from its event loop.
+
+Bounded: at most `max_series` series of `history_per_coin` windows each, and `MAX_SOURCES`
+statuses. A series whose newest window ended `idle` before the newest window in the store
+(event time, so a replay of old data is not evicted as it loads) is evicted by a sweep every
+minute, or sooner when a new series finds the store full; a new series beyond the limit
+is refused.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptopulse.schema import SourceStatus, WindowAggregate
 
 SeriesKey = tuple[str, str]
 """(source, coin)"""
+
+MAX_SOURCES = 64
+"""Statuses kept: a source is one producer, a handful in any real deployment."""
+
+SWEEP_EVERY = timedelta(minutes=1)
+"""Idle series are looked for this often (a sweep walks every series)..."""
+SWEEP_WHEN_FULL = timedelta(seconds=1)
+"""...and at most this often when a new series finds the store full."""
+
+
+@dataclass
+class Applied:
+    changed: list[WindowAggregate] = field(default_factory=list)
+    """The records that changed something (the ones to broadcast)."""
+    refused: int = 0
+    """Records of new series refused because the store was full (`too_many_coins`)."""
 
 
 @dataclass
@@ -30,35 +53,90 @@ class _Series:
 
 
 class MarketStore:
-    """Recent windows per (source, coin), at most `history_per_coin`, oldest evicted first."""
+    """Recent windows per (source, coin), at most `history_per_coin`, oldest evicted first;
+    at most `max_series` series."""
 
-    def __init__(self, history_per_coin: int) -> None:
-        if history_per_coin < 1:
-            raise ValueError("history_per_coin must be at least 1")
+    def __init__(
+        self,
+        history_per_coin: int,
+        max_series: int = 5_000,
+        idle: timedelta = timedelta(hours=6),
+    ) -> None:
+        if history_per_coin < 1 or max_series < 1:
+            raise ValueError("history_per_coin and max_series must be at least 1")
         self.history_per_coin = history_per_coin
+        self.max_series = max_series
+        self.idle = idle
         self._series: dict[SeriesKey, _Series] = {}
         self.statuses: dict[str, SourceStatus] = {}
         self.version = 0
         """Incremented by every change; a snapshot taken at version v contains changes <= v."""
+        self.evicted = 0
+        """Series evicted for being idle, since the start."""
+        self._last_sweep: datetime | None = None
+        self._newest_end: datetime | None = None
 
-    def apply(self, records: Iterable[WindowAggregate]) -> list[WindowAggregate]:
-        """Store the records; return those that changed something (the ones to broadcast)."""
-        changed = [record for record in records if self._put(record)]
-        if changed:
+    def apply(self, records: Iterable[WindowAggregate], now: datetime) -> Applied:
+        """Store the records (`now`: the caller's clock, which paces the idle sweeps)."""
+        applied = Applied()
+        if self._last_sweep is None:
+            self._last_sweep = now
+        elif now - self._last_sweep >= SWEEP_EVERY:
+            self.evict_idle(now)
+        for record in records:
+            put = self._put(record, now)
+            if put is None:
+                applied.refused += 1
+            elif put:
+                applied.changed.append(record)
+        if applied.changed:
             self.version += 1
-        return changed
+        return applied
 
     def set_status(self, status: SourceStatus) -> bool:
-        """Keep a source's latest status; False when it is not newer than the one held."""
+        """Keep a source's latest status; False when it is not newer than the one held (or a new
+        source beyond MAX_SOURCES)."""
         held = self.statuses.get(status.source)
+        if held is None and len(self.statuses) >= MAX_SOURCES:
+            return False
         if held is not None and (held == status or held.updated_at > status.updated_at):
             return False
         self.statuses[status.source] = status
         self.version += 1
         return True
 
-    def _put(self, record: WindowAggregate) -> bool:
-        series = self._series.setdefault((record.source, record.coin), _Series())
+    def evict_idle(self, now: datetime) -> int:
+        """Drop every series whose newest window ended more than `idle` before the newest
+        window in the store."""
+        self._last_sweep = now
+        if self._newest_end is None:
+            return 0
+        cutoff = self._newest_end - self.idle
+        idle = [key for key, s in self._series.items() if s.newest().window_end < cutoff]
+        for key in idle:
+            del self._series[key]
+        if idle:
+            self.evicted += len(idle)
+            self.version += 1
+        return len(idle)
+
+    def _room_for_one_more(self, now: datetime) -> bool:
+        if len(self._series) < self.max_series:
+            return True
+        if self._last_sweep is None or now - self._last_sweep >= SWEEP_WHEN_FULL:
+            self.evict_idle(now)
+        return len(self._series) < self.max_series
+
+    def _put(self, record: WindowAggregate, now: datetime) -> bool | None:
+        """True when stored and new, False when no change, None when refused (store full)."""
+        key = (record.source, record.coin)
+        series = self._series.get(key)
+        if series is None:
+            if not self._room_for_one_more(now):
+                return None
+            series = self._series[key] = _Series()
+        if self._newest_end is None or record.window_end > self._newest_end:
+            self._newest_end = record.window_end
         start = record.window_start
         held = series.windows.get(start)
         if held is not None:
@@ -111,12 +189,27 @@ class MarketStore:
         starts = series.starts if limit is None else series.starts[-limit:] if limit > 0 else []
         return [series.windows[s] for s in starts]
 
-    def snapshot(self, per_coin: int) -> list[WindowAggregate]:
-        """The last `per_coin` windows of every series (the latest included), oldest first."""
+    def snapshot(self, per_coin: int, max_records: int | None = None) -> list[WindowAggregate]:
+        """The last `per_coin` windows of every series (the latest included), oldest first, by
+        series; at most `max_records` in all: history is cut to fit, and when even one window
+        per series is too many, the most recently updated series are kept."""
+        keys = sorted(self._series)
+        if max_records is not None:
+            if len(keys) > max_records:
+                keys = sorted(
+                    heapq.nlargest(
+                        max_records, keys, key=lambda k: self._series[k].newest().window_end
+                    )
+                )
+            per_coin = min(per_coin, max(1, max_records // max(1, len(keys))))
         out: list[WindowAggregate] = []
-        for key in sorted(self._series):
+        for key in keys:
             out.extend(self.history(*key, per_coin) or [])
         return out
+
+    @property
+    def series_count(self) -> int:
+        return len(self._series)
 
     def __len__(self) -> int:
         return sum(len(s.starts) for s in self._series.values())

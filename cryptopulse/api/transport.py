@@ -1,7 +1,7 @@
 """How the hub reaches a client's socket.
 
-`HubWebSocketProtocol` is uvicorn's own WebSocket protocol (websockets, sans-I/O) with
-one addition: it puts a `DirectChannel` into the ASGI scope. Through it the hub
+`HubWebSocketProtocol` (protocols.py), uvicorn's own WebSocket protocol with additions,
+puts a `DirectChannel` into the ASGI scope. Through it the hub
 writes a frame built once per broadcast straight to the socket (server frames are
 never masked, so the bytes are the same for every client), honours the transport's
 flow control, and can abort a client that stopped reading, which ASGI cannot express.
@@ -12,11 +12,9 @@ Under any other server the app falls back to `AsgiChannel` (plain ASGI sends).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
 
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.http11 import Request
 
 from cryptopulse.api.hub import Outgoing
 
@@ -49,16 +47,6 @@ class DirectChannel:
 
     def abort(self) -> None:
         self._protocol.transport.abort()
-
-
-class HubWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, exposing a `DirectChannel` to the app."""
-
-    def handle_connect(self, event: Request) -> None:
-        super().handle_connect(event)
-        scope = cast(dict[str, Any] | None, getattr(self, "scope", None))
-        if scope is not None:  # the app task has been created but has not run yet
-            scope[SCOPE_KEY] = DirectChannel(self)
 
 
 class AsgiChannel:

@@ -109,12 +109,13 @@ def test_snapshot_first_then_updates_in_order() -> None:
         feed, hub, _ = _feed()
         await hub.start()
         feed.ingest([window(i=0, price=1.0)], "test")
+        await _settle()
         welcome, version = feed.welcome()
         channel = SocketChannel()
         hub.register(channel, welcome, version)
         for price in (2.0, 3.0, 4.0):
             feed.ingest([window(i=1, price=price, final=False)], "test")
-        await _settle()
+            await _settle()
         await hub.stop()
         assert _types(channel) == ["snapshot", "market_update", "market_update", "market_update"]
         assert _prices(channel) == [2.0, 3.0, 4.0]
@@ -150,7 +151,7 @@ def test_a_stuck_client_is_dropped_after_the_timeout_and_others_get_everything()
         stuck.writable.clear()
         for i in range(3):
             feed.ingest([window(i=i, price=float(i + 1))], "test")
-        await _settle()
+            await _settle()
         assert _prices(healthy) == [1.0, 2.0, 3.0]
         assert len(hub) == 2 and not stuck.aborted
         await asyncio.sleep(0.4)
@@ -173,7 +174,7 @@ def test_a_client_whose_queue_overflows_is_dropped() -> None:
         hub.register(stuck, welcome, version)  # the snapshot waits in the queue
         for i in range(3):
             feed.ingest([window(i=i)], "test")
-        await _settle()
+            await _settle()
         assert stuck.aborted and len(hub) == 0
         value = metrics.registry.get_sample_value(
             "cryptopulse_api_ws_dropped_total", {"reason": "queue_full"}
@@ -184,11 +185,62 @@ def test_a_client_whose_queue_overflows_is_dropped() -> None:
     asyncio.run(main())
 
 
-def test_admission_is_limited() -> None:
-    hub = Hub(metrics=ApiMetrics(), max_clients=2)
-    assert hub.admit() and hub.admit() and not hub.admit()
-    hub.release()
-    assert hub.admit()
+def test_updates_waiting_for_the_broadcast_are_coalesced_newest_per_window() -> None:
+    async def main() -> None:
+        feed, hub, metrics = _feed()
+        await hub.start()
+        welcome, version = feed.welcome()
+        channel = SocketChannel()
+        hub.register(channel, welcome, version)
+        # a burst while the hub's task has not run: one message, the newest record per window
+        for price in (2.0, 3.0, 4.0):
+            feed.ingest([window(i=1, price=price, final=False), window("solana", 0)], "test")
+        feed.ingest([window(i=1, price=5.0)], "test")
+        assert hub.backlog == 2
+        await _settle()
+        await hub.stop()
+        assert _types(channel) == ["snapshot", "market_update"]
+        update = orjson.loads(channel.received[1])["data"]
+        assert [(w["coin"], w["avg_price"], w["final"]) for w in update] == [
+            ("bitcoin", 5.0, True),
+            ("solana", 100.0, True),
+        ]
+        assert (
+            metrics.registry.get_sample_value(
+                "cryptopulse_api_broadcasts_total", {"type": "market_update"}
+            )
+            == 1
+        )
+
+    asyncio.run(main())
+
+
+def test_a_large_backlog_goes_out_in_bounded_messages() -> None:
+    async def main() -> None:
+        feed, hub, _ = _feed(max_message_records=40)
+        await hub.start()
+        welcome, version = feed.welcome()
+        channel = SocketChannel()
+        hub.register(channel, welcome, version)
+        feed.ingest([window(f"coin-{n}", 0) for n in range(100)], "test")
+        await _settle()
+        await hub.stop()
+        sizes = [len(orjson.loads(p)["data"]) for p in channel.received[1:]]
+        assert sizes == [40, 40, 20]
+
+    asyncio.run(main())
+
+
+def test_admission_is_limited_in_all_and_per_address() -> None:
+    hub = Hub(metrics=ApiMetrics(), max_clients=3, max_per_address=2)
+    assert hub.admit("10.0.0.1") is None and hub.admit("10.0.0.1") is None
+    assert hub.admit("10.0.0.1") == "per_address"
+    assert hub.admit("10.0.0.2") is None
+    assert hub.admit("10.0.0.3") == "full"
+    hub.release("10.0.0.1")
+    assert hub.admit("10.0.0.3") is None
+    hub.release("10.0.0.2")
+    assert hub.admit("10.0.0.1") is None
 
 
 def test_publishing_needs_a_started_hub() -> None:

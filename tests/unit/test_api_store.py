@@ -6,16 +6,17 @@ from datetime import timedelta
 
 import pytest
 
-from cryptopulse.api.store import MarketStore
+from cryptopulse.api.store import MAX_SOURCES, MarketStore
 from tests.factories import T0, status, window
 
 SIM = "simulated"
+NOW = T0 + timedelta(hours=1)
 
 
 def test_a_later_record_replaces_the_same_window() -> None:
     store = MarketStore(10)
-    store.apply([window(i=0, price=1.0, final=False)])
-    store.apply([window(i=0, price=2.0, final=True)])
+    store.apply([window(i=0, price=1.0, final=False)], NOW)
+    store.apply([window(i=0, price=2.0, final=True)], NOW)
     history = store.history(SIM, "bitcoin")
     assert history is not None and len(history) == 1
     assert history[0].avg_price == 2.0 and history[0].final
@@ -24,15 +25,15 @@ def test_a_later_record_replaces_the_same_window() -> None:
 def test_the_same_record_twice_is_no_change() -> None:
     """A window arrives by POST and again from the windows topic: broadcast once."""
     store = MarketStore(10)
-    assert len(store.apply([window(i=0)])) == 1
+    assert len(store.apply([window(i=0)], NOW).changed) == 1
     version = store.version
-    assert store.apply([window(i=0)]) == []
+    assert store.apply([window(i=0)], NOW).changed == []
     assert store.version == version
 
 
 def test_two_sources_never_share_a_series() -> None:
     store = MarketStore(10)
-    store.apply([window(i=0, price=1.0, source="coingecko"), window(i=0, price=2.0)])
+    store.apply([window(i=0, price=1.0, source="coingecko"), window(i=0, price=2.0)], NOW)
     assert [w.avg_price for w in store.history("coingecko", "bitcoin") or []] == [1.0]
     assert [w.avg_price for w in store.history(SIM, "bitcoin") or []] == [2.0]
     assert [w.source for w in store.latest("coingecko")] == ["coingecko"]
@@ -42,27 +43,27 @@ def test_two_sources_never_share_a_series() -> None:
 
 def test_latest_is_the_newest_window_even_when_an_older_one_arrives_late() -> None:
     store = MarketStore(10)
-    store.apply([window(i=1, price=11.0, final=False)])
-    store.apply([window(i=0, price=10.0, final=True)])  # the final of the previous window
+    store.apply([window(i=1, price=11.0, final=False)], NOW)
+    store.apply([window(i=0, price=10.0, final=True)], NOW)  # the final of the previous window
     assert [w.avg_price for w in store.latest(SIM)] == [11.0]
     assert [w.avg_price for w in store.history(SIM, "bitcoin") or []] == [10.0, 11.0]
 
 
 def test_history_is_bounded_and_oldest_first() -> None:
     store = MarketStore(3)
-    store.apply([window(i=i, price=float(i + 1)) for i in range(5)])
+    store.apply([window(i=i, price=float(i + 1)) for i in range(5)], NOW)
     assert [w.avg_price for w in store.history(SIM, "bitcoin") or []] == [3.0, 4.0, 5.0]
     assert [w.avg_price for w in store.history(SIM, "bitcoin", 2) or []] == [4.0, 5.0]
     # older than everything kept: not stored, no version change
     version = store.version
-    assert store.apply([window(i=0)]) == []
+    assert store.apply([window(i=0)], NOW).changed == []
     assert store.version == version
 
 
 def test_latest_and_snapshot_cover_every_coin() -> None:
     store = MarketStore(5)
     for coin in ("solana", "bitcoin"):
-        store.apply([window(coin, i) for i in range(4)])
+        store.apply([window(coin, i) for i in range(4)], NOW)
     assert [w.coin for w in store.latest(SIM)] == ["bitcoin", "solana"]
     snapshot = store.snapshot(2)
     assert [(w.coin, w.window_start) for w in snapshot] == [
@@ -78,7 +79,7 @@ def test_latest_and_snapshot_cover_every_coin() -> None:
 def test_statuses_keep_the_newest_per_source_and_bump_the_version() -> None:
     store = MarketStore(5)
     assert store.version == 0
-    store.apply([window()])
+    store.apply([window()], NOW)
     assert store.set_status(status("coingecko", "degraded", detail="HTTP 429"))
     assert store.version == 2
     assert not store.set_status(status("coingecko", "degraded", detail="HTTP 429"))
@@ -91,7 +92,7 @@ def test_statuses_keep_the_newest_per_source_and_bump_the_version() -> None:
 def test_the_default_source_is_the_running_one() -> None:
     store = MarketStore(5)
     assert store.default_source() is None
-    store.apply([window(i=5, source="coingecko"), window(i=0, source=SIM)])
+    store.apply([window(i=5, source="coingecko"), window(i=0, source=SIM)], NOW)
     assert store.default_source() == "coingecko"  # no status yet: the newest window's source
     store.set_status(status("coingecko", "live", at=T0))
     store.set_status(status(SIM, "simulated", at=T0 + timedelta(seconds=5)))
@@ -101,3 +102,52 @@ def test_the_default_source_is_the_running_one() -> None:
 def test_history_per_coin_must_be_positive() -> None:
     with pytest.raises(ValueError):
         MarketStore(0)
+
+
+def test_new_coins_beyond_the_limit_are_refused_and_the_known_ones_still_update() -> None:
+    store = MarketStore(5, max_series=3)
+    applied = store.apply([window(f"coin-{i}", 0) for i in range(5)], NOW)
+    assert len(applied.changed) == 3 and applied.refused == 2
+    assert store.coins(SIM) == ["coin-0", "coin-1", "coin-2"]
+    again = store.apply([window("coin-1", 1), window("coin-9", 1)], NOW)
+    assert [w.coin for w in again.changed] == ["coin-1"] and again.refused == 1
+    assert store.series_count == 3
+
+
+def test_idle_series_are_evicted_to_make_room_by_event_time() -> None:
+    store = MarketStore(5, max_series=2, idle=timedelta(hours=1))
+    store.apply([window("old", 0), window("busy", 0)], NOW)
+    # two hours of data later (event time) only "busy" has kept up
+    store.apply([window("busy", i) for i in range(1, 241)], NOW)
+    applied = store.apply([window("new", 240)], NOW + timedelta(seconds=2))
+    assert applied.refused == 0 and store.coins(SIM) == ["busy", "new"]
+    assert store.evicted == 1 and store.history(SIM, "old") is None
+
+
+def test_a_replay_of_old_data_is_not_evicted_by_the_wall_clock() -> None:
+    store = MarketStore(5, max_series=10, idle=timedelta(hours=1))
+    store.apply([window(f"coin-{i}", 0) for i in range(3)], NOW + timedelta(days=30))
+    store.apply([window("coin-0", 1)], NOW + timedelta(days=30, minutes=5))  # a routine sweep
+    assert store.series_count == 3 and store.evicted == 0
+
+
+def test_the_snapshot_is_bounded_history_first_then_the_least_recent_series() -> None:
+    store = MarketStore(10)
+    for n, coin in enumerate(("a", "b", "c", "d")):
+        store.apply([window(coin, i) for i in range(n, n + 5)], NOW)
+    assert len(store.snapshot(5)) == 20
+    cut = store.snapshot(5, max_records=8)  # two windows per coin fit
+    assert len(cut) == 8 and {w.coin for w in cut} == {"a", "b", "c", "d"}
+    newest_two = store.snapshot(5, max_records=2)  # one window each for the two freshest
+    assert [(w.coin, w.window_start) for w in newest_two] == [
+        ("c", T0 + timedelta(seconds=6 * 30)),
+        ("d", T0 + timedelta(seconds=7 * 30)),
+    ]
+
+
+def test_statuses_are_bounded() -> None:
+    store = MarketStore(5)
+    for i in range(MAX_SOURCES):
+        assert store.set_status(status(f"source-{i}", "live"))
+    assert not store.set_status(status("one-too-many", "live"))
+    assert store.set_status(status("source-0", "degraded", at=T0 + timedelta(seconds=1)))
