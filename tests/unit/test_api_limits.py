@@ -40,5 +40,6 @@ def test_places_per_address() -> None:
     assert places.take("b")
     places.give_back("a")
     assert places.take("a")
-    places.give_back("a"), places.give_back("a"), places.give_back("b")
+    for address in ("a", "a", "b"):
+        places.give_back(address)
     assert len(places) == 0
