@@ -1033,6 +1033,11 @@ class Supervisor:
                 return
             self.started = True
             url = f"{self.settings.api.base_url}/"
+            token = self.env.get("CRYPTOPULSE_API__TOKEN", "")
+            if token and self.settings.api.protect_reads:  # in the fragment: never sent to a server
+                from urllib.parse import quote
+
+                url += f"#token={quote(token, safe='')}"
             self.console.print(
                 Text.assemble(
                     (f"{'up':>8}", "bold"),
