@@ -245,6 +245,8 @@ def start_server(port: int, max_clients: int) -> subprocess.Popen[bytes]:
         **os.environ,
         "CRYPTOPULSE_API__PORT": str(port),
         "CRYPTOPULSE_API__MAX_CLIENTS": str(max_clients),
+        # every simulated client comes from 127.0.0.1
+        "CRYPTOPULSE_API__MAX_CLIENTS_PER_ADDRESS": str(max_clients),
         "CRYPTOPULSE_API__TOKEN": "",
         "CRYPTOPULSE_LOG_LEVEL": "WARNING",
     }
