@@ -174,6 +174,7 @@ def create_app(settings: Settings, limits: Limits | None = None) -> FastAPI:
     if api.consume_windows:
         consumer = KafkaFeed(
             bootstrap=settings.kafka.bootstrap,
+            security=settings.kafka.security,
             topic=settings.kafka.topic_windows,
             on_records=feed.ingest,
             admission=admission,
