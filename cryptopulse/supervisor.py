@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any, Protocol
+from urllib.parse import quote
 
 import orjson
 import psutil
@@ -1035,8 +1036,6 @@ class Supervisor:
             url = f"{self.settings.api.base_url}/"
             token = self.env.get("CRYPTOPULSE_API__TOKEN", "")
             if token and self.settings.api.protect_reads:  # in the fragment: never sent to a server
-                from urllib.parse import quote
-
                 url += f"#token={quote(token, safe='')}"
             self.console.print(
                 Text.assemble(
