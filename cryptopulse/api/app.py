@@ -471,12 +471,14 @@ def create_app(settings: Settings, limits: Limits | None = None) -> FastAPI:
             metrics.refused.labels("origin").inc()
             await websocket.close(CLOSE_POLICY_VIOLATION, "origin not allowed")
             return
-        if not ws_authorized(websocket):
-            metrics.refused.labels("unauthorized").inc()
-            await websocket.close(CLOSE_POLICY_VIOLATION, "missing or wrong token")
-            return
         subprotocols = websocket.scope.get("subprotocols") or []
         subprotocol = "cryptopulse" if "cryptopulse" in subprotocols else None
+        if not ws_authorized(websocket):
+            metrics.refused.labels("unauthorized").inc()
+            # accepted first, so a browser sees why (a refused handshake shows it only 1006)
+            await websocket.accept(subprotocol)
+            await websocket.close(CLOSE_POLICY_VIOLATION, "missing or wrong token")
+            return
         address = websocket.client.host if websocket.client else ""
         refused = hub.admit(address)
         if refused is not None:
