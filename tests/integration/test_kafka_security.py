@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,27 +61,65 @@ class SecuredKafka:
     username: str
     password: str
     data_dir: Path
+    protocol: str = "SASL_PLAINTEXT"
+    ca: Path | None = None
 
-    def settings(self, password: str | None = None, **kafka: object) -> Settings:
+    def settings(
+        self, password: str | None = None, *, ca: bool = True, **kafka: object
+    ) -> Settings:
         """Settings as `cryptopulse` reads them, for this cluster and these credentials."""
         return load_settings(
             data_dir=self.data_dir,
             kafka={
                 "bootstrap_servers": self.bootstrap,
                 "security": {
-                    "protocol": "SASL_PLAINTEXT",
+                    "protocol": self.protocol,
                     "sasl_mechanism": "PLAIN",
                     "sasl_username": self.username,
                     "sasl_password": self.password if password is None else password,
+                    "ssl_ca_file": self.ca if ca else None,
                 },
                 **kafka,
             },
         )
 
 
-def sasl_listener(port: int, controller_port: int, users: dict[str, str]) -> dict[str, str]:
-    """Broker settings for one SASL_PLAINTEXT listener with PLAIN users (the first one is
-    the broker's own, for its inter-broker traffic); the controller stays on loopback."""
+@dataclass(frozen=True)
+class Tls:
+    ca: Path
+    keystore: Path
+    """The broker's private key (PKCS#8) and certificate, PEM."""
+
+
+def private_ca(folder: Path) -> Tls:
+    """A CA of this test alone, and a broker certificate it signed for 127.0.0.1."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "2", "-subj", "/CN=CryptoPulse test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out",
+            "broker.csr", "-subj", "/CN=localhost")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "broker.crt", "-days", "2", "-extfile", "san.ext")  # fmt: skip
+    keystore = folder / "broker-keystore.pem"
+    keystore.write_text((folder / "broker.key").read_text() + (folder / "broker.crt").read_text())
+    return Tls(folder / "ca.pem", keystore)
+
+
+def sasl_listener(
+    port: int,
+    controller_port: int,
+    users: dict[str, str],
+    protocol: str = "SASL_PLAINTEXT",
+    tls: Tls | None = None,
+) -> dict[str, str]:
+    """Broker settings for one SASL_PLAINTEXT or SASL_SSL listener with PLAIN users (the
+    first one is the broker's own, for its inter-broker traffic); the controller stays on
+    loopback, plaintext."""
     (admin, admin_password), *_ = users.items()
     jaas = (
         f"{PLAIN_MODULE} required username={jaas_quote(admin)} "
@@ -88,15 +127,23 @@ def sasl_listener(port: int, controller_port: int, users: dict[str, str]) -> dic
         + " ".join(f"user_{name}={jaas_quote(pw)}" for name, pw in users.items())
         + ";"
     )
-    return {
-        "listeners": f"SASL_PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{port}",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
-        "inter.broker.listener.name": "SASL_PLAINTEXT",
+    props = {
+        "listeners": f"{protocol}://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"{protocol}://{HOST}:{port}",
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{protocol}:{protocol}",
+        "inter.broker.listener.name": protocol,
         "sasl.enabled.mechanisms": "PLAIN",
         "sasl.mechanism.inter.broker.protocol": "PLAIN",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        f"listener.name.{protocol.lower()}.plain.sasl.jaas.config": jaas,
     }
+    if tls is not None:
+        props |= {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(tls.keystore),
+            "ssl.truststore.type": "PEM",  # its own inter-broker connections
+            "ssl.truststore.location": str(tls.ca),
+        }
+    return props
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -130,32 +177,46 @@ def stop_broker(broker: LocalKafka, ports: tuple[int, ...]) -> None:
         wait_until(lambda: not any(port_in_use(HOST, p) for p in ports), 30, "the broker's ports")
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
-    root = tmp_path_factory.mktemp("kafka-sasl")
+@contextlib.contextmanager
+def secured_broker(root: Path, protocol: str = "SASL_PLAINTEXT") -> Iterator[SecuredKafka]:
     port, controller_port = free_port(), free_port()
     username = "pipeline"
     password = f'p"a\\ss {secrets.token_hex(6)}'  # quote, backslash, space
     users = {"admin": secrets.token_hex(12), username: password}
-    settings = load_settings(data_dir=root / "data")
+    tls = private_ca(root / "tls") if protocol == "SASL_SSL" else None
+    client_security = KafkaSecurity.model_validate(
+        {
+            "protocol": protocol,
+            "sasl_username": username,
+            "sasl_password": password,
+            "ssl_ca_file": tls.ca if tls else None,
+        }
+    )
     broker = LocalKafka(
         data_dir=root / "broker",
-        lib_dir=settings.kafka_lib_dir,
+        lib_dir=load_settings(data_dir=root / "data").kafka_lib_dir,
         host=HOST,
         port=port,
         controller_port=controller_port,
         partitions=2,
         heap="384m",
-        server_properties=tuple(sasl_listener(port, controller_port, users).items()),
-        client_security=KafkaSecurity.model_validate(
-            {"protocol": "SASL_PLAINTEXT", "sasl_username": username, "sasl_password": password}
-        ),
+        server_properties=tuple(sasl_listener(port, controller_port, users, protocol, tls).items()),
+        client_security=client_security,
     )
     broker.start()  # its admin client authenticates: waits for the broker, creates topics
     try:
-        yield SecuredKafka(broker, broker.bootstrap, username, password, root / "data")
+        yield SecuredKafka(
+            broker, broker.bootstrap, username, password, root / "data", protocol,
+            tls.ca if tls else None,
+        )  # fmt: skip
     finally:
         stop_broker(broker, (port, controller_port))
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
+    with secured_broker(tmp_path_factory.mktemp("kafka-sasl")) as broker:
+        yield broker
 
 
 def new_topics(secured: SecuredKafka, *prefixes: str) -> list[str]:
@@ -286,6 +347,7 @@ def test_the_pipeline_s_clients_authenticate_from_the_settings(
         .options(**options)
         .load()
     )
+    assert secured.password not in batch._jdf.queryExecution().toString()  # Spark's plans
     values = [orjson.loads(row.value) for row in batch.select("value").collect()]
     assert sorted((v["coin"], v["timestamp"]) for v in values) == sorted(
         (t.coin, orjson.loads(t.model_dump_json())["timestamp"]) for t in ticks
@@ -362,3 +424,50 @@ def test_a_wrong_password_is_refused_clearly_and_soon(
     for text in (message, str(spark_error.value), caplog.text):
         assert wrong not in text
         assert secured.password not in text
+
+
+def test_sasl_ssl_with_a_private_ca(
+    tmp_path_factory: pytest.TempPathFactory, spark: SparkSession
+) -> None:
+    """TLS too: the clients trust the CA of `ssl_ca_file` (librdkafka's CA location, a PEM
+    truststore for Spark's Java client) and check the broker's name; without it, the
+    broker's certificate is refused."""
+    with secured_broker(tmp_path_factory.mktemp("kafka-sasl-ssl"), "SASL_SSL") as secured:
+        ticks_topic, windows_topic, status_topic = new_topics(secured, "ticks", "windows", "status")
+        settings = secured.settings(
+            topic_ticks=ticks_topic, topic_windows=windows_topic, topic_status=status_topic
+        )
+        assert settings.kafka.security.tls
+        assert settings.kafka.security.ssl_check_hostname
+
+        ticks = SimulatedMarket(3, seed=5, start=T0).ticks(12)
+        producer = TickProducer.from_settings(settings)
+        producer.start()
+        producer.publish(ticks)
+        producer.publish_status(status("simulated", "simulated", at=T0))
+        assert producer.stop() == 0
+        assert producer.stats.delivered == len(ticks)
+
+        _, statuses = consume_with_feed(
+            settings, windows_topic, status_topic, lambda _w, s: len(s) >= 1
+        )
+        assert statuses[0].source == "simulated"
+
+        count = (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
+            .option("subscribe", ticks_topic)
+            .option("startingOffsets", "earliest")
+            .options(**spark_kafka_options(settings.kafka.security))
+            .load()
+            .count()
+        )
+        assert count == len(ticks)
+
+        # the system's CAs do not know this one: refused, and said so
+        untrusting = TickProducer.from_settings(secured.settings(ca=False, topic_ticks=ticks_topic))
+        started = time.monotonic()
+        with pytest.raises(CryptoPulseError, match="refused this client") as refused:
+            untrusting.start()
+        assert time.monotonic() - started < 10
+        assert "certificate verify failed" in str(refused.value)
