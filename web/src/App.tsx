@@ -90,7 +90,9 @@ export function App() {
                     <span className="muted">{current.trend}</span>
                   </div>
                 )}
-                {view.coin === null && chartCoin && <div className="hint">Largest by market cap — pick a coin to switch</div>}
+                {view.coin === null && chartCoin && (
+                  <div className="hint">Largest by market cap — pick a coin to switch</div>
+                )}
               </div>
               <div className="controls">
                 <CoinSelector coins={latest} value={view.coin} onChange={selectCoin} />
@@ -168,8 +170,8 @@ export function App() {
         </main>
       )}
       <footer className="footer">
-        {source ? `Source ${source} · ` : ""}Windows of {Math.round(sv.windowMs / 1000)} s · history {HISTORY_LIMIT} points per coin ·{" "}
-        <a href="/docs">API</a>
+        {source ? `Source ${source} · ` : ""}Windows of {Math.round(sv.windowMs / 1000)} s · history {HISTORY_LIMIT}{" "}
+        points per coin · <a href="/docs">API</a>
       </footer>
     </div>
   );

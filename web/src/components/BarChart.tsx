@@ -10,7 +10,6 @@ import type { Metric } from "../lib/url";
 import { coinName } from "../lib/coins";
 import { Axis } from "./Axis";
 
-
 interface Props {
   width: number;
   height: number;
@@ -92,7 +91,14 @@ export const BarChart = memo(function BarChart({ width, height, data, metric, se
     const keep = log ? x.tickFormat(ticks) : null;
     return a.tickFormat((d) => (keep === null || keep(d as number) ? fmt(d as number) : ""));
   }, [x, ticks, log, metric, def]);
-  const grid = useMemo(() => axisBottom(x).ticks(ticks).tickSize(innerH).tickFormat(() => ""), [x, ticks, innerH]);
+  const grid = useMemo(
+    () =>
+      axisBottom(x)
+        .ticks(ticks)
+        .tickSize(innerH)
+        .tickFormat(() => ""),
+    [x, ticks, innerH],
+  );
 
   const hovered = hover ? rows.find((r) => r.w.coin === hover.coin) : undefined;
   const band = y.bandwidth();
@@ -173,7 +179,9 @@ export const BarChart = memo(function BarChart({ width, height, data, metric, se
           <div>
             {def.label}: {def.format(hovered.v)}
           </div>
-          {metric !== "change" && <div className={trendClass(hovered.w)}>24h: {formatPercent(hovered.w.avg_change_24h)}</div>}
+          {metric !== "change" && (
+            <div className={trendClass(hovered.w)}>24h: {formatPercent(hovered.w.avg_change_24h)}</div>
+          )}
           <div>
             {hovered.w.trend} · {hovered.w.volatility}
           </div>

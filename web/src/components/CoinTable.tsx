@@ -72,7 +72,10 @@ export const CoinTable = memo(function CoinTable({ data, selected, onSelect }: P
                   onClick={() => onSelect(w.coin)}
                 >
                   <td>
-                    <button type="button" className="row-btn" onClick={(e) => {
+                    <button
+                      type="button"
+                      className="row-btn"
+                      onClick={(e) => {
                         e.stopPropagation();
                         onSelect(w.coin);
                       }}
@@ -82,14 +85,24 @@ export const CoinTable = memo(function CoinTable({ data, selected, onSelect }: P
                       <span className="name">{coinName(w.coin)}</span>
                     </button>
                   </td>
-                  <td className="num" data-col="price">{formatPrice(w.close)}</td>
-                  <td className={`num ${tone}`} data-col="change">{formatPercent(c)}</td>
-                  <td className="num" data-col="volume">{formatMoneyCompact(w.max_volume_24h)}</td>
-                  <td className="num" data-col="marketCap">{formatMoneyCompact(w.market_cap)}</td>
+                  <td className="num" data-col="price">
+                    {formatPrice(w.close)}
+                  </td>
+                  <td className={`num ${tone}`} data-col="change">
+                    {formatPercent(c)}
+                  </td>
+                  <td className="num" data-col="volume">
+                    {formatMoneyCompact(w.max_volume_24h)}
+                  </td>
+                  <td className="num" data-col="marketCap">
+                    {formatMoneyCompact(w.market_cap)}
+                  </td>
                   <td data-col="volatility">
                     <span className={`vol vol-${w.volatility.replace(/\s+/g, "-").toLowerCase()}`}>{w.volatility}</span>
                   </td>
-                  <td data-col="trend" className="trend">{w.trend}</td>
+                  <td data-col="trend" className="trend">
+                    {w.trend}
+                  </td>
                 </tr>
               );
             })}

@@ -59,7 +59,13 @@ function ConnectionPill({ connection, now }: { connection: Connection; now: numb
   );
 }
 
-function Stat({ label, value, sub, tone, testId }: {
+function Stat({
+  label,
+  value,
+  sub,
+  tone,
+  testId,
+}: {
   label: string;
   value: string;
   sub?: string;
@@ -72,13 +78,18 @@ function Stat({ label, value, sub, tone, testId }: {
       <div className={`stat-value ${tone ?? ""}`} title={value}>
         {value}
       </div>
-      {sub && <div className="stat-sub" title={sub}>{sub}</div>}
+      {sub && (
+        <div className="stat-sub" title={sub}>
+          {sub}
+        </div>
+      )}
     </div>
   );
 }
 
 export function Header(props: Props) {
-  const { stats, connection, now, source, sources, statuses, onSourceChange, badge, age, newestEndMs, windowMs } = props;
+  const { stats, connection, now, source, sources, statuses, onSourceChange, badge, age, newestEndMs, windowMs } =
+    props;
   const avgTone = stats.avgChange === null ? "" : stats.avgChange >= 0 ? "up" : "down";
   const mv = stats.mostVolatile;
   // The selector appears once there is a choice (or a shared link names an unknown source).

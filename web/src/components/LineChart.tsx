@@ -138,7 +138,9 @@ export const LineChart = memo(function LineChart({ width, height, data, view, wi
             <>
               <path className="area" d={areaPath} fill={`url(#${gradientId})`} />
               <path className={`price-line ${tone}`} d={linePath} data-testid="price-line" />
-              {data.length === 1 && last && <circle className={`dot ${tone}`} cx={x(last.startMs)} cy={y(last.close)} r={3} />}
+              {data.length === 1 && last && (
+                <circle className={`dot ${tone}`} cx={x(last.startMs)} cy={y(last.close)} r={3} />
+              )}
             </>
           ) : (
             <g data-testid="candles">

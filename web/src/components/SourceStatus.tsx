@@ -1,14 +1,5 @@
 // The selected source's state, the age of its data, and the source selector.
-import {
-  CircleHelp,
-  Clock,
-  CloudOff,
-  FlaskConical,
-  History,
-  LoaderCircle,
-  Radio,
-  TriangleAlert,
-} from "lucide-react";
+import { CircleHelp, Clock, CloudOff, FlaskConical, History, LoaderCircle, Radio, TriangleAlert } from "lucide-react";
 import type { ReactElement } from "react";
 import { formatDuration, formatTime } from "../lib/format";
 import { staleAfterMs, type DataAge } from "../lib/market";
@@ -44,7 +35,15 @@ export function SourceBadge({ badge, source }: { badge: Badge; source: string | 
   );
 }
 
-export function DataAgePill({ age, newestEndMs, windowMs }: { age: DataAge; newestEndMs: number | null; windowMs: number }) {
+export function DataAgePill({
+  age,
+  newestEndMs,
+  windowMs,
+}: {
+  age: DataAge;
+  newestEndMs: number | null;
+  windowMs: number;
+}) {
   const state = age.ageMs === null ? "empty" : age.stale ? "stale" : "fresh";
   const title =
     newestEndMs === null
@@ -65,7 +64,12 @@ export function DataAgePill({ age, newestEndMs, windowMs }: { age: DataAge; newe
   );
 }
 
-export function SourceSelector({ sources, statuses, value, onChange }: {
+export function SourceSelector({
+  sources,
+  statuses,
+  value,
+  onChange,
+}: {
   sources: readonly string[];
   statuses: Readonly<Record<string, StatusPoint>>;
   value: string | null;

@@ -39,8 +39,8 @@ export function TokenPrompt({ refused, onSubmit }: Props) {
         </p>
         <p className="muted">
           Open the dashboard link that <code>cryptopulse up</code> prints (it carries the token after{" "}
-          <code>#token=</code>), or paste the token from the file <code>.cryptopulse/secrets/ingest-token</code>{" "}
-          next to the pipeline (or the server&apos;s <code>api.token</code> setting). It stays in this tab only.
+          <code>#token=</code>), or paste the token from the file <code>.cryptopulse/secrets/ingest-token</code> next to
+          the pipeline (or the server&apos;s <code>api.token</code> setting). It stays in this tab only.
         </p>
         <form className="token-form" onSubmit={submit} noValidate>
           <label htmlFor="token-input">Access token</label>

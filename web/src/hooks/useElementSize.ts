@@ -1,7 +1,10 @@
 // Tracks an element's content box so charts get explicit width/height props.
 import { useLayoutEffect, useRef, useState } from "react";
 
-export function useElementSize<T extends HTMLElement>(): [React.RefObject<T | null>, { width: number; height: number }] {
+export function useElementSize<T extends HTMLElement>(): [
+  React.RefObject<T | null>,
+  { width: number; height: number },
+] {
   const ref = useRef<T>(null);
   const [size, setSize] = useState({ width: 0, height: 0 });
   useLayoutEffect(() => {

@@ -20,7 +20,8 @@ export function useViewState(): [ViewState, (patch: Partial<ViewState>) => void]
         // chart kind just replace.
         const url = `${window.location.pathname}${search}${window.location.hash}`;
         const navigates =
-          (patch.coin !== undefined && patch.coin !== v.coin) || (patch.source !== undefined && patch.source !== v.source);
+          (patch.coin !== undefined && patch.coin !== v.coin) ||
+          (patch.source !== undefined && patch.source !== v.source);
         if (navigates) window.history.pushState(null, "", url);
         else window.history.replaceState(null, "", url);
       }

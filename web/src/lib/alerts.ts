@@ -14,8 +14,7 @@ export function selectAlerts(latest: readonly WindowPoint[], threshold = ALERT_T
   return latest
     .filter((w) => isAlert(w, threshold))
     .sort(
-      (a, b) =>
-        Math.abs(b.avg_change_24h ?? 0) - Math.abs(a.avg_change_24h ?? 0) || a.symbol.localeCompare(b.symbol),
+      (a, b) => Math.abs(b.avg_change_24h ?? 0) - Math.abs(a.avg_change_24h ?? 0) || a.symbol.localeCompare(b.symbol),
     );
 }
 

@@ -23,7 +23,8 @@ export function formatCompact(value: number | null | undefined, digits = 2): str
     if (abs >= size) {
       const bigger = SUFFIXES[i - 1];
       const fixed = (value / size).toFixed(digits);
-      if (bigger && Math.abs(Number(fixed)) >= 1000) return `${trimZeros((value / bigger[0]).toFixed(digits))}${bigger[1]}`;
+      if (bigger && Math.abs(Number(fixed)) >= 1000)
+        return `${trimZeros((value / bigger[0]).toFixed(digits))}${bigger[1]}`;
       return `${trimZeros(fixed)}${suffix}`;
     }
   }

@@ -176,7 +176,11 @@ describe("selectors", () => {
   it("latest has one newest window per coin, largest market cap first", () => {
     const s = applyMessage(
       initialMarketState(),
-      snap([point("small", 0, { market_cap: 1 }), point("big", 0, { market_cap: 1e12 }), point("big", 1, { market_cap: 2e12 })]),
+      snap([
+        point("small", 0, { market_cap: 1 }),
+        point("big", 0, { market_cap: 1e12 }),
+        point("big", 1, { market_cap: 2e12 }),
+      ]),
     );
     const latest = sourceView(s, "coingecko").latest;
     expect(latest.map((w) => [w.coin, w.market_cap])).toEqual([

@@ -26,11 +26,7 @@ export function initialMarketState(historyLimit = DEFAULT_HISTORY_LIMIT): Market
  * Inserts or replaces `point` in a series sorted by startMs, then trims to `limit`.
  * The hot path (same window again, or the next window) touches only the tail.
  */
-export function mergeWindow(
-  series: readonly WindowPoint[],
-  point: WindowPoint,
-  limit: number,
-): WindowPoint[] {
+export function mergeWindow(series: readonly WindowPoint[], point: WindowPoint, limit: number): WindowPoint[] {
   const out = series.slice();
   const last = out[out.length - 1];
   if (last === undefined || last.startMs < point.startMs) {

@@ -24,9 +24,27 @@ describe("backoffDelay", () => {
 
 describe("sortWindows", () => {
   const rows = [
-    point("bitcoin", 0, { close: 97000, avg_change_24h: -2, market_cap: 1.9e12, volatility: "Moving", trend: "📉 Falling" }),
-    point("dogecoin", 0, { close: 0.1, avg_change_24h: 25, market_cap: null, volatility: "Extreme", trend: "🚀 Surging" }),
-    point("ethereum", 0, { close: 3500, avg_change_24h: null, market_cap: 4e11, volatility: "Stable", trend: "➡️ Stable" }),
+    point("bitcoin", 0, {
+      close: 97000,
+      avg_change_24h: -2,
+      market_cap: 1.9e12,
+      volatility: "Moving",
+      trend: "📉 Falling",
+    }),
+    point("dogecoin", 0, {
+      close: 0.1,
+      avg_change_24h: 25,
+      market_cap: null,
+      volatility: "Extreme",
+      trend: "🚀 Surging",
+    }),
+    point("ethereum", 0, {
+      close: 3500,
+      avg_change_24h: null,
+      market_cap: 4e11,
+      volatility: "Stable",
+      trend: "➡️ Stable",
+    }),
   ];
   const coins = (key: Parameters<typeof sortWindows>[1], dir: "asc" | "desc") =>
     sortWindows(rows, key, dir).map((w) => w.coin);
@@ -77,7 +95,9 @@ describe("url view state", () => {
     expect(socketUrl({ protocol: "http:", host: "localhost:8000", search: "" })).toBe("ws://localhost:8000/ws");
     expect(socketUrl({ protocol: "https:", host: "x.io", search: "" })).toBe("wss://x.io/ws");
     expect(socketUrl({ protocol: "http:", host: "h", search: "?ws=/feed" })).toBe("ws://h/feed");
-    expect(socketUrl({ protocol: "http:", host: "h", search: "" }, "wss://api.example/ws")).toBe("wss://api.example/ws");
+    expect(socketUrl({ protocol: "http:", host: "h", search: "" }, "wss://api.example/ws")).toBe(
+      "wss://api.example/ws",
+    );
   });
 });
 

@@ -90,7 +90,12 @@ export function parseStatus(raw: unknown): StatusPoint | string {
   };
 }
 
-function parseList<T>(items: readonly unknown[], parse: (raw: unknown) => T | string, what: string, log: ParseLog): T[] {
+function parseList<T>(
+  items: readonly unknown[],
+  parse: (raw: unknown) => T | string,
+  what: string,
+  log: ParseLog,
+): T[] {
   const out: T[] = [];
   for (const item of items) {
     const parsed = parse(item);

@@ -42,13 +42,7 @@ export type ServerMessage =
   /** Every known source's status: the list is complete and replaces the previous one. */
   | { type: "source_status"; data: StatusPoint[] };
 
-export const VOLATILITY_LEVELS: readonly Volatility[] = [
-  "Stable",
-  "Moving",
-  "Volatile",
-  "High Volatility",
-  "Extreme",
-];
+export const VOLATILITY_LEVELS: readonly Volatility[] = ["Stable", "Moving", "Volatile", "High Volatility", "Extreme"];
 
 export const TRENDS: readonly Trend[] = ["🚀 Surging", "📈 Rising", "➡️ Stable", "📉 Falling", "💥 Crashing"];
 

@@ -36,7 +36,14 @@ export function point(coin: string, i: number, over: Partial<WindowAggregate> = 
 }
 
 export function status(source: string, state: SourceState, over: Partial<SourceStatus> = {}): StatusPoint {
-  const p = parseStatus({ source, state, detail: "", last_good: null, updated_at: new Date(T0).toISOString(), ...over });
+  const p = parseStatus({
+    source,
+    state,
+    detail: "",
+    last_good: null,
+    updated_at: new Date(T0).toISOString(),
+    ...over,
+  });
   if (typeof p === "string") throw new Error(p);
   return p;
 }
