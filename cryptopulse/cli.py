@@ -278,16 +278,29 @@ def status() -> None:
 @app.command("schema")
 def schema_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    coins: Annotated[
+        Path | None,
+        typer.Option(help="Also write the coin table (id, symbol, name) to this JSON file."),
+    ] = None,
 ) -> None:
     """Print the JSON Schema of every data contract (the web app's types come from it)."""
+    from cryptopulse.coins import web_table
     from cryptopulse.schema import json_schema
 
-    text = orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    if output is None:
+    _write_json(json_schema(), output, sort_keys=True)
+    if coins is not None:
+        _write_json(web_table(), coins)
+
+
+def _write_json(value: object, path: Path | None, *, sort_keys: bool = False) -> None:
+    """`value` as indented JSON to `path` (made with its folders), or to stdout for None."""
+    option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    text = orjson.dumps(value, option=option) + b"\n"
+    if path is None:
         sys.stdout.buffer.write(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_bytes(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text)
 
 
 @app.command()

@@ -22,20 +22,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from cryptopulse.coins import DEFAULT_COINS
 
-DEFAULT_COINS = (
-    "bitcoin",
-    "ethereum",
-    "binancecoin",
-    "solana",
-    "cardano",
-    "ripple",
-    "polkadot",
-    "dogecoin",
-    "avalanche-2",
-    "chainlink",
-)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")

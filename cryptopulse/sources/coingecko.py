@@ -28,6 +28,7 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
+from cryptopulse.coins import symbol_of as derive_symbol
 from cryptopulse.config import ProducerSettings, secret_safe_url
 from cryptopulse.schema import Tick
 from cryptopulse.sources import http
@@ -56,40 +57,6 @@ SIMPLE_PRICE_MAX_IDS: Final = 50  # above this, /coins/markets (URL length, one 
 # Calls per minute each plan allows (keyless public use is lower and varies).
 PLAN_CALLS_PER_MINUTE: Final = {"public": 5.0, "demo": 30.0, "pro": 500.0}
 
-# /simple/price does not return symbols: the default coins' are known, others derived.
-SYMBOLS: Final[Mapping[str, str]] = {
-    "bitcoin": "btc",
-    "ethereum": "eth",
-    "binancecoin": "bnb",
-    "solana": "sol",
-    "cardano": "ada",
-    "ripple": "xrp",
-    "polkadot": "dot",
-    "dogecoin": "doge",
-    "avalanche-2": "avax",
-    "chainlink": "link",
-    "tether": "usdt",
-    "usd-coin": "usdc",
-    "tron": "trx",
-    "litecoin": "ltc",
-    "shiba-inu": "shib",
-    "bitcoin-cash": "bch",
-    "stellar": "xlm",
-    "uniswap": "uni",
-    "near": "near",
-    "matic-network": "matic",
-    "polygon-ecosystem-token": "pol",
-    "internet-computer": "icp",
-    "the-open-network": "ton",
-    "wrapped-bitcoin": "wbtc",
-    "staked-ether": "steth",
-    "monero": "xmr",
-    "cosmos": "atom",
-    "ethereum-classic": "etc",
-    "aptos": "apt",
-    "sui": "sui",
-}
-
 # CoinGecko's own error codes that mean "fix your key or URL" (sent with HTTP 401/403).
 KEY_ERROR_HINTS: Final[Mapping[int, str]] = {
     10002: (
@@ -109,16 +76,6 @@ KEY_ERROR_HINTS: Final[Mapping[int, str]] = {
         "CRYPTOPULSE_PRODUCER__COINGECKO_PLAN=pro (base URL pro-api.coingecko.com)"
     ),
 }
-
-
-def derive_symbol(coin_id: str) -> str:
-    """The ticker of a coin id: known ones from the table, else the id's first word (max 10)."""
-    if coin_id in SYMBOLS:
-        return SYMBOLS[coin_id]
-    words = [w for w in coin_id.replace(".", "-").replace("_", "-").split("-") if w]
-    if len(words) > 1 and words[-1].isdigit():  # "avalanche-2" style suffixes
-        words = words[:-1]
-    return (words[0] if words else coin_id)[:10] or coin_id[:10]
 
 
 # -- pure parsing -------------------------------------------------------------------------

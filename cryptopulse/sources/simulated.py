@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from cryptopulse.coins import COINS
 from cryptopulse.config import ProducerSettings
 from cryptopulse.schema import Tick
 from cryptopulse.sources.base import Batch, Clock, SystemClock
@@ -53,18 +54,11 @@ class CoinSpec:
     volatility: float  # daily volatility of returns (0.03 = 3 %)
 
 
-# Approximate late-2024 figures for the default coins.
-KNOWN_COINS: Final[tuple[CoinSpec, ...]] = (
-    CoinSpec("bitcoin", "btc", 97_000.0, 19.8e6, 3.5e10, 0.030),
-    CoinSpec("ethereum", "eth", 3_400.0, 120.4e6, 2.0e10, 0.040),
-    CoinSpec("binancecoin", "bnb", 650.0, 144e6, 1.8e9, 0.035),
-    CoinSpec("solana", "sol", 240.0, 475e6, 4.0e9, 0.060),
-    CoinSpec("cardano", "ada", 1.0, 35e9, 1.5e9, 0.060),
-    CoinSpec("ripple", "xrp", 1.4, 57e9, 8.0e9, 0.070),
-    CoinSpec("polkadot", "dot", 9.0, 1.5e9, 6.0e8, 0.060),
-    CoinSpec("dogecoin", "doge", 0.40, 147e9, 5.0e9, 0.080),
-    CoinSpec("avalanche-2", "avax", 45.0, 410e6, 1.0e9, 0.070),
-    CoinSpec("chainlink", "link", 22.0, 630e6, 1.2e9, 0.060),
+# The default coins, from their approximate late-2024 figures.
+KNOWN_COINS: Final[tuple[CoinSpec, ...]] = tuple(
+    CoinSpec(c.id, c.symbol, m.price, m.supply, m.volume, m.volatility)
+    for c in COINS
+    if (m := c.market) is not None
 )
 
 
