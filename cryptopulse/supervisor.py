@@ -1,10 +1,20 @@
-"""`cryptopulse up`: run the whole pipeline, in order, and keep every part of it running.
+"""`cryptopulse up`, `down` and `status`: the pipeline as a process group.
 
-Kafka (when local) -> API server -> Spark job -> producer. Each child process logs to
-its own file under <data>/logs; the terminal gets a short, coloured, prefixed summary:
-lifecycle events, our processes' warnings and errors and the libraries' (Spark, Kafka)
-errors, chosen by each line's log level field, printed as plain text (never markup,
-control characters removed) and rate-limited per child.
+This module is the pipeline's definition: which components run, their commands and
+environment, how each says it is ready, in which order they start and stop, which of
+their log lines reach the terminal, and the local Kafka broker's supervision. The
+mechanics (start, restart with backoff, stop budgets, process identity, log forwarding)
+are `cryptopulse/process_group.py`, which knows nothing of Kafka, Spark or the API.
+
+Kafka (when local) -> API server -> Spark job -> producer, each started once the one
+before it is ready, and each ready by an explicit signal, never by its log text:
+the broker when its port answers and it has a controller (`LocalKafka.start`), the API
+server when `/healthz` answers 200, the Spark job when its `--ready-file` names its pid
+(written once its queries run), the producer at once. Each child process logs to its own
+file under <data>/logs; the terminal gets a short, coloured, prefixed summary: lifecycle
+events, our processes' warnings and errors and the libraries' (Spark, Kafka) errors,
+chosen by each line's log level field, printed as plain text (never markup, control
+characters removed) and rate-limited per child.
 
 Any component that exits or dies is restarted with backoff, the local broker included
 (its data is kept). Only a producer playing a finite source (a replay) that exits 0 has
@@ -28,24 +38,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import math
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 import orjson
-import psutil
 from rich.console import Console
 from rich.text import Text
 
@@ -54,60 +59,81 @@ from cryptopulse.errors import CryptoPulseError
 from cryptopulse.files import write_atomic
 from cryptopulse.platform.kafka import LocalKafka
 from cryptopulse.platform.ports import port_in_use
+from cryptopulse.process_group import (
+    READY_TIMEOUT,
+    STABLE_AFTER,
+    Child,
+    ComponentState,
+    Identity,
+    ProcessGroup,
+    backoff_delay,
+    find_process,
+    http_ready,
+    identity_of,
+    signal_process,
+    stop_budget,
+    terminate,
+    wait_gone,
+)
+from cryptopulse.process_group import clean_text as clean_text  # `cryptopulse up` uses it too
 
 log = logging.getLogger("cryptopulse.up")
 
-CONFIG_ERROR_EXIT = 2
 COLOURS = {"kafka": "magenta", "api": "cyan", "stream": "yellow", "producer": "green", "up": "bold"}
-STABLE_AFTER = 60.0  # a process that ran this long has its backoff reset
-READY_TIMEOUT = 180.0  # first readiness of each component while the pipeline starts
 SHUTDOWN_BUDGET = 13.0  # seconds from the stop signal until the broker has been stopped
 KAFKA_STOP_BUDGET = 5.0
-FORWARD_LIMIT = 5  # forwarded lines per child per FORWARD_PERIOD
-FORWARD_PERIOD = 10.0
 
 
 # =====================================================================================
-# Pure decisions (unit-tested without processes)
+# The pipeline's children
 # =====================================================================================
 
 
-def backoff_delay(failures: int, base: float = 1.0, cap: float = 30.0) -> float:
-    """Wait before the next restart after `failures` quick failures in a row: 1, 2, 4 ... 30 s."""
-    return float(min(cap, base * 2.0 ** min(max(failures, 0), 16)))
+def pipeline_children(settings: Settings) -> list[Child]:
+    """The API server, the Spark job and the producer, in start order."""
+    logs = settings.logs_dir
+    exe = [sys.executable, "-m", "cryptopulse.cli"]
+    return [
+        Child(
+            "api",
+            [*exe, "serve"],
+            logs / "api.log",
+            ready=http_ready(f"{settings.api.base_url}/healthz"),
+            port=settings.api.port,
+            # Rebuild live state and history from Kafka after a restart.
+            env={"CRYPTOPULSE_API__CONSUME_WINDOWS": "true"},
+            stop_budget=2.0,
+        ),
+        Child(
+            "stream",
+            [*exe, "stream"],
+            logs / "stream.log",
+            ready_file=settings.data_dir / "run" / "stream.ready",
+            stop_budget=6.0,
+            # While the producer flushes: ticks it still sends wait in Kafka for the next
+            # run (the job resumes from its checkpoint), and the shutdown stays short.
+            stops_with_next=True,
+        ),
+        Child(
+            "producer",
+            [*exe, "produce"],
+            logs / "producer.log",
+            finite=settings.producer.source == "replay",
+            report=True,
+            stop_budget=settings.producer.flush_timeout + 0.5,
+        ),
+    ]
 
 
-def stop_budget(
-    own: float, elapsed: float, later: int, total: float = SHUTDOWN_BUDGET, floor: float = 1.0
-) -> float:
-    """Seconds a component may take to stop: its own budget, cut so that the `later`
-    components still get `floor` seconds each within `total` (never less than `floor`, or
-    its own budget when that is smaller)."""
-    return max(min(own, floor), min(own, total - elapsed - later * floor))
+def pipeline_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """The children's environment with the ingest token in force (the user's, else the one kept
+    in the data folder, created on first run): the API requires it, the stream job sends it."""
+    from cryptopulse.token import TOKEN_ENV, ingest_token
+
+    return {**env, TOKEN_ENV: ingest_token(settings)}
 
 
-class ExitAction(Enum):
-    RESTART = "restart"
-    FINISHED = "finished"
-    CONFIG_ERROR = "config_error"
-
-
-def exit_action(code: int, *, finite: bool, pipeline_started: bool) -> ExitAction:
-    """What an exited child means.
-
-    Every exit is restarted, exit code 0 included (a stream job whose query ended must run
-    again), except a finite source's clean end (a replay producer that exits 0). Exit code 2
-    is a configuration error only while the pipeline starts: then nothing would come up, and
-    one clear message is better than a restart loop. Later, a code 2 is treated as a crash.
-    """
-    if code == 0 and finite:
-        return ExitAction.FINISHED
-    if code == CONFIG_ERROR_EXIT and not pipeline_started:
-        return ExitAction.CONFIG_ERROR
-    return ExitAction.RESTART
-
-
-# -- log lines ------------------------------------------------------------------------
+# -- which log lines reach the terminal ---------------------------------------------------
 
 _LEVELS = {
     "TRACE": "DEBUG",
@@ -162,128 +188,7 @@ def forwarded_text(line: str) -> tuple[str, str] | None:
     return level, line[start:].strip()
 
 
-_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, ...
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window title, hyperlinks, ...
-    r"|\x1b[P^_X][^\x1b]*(?:\x1b\\)?"  # DCS, PM, APC, SOS strings
-    r"|\x1b.?"  # any other escape
-    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
-)
-_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)}
-
-
-def clean_text(text: str, limit: int = 300) -> str:
-    """Text safe for a terminal: escape sequences and control characters removed (a tab
-    becomes a space), bidirectional overrides too, at most `limit` characters."""
-    text = _ESCAPES.sub("", text)
-    out = []
-    for ch in text:
-        if ch == "\t":
-            out.append(" ")
-        elif ch in _BIDI or unicodedata.category(ch) == "Cc":
-            continue
-        else:
-            out.append(ch)
-    cleaned = "".join(out)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
-class RateLimiter:
-    """At most `limit` lines per `period` seconds; the rest are counted, for one summary line.
-
-    Call `flush(now)` before `admit(now)`: it returns how many lines were held back in a
-    period that has ended (0 when none, or when the period is still running)."""
-
-    def __init__(self, limit: int = FORWARD_LIMIT, period: float = FORWARD_PERIOD) -> None:
-        self.limit = limit
-        self.period = period
-        self.started = -math.inf
-        self.sent = 0
-        self.held = 0
-
-    def flush(self, now: float) -> int:
-        if now - self.started < self.period:
-            return 0
-        held, self.held, self.sent, self.started = self.held, 0, 0, now
-        return held
-
-    def admit(self, now: float) -> bool:
-        if now - self.started >= self.period:
-            self.started, self.sent, self.held = now, 0, 0
-        if self.sent < self.limit:
-            self.sent += 1
-            return True
-        self.held += 1
-        return False
-
-
-# -- process identity -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A process as `down`, `status` and `up` recognise it: pid, start time, command line."""
-
-    pid: int
-    create_time: float
-    cmdline: tuple[str, ...]
-
-    def record(self) -> dict[str, Any]:
-        return {"pid": self.pid, "create_time": self.create_time, "cmdline": list(self.cmdline)}
-
-
-def identity_of(pid: int | None) -> Identity | None:
-    """The identity of a live (not zombie) process, None when there is none."""
-    if not pid:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            return Identity(pid, proc.create_time(), tuple(proc.cmdline()))
-    except psutil.Error:
-        return None
-
-
-def same_process(recorded: Mapping[str, Any] | None, actual: Identity | None) -> bool:
-    """True only when a recorded process and a live one agree on pid, start time and
-    command line (a pid reused by another program, or a record without them, never does)."""
-    if not recorded or actual is None:
-        return False
-    try:
-        pid = int(recorded["pid"])
-        started = float(recorded["create_time"])
-        cmdline = tuple(str(arg) for arg in recorded["cmdline"])
-    except (KeyError, TypeError, ValueError):
-        return False
-    return (
-        pid == actual.pid and abs(started - actual.create_time) < 0.05 and cmdline == actual.cmdline
-    )
-
-
-def find_process(recorded: Mapping[str, Any] | None) -> Identity | None:
-    """The live process a record describes, when it is still that process."""
-    if not recorded:
-        return None
-    try:
-        pid = int(recorded.get("pid") or 0)
-    except (TypeError, ValueError):
-        return None
-    actual = identity_of(pid)
-    return actual if same_process(recorded, actual) else None
-
-
-# -- child protocols --------------------------------------------------------------------
-
-
-def ready_file_matches(data: bytes, pid: int) -> bool:
-    """The stream job's ready file ({"pid": ..., "started_at": ...}) names this process."""
-    try:
-        ready = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(ready, dict) and ready.get("pid") == pid
+# -- the producer's exit report ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -309,34 +214,8 @@ def parse_report(data: bytes) -> ProducerReport | None:
 
 
 # =====================================================================================
-# State
+# State files
 # =====================================================================================
-
-
-@dataclass
-class ComponentState:
-    name: str
-    # starting | running | restarting | stopped | finished | gone | external
-    status: str = "stopped"
-    pid: int | None = None
-    create_time: float | None = None
-    cmdline: list[str] = field(default_factory=list)
-    port: int | None = None
-    restarts: int = 0
-    last_error: str = ""
-    log_file: str = ""
-    since: float = field(default_factory=time.time)  # when status last changed (unix time)
-    owned: bool = True  # False: a broker `up` found running (neither restarted nor stopped)
-
-    def set(self, status: str) -> None:
-        if status != self.status:
-            self.status = status
-            self.since = time.time()
-
-    def set_process(self, identity: Identity | None) -> None:
-        self.pid = identity.pid if identity else None
-        self.create_time = identity.create_time if identity else None
-        self.cmdline = list(identity.cmdline) if identity else []
 
 
 def state_file(settings: Settings) -> Path:
@@ -388,58 +267,9 @@ def shown_status(component: Mapping[str, Any]) -> str:
     return status
 
 
-def log_tail(path: Path, lines: int = 3) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-            text = f.read().decode(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(line.strip() for line in text[-lines:])
-
-
 # =====================================================================================
-# Processes
+# The supervisor: the children as a process group, and the local broker
 # =====================================================================================
-
-
-class LogFollower:
-    """New complete lines of a log file since the last call (bounded per call)."""
-
-    def __init__(self, path: Path, max_read: int = 1 << 20, max_line: int = 8192) -> None:
-        self.path = path
-        self.offset = 0
-        self.partial = b""
-        self.max_read = max_read
-        self.max_line = max_line
-
-    def skip_to_end(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.offset = self.path.stat().st_size
-        self.partial = b""
-
-    def read_lines(self) -> list[str]:
-        try:
-            with open(self.path, "rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                if size < self.offset:  # truncated or replaced: start again
-                    self.offset, self.partial = 0, b""
-                skip_partial = False
-                if size - self.offset > self.max_read:  # a flood: keep only the newest part
-                    self.offset, self.partial, skip_partial = size - self.max_read, b"", True
-                f.seek(self.offset)
-                chunk = f.read(size - self.offset)
-        except FileNotFoundError:
-            return []
-        self.offset += len(chunk)
-        pieces = (self.partial + chunk).split(b"\n")
-        self.partial = pieces.pop()
-        if len(self.partial) > self.max_line:
-            pieces.append(self.partial)
-            self.partial = b""
-        if skip_partial and pieces:
-            pieces.pop(0)
-        return [p.decode(errors="replace").rstrip("\r") for p in pieces]
 
 
 class Broker(Protocol):
@@ -458,48 +288,6 @@ class Broker(Protocol):
     def create_topics(self, names: Iterable[str]) -> None: ...
 
 
-@dataclass
-class Child:
-    """One supervised process: how to run it, when it is ready and how long it may take to stop."""
-
-    name: str
-    argv: list[str]
-    log_file: Path
-    ready: Callable[[Child], bool] = lambda _child: True
-    port: int | None = None
-    env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
-    finite: bool = False  # exit code 0 means "done" (a replay), not "restart me"
-    stop_budget: float = 2.0  # seconds between SIGTERM and SIGKILL of its process group
-    stops_with_next: bool = False  # stopped at the same time as the child started after it
-    ready_file: Path | None = None  # passed as --ready-file; ready when it names the child
-    report: bool = False  # passed --report-fd; the exit report is read after it exits
-    state: ComponentState = field(init=False)
-    proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-    ready_seen: bool = False
-    failures: int = 0  # quick failures in a row, for the backoff
-    next_restart: float = 0.0
-    report_fd: int | None = None
-    follower: LogFollower = field(init=False)
-    limiter: RateLimiter = field(default_factory=RateLimiter)
-
-    def __post_init__(self) -> None:
-        self.state = ComponentState(self.name, port=self.port, log_file=str(self.log_file))
-        self.follower = LogFollower(self.log_file)
-        self.follower.skip_to_end()  # never echo earlier runs
-
-    def is_ready(self) -> bool:
-        if self.proc is None:
-            return False
-        if self.ready_file is not None:
-            try:
-                if not ready_file_matches(self.ready_file.read_bytes(), self.proc.pid):
-                    return False
-            except FileNotFoundError:
-                return False
-        return self.ready(self)
-
-
 class _Starter(threading.Thread):
     """Starts the broker in the background: the supervisor keeps watching everything else."""
 
@@ -515,33 +303,7 @@ class _Starter(threading.Thread):
             self.error = exc
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def finish_process(proc: subprocess.Popen[bytes], deadline: float) -> bool:
-    """Wait for a child that was sent SIGTERM until `deadline` (monotonic), then SIGKILL its
-    whole process group; leftovers in its group are killed either way. True when it
-    stopped by itself."""
-    clean = True
-    try:
-        proc.wait(max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        clean = False
-        _kill_group(proc.pid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-    _kill_group(proc.pid)  # e.g. a JVM its driver left behind; the group is the child's own
-    return clean
-
-
-# =====================================================================================
-# The supervisor
-# =====================================================================================
-
-
-class Supervisor:
+class Supervisor(ProcessGroup):
     def __init__(
         self,
         settings: Settings,
@@ -552,11 +314,16 @@ class Supervisor:
         children: list[Child] | None = None,
         backoff_base: float = 1.0,
     ) -> None:
+        super().__init__(
+            children if children is not None else pipeline_children(settings),
+            env,
+            console,
+            backoff_base=backoff_base,
+            forward=forwarded_text,
+            colours=COLOURS,
+            logger=log,
+        )
         self.settings = settings
-        self.env = env
-        self.console = console
-        self.stopping = threading.Event()
-        self.backoff_base = backoff_base
         if kafka is None and settings.kafka.managed:
             kafka = LocalKafka.from_settings(settings)
         self.kafka = kafka
@@ -571,8 +338,6 @@ class Supervisor:
         self.kafka_gone_at: float | None = None  # monotonic time the broker went away
         self.kafka_up_at = 0.0
         self.kafka_error_said = ""
-        self.children = children if children is not None else self._default_children()
-        self.started = False  # the whole pipeline came up once
         self.sent = self.delivered = self.undelivered = 0
         self.unreported = 0  # producer runs that ended without a report (killed)
         self._state_written = b""
@@ -580,74 +345,25 @@ class Supervisor:
         self._me = identity_of(os.getpid())
         self._previous: dict[str, Any] | None = None  # the state file found at start
 
-    def _default_children(self) -> list[Child]:
-        settings = self.settings
-        logs = settings.logs_dir
-        run = settings.data_dir / "run"
-        exe = [sys.executable, "-m", "cryptopulse.cli"]
-        return [
-            Child(
-                "api",
-                [*exe, "serve"],
-                logs / "api.log",
-                ready=self._api_ready,
-                port=settings.api.port,
-                # Rebuild live state and history from Kafka after a restart.
-                env={"CRYPTOPULSE_API__CONSUME_WINDOWS": "true"},
-                stop_budget=2.0,
-            ),
-            Child(
-                "stream",
-                [*exe, "stream"],
-                logs / "stream.log",
-                ready_file=run / "stream.ready",
-                stop_budget=6.0,
-                # While the producer flushes: ticks it still sends wait in Kafka for the next
-                # run (the job resumes from its checkpoint), and the shutdown stays short.
-                stops_with_next=True,
-            ),
-            Child(
-                "producer",
-                [*exe, "produce"],
-                logs / "producer.log",
-                finite=settings.producer.source == "replay",
-                report=True,
-                stop_budget=settings.producer.flush_timeout + 0.5,
-            ),
-        ]
+    # -- the process group's hooks -------------------------------------------------------
 
-    # -- output ------------------------------------------------------------------------
+    def changed(self) -> None:
+        self.write_state()
 
-    def say(self, name: str, message: str, style: str = "") -> None:
-        """One line on the terminal: never interpreted as markup, control characters removed."""
-        line = Text.assemble(
-            (f"{name:>8}", COLOURS.get(name, "white")),
-            " │ ",
-            (clean_text(message, 1000), style),
-        )
-        self.console.print(line, highlight=False, soft_wrap=True)  # a log file: one line each
+    def restarts_wait_for(self) -> str:
+        return "" if self.kafka_available() else "Kafka"
 
-    def forward_logs(self) -> None:
-        """Echo new warning and error lines of each child's log, prefixed with its name."""
-        now = time.monotonic()
-        for child in self.children:
-            try:
-                self._forward(child, now)
-            except Exception:  # nothing a child writes may stop the supervisor
-                log.warning("could not forward %s's log", child.name, exc_info=True)
-
-    def _forward(self, child: Child, now: float) -> None:
-        held = child.limiter.flush(now)
-        if held:
-            self.say(child.name, f"{held} more lines in {child.log_file}", "dim")
-        for line in child.follower.read_lines():
-            found = forwarded_text(line)
-            if found is None:
-                continue
-            if child.limiter.admit(now):
-                level, text = found
-                style = "red" if level in ("ERROR", "CRITICAL") else "yellow"
-                self.say(child.name, clean_text(text), style)
+    def exit_report(self, child: Child, data: bytes) -> None:
+        """Count a producer's exit report; tell the terminal about ticks it could not deliver."""
+        report = parse_report(data)
+        if report is None:
+            self.unreported += 1
+            return
+        self.sent += report.sent
+        self.delivered += report.delivered
+        self.undelivered += report.undelivered
+        if report.undelivered:
+            self.say(child.name, f"{report.undelivered} ticks could not be delivered", "red")
 
     def write_state(self) -> None:
         state = {
@@ -660,16 +376,6 @@ class Supervisor:
             write_atomic(state_file(self.settings), data)
             self._state_written = data
 
-    # -- readiness ---------------------------------------------------------------------
-
-    def _api_ready(self, _child: Child) -> bool:
-        import httpx  # here: `down` and `status` start faster without it
-
-        try:
-            return httpx.get(f"{self.settings.api.base_url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     # -- before anything starts --------------------------------------------------------
 
     def preflight(self) -> None:
@@ -677,17 +383,7 @@ class Supervisor:
         run = self.settings.data_dir / "run"
         run.mkdir(parents=True, exist_ok=True)
         previous = self._previous = read_state(self.settings)
-        lock = open(run / "up.lock", "wb")  # noqa: SIM115 - held as long as we run
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            sup = running_supervisor(previous)
-            which = f" (supervisor pid {sup.pid})" if sup else ""
-            raise CryptoPulseError(
-                f"the pipeline is already running{which}; `cryptopulse down` stops it."
-            ) from None
-        self._lock = lock
+        self._take_lock(run / "up.lock", previous)
         if (sup := running_supervisor(previous)) is not None and sup.pid != os.getpid():
             raise CryptoPulseError(
                 f"the pipeline is already running (supervisor pid {sup.pid}); "
@@ -701,6 +397,22 @@ class Supervisor:
                 f"processes of an earlier run are still running ({listed}) without their "
                 "supervisor; `cryptopulse down` stops them."
             )
+        self._refuse_busy_ports()
+
+    def _take_lock(self, path: Path, previous: Mapping[str, Any] | None) -> None:
+        lock = open(path, "wb")  # noqa: SIM115 - held as long as we run
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            sup = running_supervisor(previous)
+            which = f" (supervisor pid {sup.pid})" if sup else ""
+            raise CryptoPulseError(
+                f"the pipeline is already running{which}; `cryptopulse down` stops it."
+            ) from None
+        self._lock = lock
+
+    def _refuse_busy_ports(self) -> None:
         wanted = [("api", self.settings.api.host, self.settings.api.port, "CRYPTOPULSE_API__PORT")]
         if self.kafka is not None and not self.kafka.running():
             k = self.settings.kafka
@@ -768,6 +480,11 @@ class Supervisor:
     def kafka_available(self) -> bool:
         return self.kafka is None or self.kafka_state.status == "running"
 
+    def wait_kafka(self, timeout: float = READY_TIMEOUT) -> None:
+        self.tick_until(
+            self.kafka_available, timeout, f"Kafka was not ready within {timeout:.0f} s"
+        )
+
     def check_kafka(self) -> None:
         """Notice a broker that went away and bring ours back, with backoff, keeping its data.
 
@@ -776,62 +493,69 @@ class Supervisor:
         if kafka is None:
             return
         now = time.monotonic()
-        state = self.kafka_state
-        starter = self.kafka_starter
-        if starter is not None:
-            if starter.is_alive():
-                return
-            self.kafka_starter = None
-            if starter.error is None:
-                self._kafka_is_up()
-                self._kafka_back(now)
-                return
-            error = clean_text(str(starter.error).strip().replace("\n", " | "), 500)
-            if not self.started:
-                raise CryptoPulseError(f"Kafka did not start: {error}")
-            state.last_error = error
-            if error != self.kafka_error_said:  # the same failure again is not news
-                self.say("kafka", f"could not restart yet: {error}", "red")
-                self.kafka_error_said = error
-            delay = backoff_delay(self.kafka_failures, self.backoff_base)
-            self.kafka_failures += 1
-            self.kafka_next_start = now + delay
-            return
-        if state.status == "running":
-            if find_process(asdict(state)) is not None:
-                if now - self.kafka_up_at >= STABLE_AFTER:
-                    self.kafka_failures = 0
-                return
-            self._reap(state.pid)
-            self.kafka_gone_at = now
-            state.last_error = f"pid {state.pid} went away"
-            if not state.owned:
-                state.set("gone")
-                self.say("kafka", "went away; not restarted (`up` did not start it)", "red")
-                return
-            state.set("restarting")
-            delay = backoff_delay(self.kafka_failures, self.backoff_base)
-            self.kafka_failures += 1
-            self.kafka_next_start = now + delay
-            self.say(
-                "kafka",
-                f"went away (pid {state.pid}); restarting it with its data, retrying with backoff",
-                "red",
-            )
-            state.set_process(None)
-            return
-        if state.status == "gone":  # a broker we do not own: did someone bring it back?
+        status = self.kafka_state.status
+        if self.kafka_starter is not None:
+            self._check_starter(now)
+        elif status == "running":
+            self._check_broker_alive(now)
+        elif status == "gone":  # a broker we do not own: did someone bring it back?
             if kafka.running():
                 self._kafka_is_up()
                 self._kafka_back(now)
-            return
-        if state.status == "restarting" and now >= self.kafka_next_start:
+        elif status == "restarting" and now >= self.kafka_next_start:
             if kafka.running():  # started by someone else meanwhile: use it
                 self._kafka_is_up()
                 self._kafka_back(now)
                 return
-            state.restarts += 1
+            self.kafka_state.restarts += 1
             self._launch_kafka()
+
+    def _check_starter(self, now: float) -> None:
+        """A start under way: has it ended, and how?"""
+        starter = self.kafka_starter
+        assert starter is not None
+        if starter.is_alive():
+            return
+        self.kafka_starter = None
+        if starter.error is None:
+            self._kafka_is_up()
+            self._kafka_back(now)
+            return
+        error = clean_text(str(starter.error).strip().replace("\n", " | "), 500)
+        if not self.started:
+            raise CryptoPulseError(f"Kafka did not start: {error}")
+        self.kafka_state.last_error = error
+        if error != self.kafka_error_said:  # the same failure again is not news
+            self.say("kafka", f"could not restart yet: {error}", "red")
+            self.kafka_error_said = error
+        self._kafka_retry_later(now)
+
+    def _kafka_retry_later(self, now: float) -> None:
+        delay = backoff_delay(self.kafka_failures, self.backoff_base)
+        self.kafka_failures += 1
+        self.kafka_next_start = now + delay
+
+    def _check_broker_alive(self, now: float) -> None:
+        state = self.kafka_state
+        if find_process(asdict(state)) is not None:
+            if now - self.kafka_up_at >= STABLE_AFTER:
+                self.kafka_failures = 0
+            return
+        self._reap(state.pid)
+        self.kafka_gone_at = now
+        state.last_error = f"pid {state.pid} went away"
+        if not state.owned:
+            state.set("gone")
+            self.say("kafka", "went away; not restarted (`up` did not start it)", "red")
+            return
+        state.set("restarting")
+        self._kafka_retry_later(now)
+        self.say(
+            "kafka",
+            f"went away (pid {state.pid}); restarting it with its data, retrying with backoff",
+            "red",
+        )
+        state.set_process(None)
 
     def _kafka_back(self, now: float) -> None:
         gone = self.kafka_gone_at
@@ -842,9 +566,7 @@ class Supervisor:
         self.kafka_gone_at = None
         self.kafka_state.last_error = ""
         self.say("kafka", f"back after {now - gone:.1f} s (pid {self.kafka_state.pid})", "green")
-        for child in self.children:  # what waited for Kafka may start at once
-            if child.proc is None and child.state.status == "restarting":
-                child.next_restart = min(child.next_restart, now)
+        self.restart_now()  # what waited for Kafka may start at once
 
     @staticmethod
     def _reap(pid: int | None) -> None:
@@ -852,270 +574,6 @@ class Supervisor:
         if pid:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
-
-    # -- children ----------------------------------------------------------------------
-
-    def spawn(self, child: Child) -> None:
-        child.log_file.parent.mkdir(parents=True, exist_ok=True)
-        argv = list(child.argv)
-        pass_fds: tuple[int, ...] = ()
-        write_fd: int | None = None
-        if child.ready_file is not None:
-            child.ready_file.unlink(missing_ok=True)  # one left by a killed run is not ours
-            argv += ["--ready-file", str(child.ready_file)]
-        if child.report:
-            child.report_fd, write_fd = os.pipe()
-            os.set_blocking(child.report_fd, False)
-            argv += ["--report-fd", str(write_fd)]
-            pass_fds = (write_fd,)
-        try:
-            with open(child.log_file, "ab") as out:
-                child.proc = subprocess.Popen(
-                    argv,
-                    env={**self.env, **child.env},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    pass_fds=pass_fds,
-                    start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
-                )
-        except OSError:
-            self._close_report(child)
-            raise
-        finally:
-            if write_fd is not None:
-                os.close(write_fd)  # the child holds the only write end: EOF when it exits
-        child.started_at = time.monotonic()
-        child.ready_seen = False
-        child.state.set_process(identity_of(child.proc.pid))
-        if child.state.pid is None:  # exited at once; still record which pid it was
-            child.state.pid = child.proc.pid
-        child.state.set("starting" if not child.state.restarts else "restarting")
-        self.write_state()
-
-    def _close_report(self, child: Child) -> bytes:
-        data = b""
-        if child.report_fd is not None:
-            with contextlib.suppress(OSError):
-                while chunk := os.read(child.report_fd, 65536):
-                    data += chunk
-            os.close(child.report_fd)
-            child.report_fd = None
-        return data
-
-    def _collect_report(self, child: Child) -> None:
-        """Read a producer's exit report; tell the terminal about ticks it could not deliver."""
-        if not child.report:
-            return
-        report = parse_report(self._close_report(child))
-        if report is None:
-            self.unreported += 1
-            return
-        self.sent += report.sent
-        self.delivered += report.delivered
-        self.undelivered += report.undelivered
-        if report.undelivered:
-            self.say(child.name, f"{report.undelivered} ticks could not be delivered", "red")
-
-    def check(self, child: Child) -> None:
-        """Notice readiness and exits; restart an exited child with backoff."""
-        if child.state.status in ("stopped", "finished"):
-            return
-        now = time.monotonic()
-        proc = child.proc
-        if proc is not None:
-            code = proc.poll()
-            if code is None:
-                if not child.ready_seen and child.is_ready():
-                    child.ready_seen = True
-                    if child.state.restarts:
-                        self.say(child.name, f"running again (pid {proc.pid})", "green")
-                    child.state.set("running")
-                    self.write_state()
-                elif child.ready_seen and now - child.started_at >= STABLE_AFTER:
-                    child.failures = 0
-                return
-            self._exited(child, code, now)
-            return
-        if now < child.next_restart:
-            return
-        if not self.kafka_available():
-            return  # restarted as soon as Kafka is back
-        child.state.restarts += 1
-        try:
-            self.spawn(child)
-        except OSError as exc:
-            child.state.last_error = f"could not start: {exc}"
-            child.next_restart = now + backoff_delay(child.failures, self.backoff_base)
-            child.failures += 1
-            return
-        assert child.proc is not None
-        self.say(
-            child.name,
-            f"restarted (restart #{child.state.restarts}, pid {child.proc.pid})",
-            "yellow",
-        )
-
-    def _exited(self, child: Child, code: int, now: float) -> None:
-        assert child.proc is not None
-        _kill_group(child.proc.pid)  # whatever it left behind in its process group
-        self._collect_report(child)
-        child.proc = None
-        tail = log_tail(child.log_file)
-        child.state.last_error = clean_text(f"exited with code {code}: {tail}", 500)
-        action = exit_action(code, finite=child.finite, pipeline_started=self.started)
-        if action is ExitAction.CONFIG_ERROR:
-            child.state.set("stopped")
-            raise CryptoPulseError(
-                f"{child.name}: configuration error (exit code {code}): {log_tail(child.log_file, 2)}"
-            )
-        if action is ExitAction.FINISHED:
-            child.state.set("finished")
-            self.say(child.name, "finished (exit code 0); not restarted", "yellow")
-            self.write_state()
-            return
-        delay = backoff_delay(child.failures, self.backoff_base)
-        child.failures += 1
-        child.next_restart = now + delay
-        child.state.set("restarting")
-        hint = " (a configuration error?)" if code == CONFIG_ERROR_EXIT else ""
-        wait = "" if self.kafka_available() else " once Kafka is back"
-        self.say(
-            child.name, f"exited (code {code}){hint}; restarting in {delay:.0f} s{wait}", "red"
-        )
-        self.write_state()
-
-    def tick(self) -> None:
-        self.check_kafka()
-        for child in self.children:
-            if child.proc is not None or child.state.status == "restarting":
-                self.check(child)
-        self.forward_logs()
-        self.write_state()
-
-    def wait_ready(self, child: Child, timeout: float = READY_TIMEOUT) -> None:
-        """Keep supervising (restarts included) until `child` is ready for the first time."""
-        deadline = time.monotonic() + timeout
-        while not child.ready_seen:
-            if self.stopping.wait(0.25):
-                return
-            self.tick()
-            if time.monotonic() > deadline:
-                raise CryptoPulseError(
-                    f"{child.name} was not ready within {timeout:.0f} s; see {child.log_file}"
-                )
-        self.say(child.name, "ready", "green")
-
-    def wait_kafka(self, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.kafka_available():
-            if self.stopping.wait(0.25):
-                return
-            self.tick()
-            if time.monotonic() > deadline:
-                raise CryptoPulseError(f"Kafka was not ready within {timeout:.0f} s")
-
-    # -- run and stop ------------------------------------------------------------------
-
-    def run(self) -> None:
-        self.preflight()
-        shutdown_file(self.settings).unlink(missing_ok=True)
-        self.write_state()
-        try:
-            self.start_kafka()
-            self.wait_kafka()
-            for child in self.children:
-                if self.stopping.is_set():
-                    return
-                self.say(child.name, f"starting (log: {child.log_file})")
-                self.spawn(child)
-                self.wait_ready(child)
-            if self.stopping.is_set():
-                return
-            self.started = True
-            url = f"{self.settings.api.base_url}/"
-            token = self.env.get("CRYPTOPULSE_API__TOKEN", "")
-            if token and self.settings.api.protect_reads:  # in the fragment: never sent to a server
-                url += f"#token={quote(token, safe='')}"
-            self.console.print(
-                Text.assemble(
-                    (f"{'up':>8}", "bold"),
-                    " │ ",
-                    ("dashboard: ", "bold green"),
-                    (url, f"bold green link {url}"),
-                    ("  (Ctrl-C stops everything)", "bold green"),
-                ),
-                highlight=False,
-                soft_wrap=True,
-            )
-            while not self.stopping.wait(0.5):
-                self.tick()
-        finally:
-            self.shutdown()
-
-    def stop_waves(self) -> list[list[Child]]:
-        """The children in stopping order: the last started first; a child that
-        `stops_with_next` is stopped together with the one started after it."""
-        waves: list[list[Child]] = []
-        later: Child | None = None
-        for child in reversed(self.children):
-            if waves and later is not None and child.stops_with_next:
-                waves[-1].append(child)
-            else:
-                waves.append([child])
-            later = child
-        return waves
-
-    def shutdown(self) -> None:
-        """Stop everything in reverse order, each part within its budget (under 15 s in all)."""
-        began = time.monotonic()
-        waves = self.stop_waves()
-        for i, wave in enumerate(waves):
-            running = [c for c in wave if c.proc is not None]
-            for child in wave:
-                if child.proc is None and child.state.status != "finished":
-                    child.state.set("stopped")
-            if not running:
-                continue
-            later = sum(any(c.proc for c in w) for w in waves[i + 1 :]) + (self.kafka is not None)
-            elapsed = time.monotonic() - began
-            budgets = {c.name: stop_budget(c.stop_budget, elapsed, later) for c in running}
-            for child in running:
-                assert child.proc is not None
-                if child.proc.poll() is None:
-                    self.say(child.name, "stopping")
-                    with contextlib.suppress(ProcessLookupError):
-                        child.proc.terminate()  # it stops its own helpers (Spark's JVM) in order
-            for child in running:
-                assert child.proc is not None
-                budget = budgets[child.name]
-                if not finish_process(child.proc, began + elapsed + budget):
-                    self.say(child.name, f"did not stop within {budget:.1f} s; killed", "red")
-                self._collect_report(child)
-                child.proc = None
-                child.state.set("stopped")
-                child.state.set_process(None)
-            with contextlib.suppress(OSError):
-                self.write_state()
-        if child_ready := [c.ready_file for c in self.children if c.ready_file is not None]:
-            for path in child_ready:
-                path.unlink(missing_ok=True)
-        with contextlib.suppress(Exception):
-            self.forward_logs()
-        self._stop_kafka(stop_budget(KAFKA_STOP_BUDGET, time.monotonic() - began, 0))
-        seconds = time.monotonic() - began
-        summary = {
-            "stopped_at": time.time(),
-            "seconds": round(seconds, 2),
-            "undelivered": self.undelivered,
-            "sent": self.sent,
-            "delivered": self.delivered,
-            "unreported": self.unreported,
-        }
-        write_atomic(shutdown_file(self.settings), orjson.dumps(summary))
-        state_file(self.settings).unlink(missing_ok=True)
-        lost = f"; {self.undelivered} ticks could not be delivered" if self.undelivered else ""
-        self.say("up", f"everything stopped in {seconds:.1f} s{lost}", "bold")
 
     def _stop_kafka(self, budget: float) -> None:
         kafka = self.kafka
@@ -1140,18 +598,68 @@ class Supervisor:
         self.kafka_state.set("stopped")
         self.kafka_state.set_process(None)
 
+    # -- run and stop ------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.check_kafka()
+        super().tick()
+
+    def run(self) -> None:
+        self.preflight()
+        shutdown_file(self.settings).unlink(missing_ok=True)
+        self.write_state()
+        try:
+            self.start_kafka()
+            self.wait_kafka()
+            if self.start_in_order():
+                self._say_dashboard()
+                self.supervise()
+        finally:
+            self.shutdown()
+
+    def _say_dashboard(self) -> None:
+        url = f"{self.settings.api.base_url}/"
+        token = self.env.get("CRYPTOPULSE_API__TOKEN", "")
+        if token and self.settings.api.protect_reads:  # in the fragment: never sent to a server
+            url += f"#token={quote(token, safe='')}"
+        self.console.print(
+            Text.assemble(
+                (f"{'up':>8}", "bold"),
+                " │ ",
+                ("dashboard: ", "bold green"),
+                (url, f"bold green link {url}"),
+                ("  (Ctrl-C stops everything)", "bold green"),
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def shutdown(self) -> None:
+        """Stop everything in reverse order, each part within its budget (under 15 s in all)."""
+        began = time.monotonic()
+        self.stop_children(began, SHUTDOWN_BUDGET, after=int(self.kafka is not None))
+        with contextlib.suppress(Exception):
+            self.forward_logs()
+        elapsed = time.monotonic() - began
+        self._stop_kafka(stop_budget(KAFKA_STOP_BUDGET, elapsed, 0, SHUTDOWN_BUDGET))
+        seconds = time.monotonic() - began
+        summary = {
+            "stopped_at": time.time(),
+            "seconds": round(seconds, 2),
+            "undelivered": self.undelivered,
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "unreported": self.unreported,
+        }
+        write_atomic(shutdown_file(self.settings), orjson.dumps(summary))
+        state_file(self.settings).unlink(missing_ok=True)
+        lost = f"; {self.undelivered} ticks could not be delivered" if self.undelivered else ""
+        self.say("up", f"everything stopped in {seconds:.1f} s{lost}", "bold")
+
     def release(self) -> None:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-
-
-def pipeline_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
-    """The children's environment with the ingest token in force (the user's, else the one kept
-    in the data folder, created on first run): the API requires it, the stream job sends it."""
-    from cryptopulse.token import TOKEN_ENV, ingest_token
-
-    return {**env, TOKEN_ENV: ingest_token(settings)}
 
 
 def run_pipeline(settings: Settings, env: dict[str, str], console: Console) -> None:
@@ -1189,44 +697,6 @@ class DownResult:
     stale: bool = False  # a state file was found whose processes are gone (or are others)
 
 
-def _process(ident: Identity) -> psutil.Process | None:
-    """A handle on exactly that process: psutil refuses to signal it once its pid is reused."""
-    try:
-        proc = psutil.Process(ident.pid)
-        return proc if abs(proc.create_time() - ident.create_time) < 0.05 else None
-    except psutil.Error:
-        return None
-
-
-def _wait_gone(idents: list[Identity], timeout: float) -> list[Identity]:
-    """Wait until these processes have ended (a zombie has ended); those still running."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [i for i in idents if find_process(i.record()) is not None]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.1)
-
-
-def _terminate(identities: list[tuple[str, Identity]], budget: float) -> list[str]:
-    """SIGTERM each process (still the recorded one), SIGKILL its group after `budget`."""
-    stopped: list[tuple[str, Identity]] = []
-    for name, ident in identities:
-        if (proc := _process(ident)) is not None:
-            with contextlib.suppress(psutil.Error):
-                proc.terminate()
-                stopped.append((name, ident))
-    for ident in _wait_gone([i for _, i in stopped], budget):
-        if (proc := _process(ident)) is not None:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-            with contextlib.suppress(OSError):  # our children lead their own groups
-                if os.getpgid(ident.pid) == ident.pid:
-                    _kill_group(ident.pid)
-    _wait_gone([i for _, i in stopped], 5.0)
-    return [f"{name} (pid {ident.pid})" for name, ident in stopped]
-
-
 def stop_pipeline(settings: Settings, timeout: float = 20.0) -> DownResult:
     """`cryptopulse down`: ask a running supervisor to stop and wait for it. Only processes
     that match the state file's pid, start time and command line are ever signalled."""
@@ -1238,21 +708,16 @@ def stop_pipeline(settings: Settings, timeout: float = 20.0) -> DownResult:
     if supervisor is None:
         # A supervisor that died (SIGKILL, a crash) may have left its children running.
         result.stale = True
-        result.killed = _terminate(component_processes(state), 5.0)
+        result.killed = terminate(component_processes(state), 5.0)
         with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError):
             if orjson.loads(state_file(settings).read_bytes()) == state:  # not a new `up`'s
                 state_file(settings).unlink()
         return result
     result.was_running = True
     asked = time.time()
-    proc = _process(supervisor)
-    if proc is not None:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGTERM)
-        if _wait_gone([supervisor], timeout):
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-            result.killed = _terminate(component_processes(state), 2.0)
+    if signal_process(supervisor) and wait_gone([supervisor], timeout):
+        signal_process(supervisor, signal.SIGKILL)
+        result.killed = terminate(component_processes(state), 2.0)
     summary = read_json(shutdown_file(settings))
     if summary and float(summary.get("stopped_at", 0)) >= asked:
         result.summary = summary

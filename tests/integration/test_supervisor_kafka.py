@@ -16,7 +16,8 @@ from rich.console import Console
 from cryptopulse.config import load_settings
 from cryptopulse.platform.kafka import LocalKafka
 from cryptopulse.platform.ports import free_port, port_in_use
-from cryptopulse.supervisor import Supervisor, identity_of
+from cryptopulse.process_group import identity_of
+from cryptopulse.supervisor import Supervisor
 from tests.kafka_helpers import TopicReader, send
 
 pytestmark = pytest.mark.integration

@@ -24,27 +24,30 @@ from cryptopulse.cli import app
 from cryptopulse.config import Settings, load_settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.platform.ports import free_port
-from cryptopulse.supervisor import (
+from cryptopulse.process_group import (
     Child,
     ExitAction,
+    ProcessGroup,
     RateLimiter,
-    Supervisor,
     backoff_delay,
     clean_text,
     exit_action,
     find_process,
-    forwarded_text,
     identity_of,
+    ready_file_matches,
+    same_process,
+    stop_budget,
+)
+from cryptopulse.supervisor import (
+    Supervisor,
+    forwarded_text,
     line_level,
     parse_report,
     read_state,
-    ready_file_matches,
     running_supervisor,
-    same_process,
     shutdown_file,
     state_file,
     status_rows,
-    stop_budget,
     stop_pipeline,
 )
 
@@ -521,6 +524,15 @@ def test_a_zombie_is_not_alive(tmp_path: Path) -> None:
     proc.wait()
 
 
+def signalled(pid: int) -> bool:
+    """Whether `pid` has a signal pending or has ended. kill(2) marks a signal pending before
+    it returns, so a signal sent earlier shows here without waiting for its delivery."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return pending != 0 or fields["State"].strip()[0] in "ZX"
+
+
 def stale_state(sleeper: subprocess.Popen[bytes], settings: Settings) -> dict[str, Any]:
     """A state file whose pids now belong to an unrelated process (a reused pid)."""
     real = identity_of(sleeper.pid)
@@ -589,8 +601,8 @@ def test_down_and_status_ignore_a_stale_state_file(
 
     result = stop_pipeline(settings)
     assert not result.was_running and result.stale and result.killed == []
-    time.sleep(0.2)  # a signal, had one been sent, would have landed by now
-    assert sleeper.poll() is None, "down signalled an unrelated process"
+    assert not signalled(sleeper.pid), "down signalled an unrelated process"
+    assert sleeper.poll() is None
     assert not state_file(settings).exists()  # the stale file is cleared
 
     stale_state(sleeper, settings)
@@ -600,7 +612,7 @@ def test_down_and_status_ignore_a_stale_state_file(
     down = runner.invoke(app, ["down"], env=cli_env(settings))
     assert down.exit_code == 0, down.output
     assert "No pipeline is running. (a state file from an earlier run was ignored)" in down.output
-    assert sleeper.poll() is None
+    assert not signalled(sleeper.pid) and sleeper.poll() is None
 
 
 def test_up_ignores_a_stale_state_file(
@@ -611,7 +623,7 @@ def test_up_ignores_a_stale_state_file(
     stale_state(sleeper, settings)
     sup = make_supervisor([])
     sup.preflight()  # neither "already running" nor "leftovers"
-    assert sleeper.poll() is None
+    assert not signalled(sleeper.pid) and sleeper.poll() is None
 
 
 def test_down_stops_the_supervisor_it_recorded(
@@ -811,6 +823,55 @@ def test_the_pipelines_children(settings: Settings, terminal: Terminal) -> None:
         ["producer", "stream"],
         ["api"],
     ]
+
+
+def test_a_process_group_of_plain_commands(tmp_path: Path, terminal: Terminal) -> None:
+    """The group alone: started in order, each once the one before is ready, stopped in
+    reverse order; its ready files are removed."""
+    ready_file = tmp_path / "run" / "second.ready"
+    ready_file.parent.mkdir()
+    script = (
+        "import json, os, sys, time\n"
+        "path = sys.argv[sys.argv.index('--ready-file') + 1]\n"
+        "open(path, 'w').write(json.dumps({'pid': os.getpid()}))\n"
+        "time.sleep(60)\n"
+    )
+    first = python_child(tmp_path, "first", "import time; time.sleep(60)")
+    second = python_child(tmp_path, "second", script, ready_file=ready_file)
+    group = ProcessGroup([first, second], dict(os.environ), terminal.console, backoff_base=0.01)
+    try:
+        assert group.start_in_order() and group.started
+        assert [c.state.status for c in (first, second)] == ["running", "running"]
+        assert ready_file_matches(ready_file.read_bytes(), second.state.pid or 0)
+        group.stop_children(time.monotonic(), total=5.0)
+    finally:
+        group.stop_children(time.monotonic(), total=5.0)
+    out = terminal.text
+    assert out.index("first │ ready") < out.index("second │ starting")
+    assert out.index("second │ stopping") < out.index("first │ stopping")
+    assert [c.state.status for c in (first, second)] == ["stopped", "stopped"]
+    assert first.proc is None and not ready_file.exists()
+
+
+def test_the_process_group_knows_nothing_of_the_pipeline() -> None:
+    """Importing the generic group loads none of the pipeline's parts."""
+    parts = (
+        "cryptopulse.config",
+        "cryptopulse.platform",
+        "cryptopulse.api",
+        "cryptopulse.stream",
+        "cryptopulse.producer",
+        "cryptopulse.sources",
+        "cryptopulse.supervisor",
+        "confluent_kafka",
+        "pyspark",
+    )
+    code = (
+        "import sys, cryptopulse.process_group\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({parts!r})))\n"
+    )
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 FAKE_SUPERVISOR = """
