@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from "vitest";
 import { readFileSync } from "node:fs";
 import { agg, T0 } from "../test/fixtures";
-import { parseServerMessage, parseStatus, parseWindow, SOURCE_MAX_LENGTH, SOURCE_PATTERN } from "./protocol";
-import { SOURCE_STATES } from "./types";
+import { isSourceId, parseServerMessage, parseStatus, parseWindow } from "./protocol";
+import { SOURCE_STATES, TRENDS, VOLATILITY_LEVELS } from "./types";
 
 const quiet = () => ({ warn: vi.fn() });
 
@@ -123,9 +123,22 @@ describe("source ids", () => {
   it("follow the pattern and length of cryptopulse/schema.py (schema.json)", () => {
     const schema = JSON.parse(readFileSync(new URL("../generated/schema.json", import.meta.url), "utf8"));
     const source = schema.$defs.WindowAggregate.properties.source;
-    expect(SOURCE_PATTERN.source).toBe(source.pattern);
-    expect(SOURCE_MAX_LENGTH).toBe(source.maxLength);
+    const pattern = new RegExp(source.pattern, "u");
+    const ids = ["coingecko", "a.b_c-1", "x".repeat(source.maxLength), "x".repeat(source.maxLength + 1)];
+    for (const id of [...ids, "", "Coin Gecko", "-x", "Simulated!", 7, null, undefined]) {
+      const valid = typeof id === "string" && id.length >= 1 && id.length <= source.maxLength && pattern.test(id);
+      expect(isSourceId(id), String(id)).toBe(valid);
+    }
     expect(schema.$defs.SourceStatus.properties.source).toEqual(source);
     expect([...SOURCE_STATES]).toEqual(schema.$defs.SourceStatus.properties.state.enum);
+  });
+});
+
+describe("enums", () => {
+  it("are the schema's, in its order", () => {
+    const schema = JSON.parse(readFileSync(new URL("../generated/schema.json", import.meta.url), "utf8"));
+    const props = schema.$defs.WindowAggregate.properties;
+    expect([...VOLATILITY_LEVELS]).toEqual(props.volatility.enum);
+    expect([...TRENDS]).toEqual(props.trend.enum);
   });
 });

@@ -1,93 +1,50 @@
 // Runtime validation of server messages. The socket is an external input: anything that does
 // not match the contract is dropped with a console warning instead of reaching React state.
-import type { ServerMessage, SourceState, StatusPoint, Trend, Volatility, WindowPoint } from "./types";
-import { SOURCE_STATES, TRENDS, VOLATILITY_LEVELS } from "./types";
+// The checks are compiled from schema.json (src/generated/validators.js), never written here.
+import type { ErrorObject } from "ajv";
+import { validateSourceId, validateStatus, validateWindow } from "../generated/validators";
+import type { ServerMessage, StatusPoint, WindowPoint } from "./types";
 
 type Json = Record<string, unknown>;
 
 const isObj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
-const isFiniteNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const isPositive = (v: unknown): v is number => isFiniteNum(v) && v > 0;
-const isNullableNum = (v: unknown): v is number | null => v === null || isFiniteNum(v);
-const isNonEmptyStr = (v: unknown): v is string => typeof v === "string" && v.length > 0;
 
-/** Source ids as cryptopulse/schema.py defines them (a test checks these against schema.json). */
-export const SOURCE_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
-export const SOURCE_MAX_LENGTH = 40;
-export const isSourceId = (v: unknown): v is string =>
-  typeof v === "string" && v.length <= SOURCE_MAX_LENGTH && SOURCE_PATTERN.test(v);
+/** A source id as cryptopulse/schema.py defines it. */
+export const isSourceId = (v: unknown): v is string => validateSourceId(v);
+
+/** Why a value failed its validator, naming the item (`what`) when it has one. */
+function reason(what: unknown, errors: ErrorObject[] | null | undefined): string {
+  const e = errors?.[0];
+  const problem = e ? `${e.instancePath.slice(1) || "value"} ${e.message ?? "is invalid"}` : "invalid";
+  return typeof what === "string" && what ? `${what}: ${problem}` : problem;
+}
+
+/** Milliseconds of an ISO time the schema accepted (a leap second still fails here). */
+function epochMs(iso: string): number | null {
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? ms : null;
+}
 
 /** Returns the parsed window, or a reason it was rejected. */
 export function parseWindow(raw: unknown): WindowPoint | string {
   if (!isObj(raw)) return "not an object";
-  const { source, coin, symbol, window_start, window_end, avg_price, open, high, low, close } = raw;
-  if (!isNonEmptyStr(coin)) return "coin missing";
-  // Without a valid source a window cannot be put in a series: never guess one.
-  if (!isSourceId(source)) return `${coin}: source missing or invalid`;
-  if (!isNonEmptyStr(symbol)) return `${coin}: symbol missing`;
-  if (typeof window_start !== "string" || typeof window_end !== "string") {
-    return `${coin}: window times missing`;
-  }
-  const startMs = Date.parse(window_start);
-  const endMs = Date.parse(window_end);
-  if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) return `${coin}: bad window time`;
-  for (const [name, v] of Object.entries({ avg_price, open, high, low, close })) {
-    if (!isPositive(v)) return `${coin}: ${name} must be a positive number`;
-  }
-  for (const name of ["avg_change_24h", "max_volume_24h", "market_cap"] as const) {
-    // The schema requires these keys but allows null; tolerate absence as null.
-    if (raw[name] !== undefined && !isNullableNum(raw[name])) return `${coin}: ${name} is not a number`;
-  }
-  if (!VOLATILITY_LEVELS.includes(raw.volatility as Volatility)) return `${coin}: unknown volatility`;
-  if (!TRENDS.includes(raw.trend as Trend)) return `${coin}: unknown trend`;
-  return {
-    source,
-    coin,
-    symbol,
-    window_start,
-    window_end,
-    startMs,
-    endMs,
-    avg_price: avg_price as number,
-    open: open as number,
-    high: high as number,
-    low: low as number,
-    close: close as number,
-    avg_change_24h: (raw.avg_change_24h ?? null) as number | null,
-    max_volume_24h: (raw.max_volume_24h ?? null) as number | null,
-    market_cap: (raw.market_cap ?? null) as number | null,
-    tick_count: isFiniteNum(raw.tick_count) ? raw.tick_count : 1,
-    volatility: raw.volatility as Volatility,
-    trend: raw.trend as Trend,
-    final: raw.final === true,
-  };
+  const w = { ...raw }; // the validator fills defaults in place: never in the caller's object
+  if (!validateWindow(w)) return reason(raw.coin, validateWindow.errors);
+  const startMs = epochMs(w.window_start);
+  const endMs = epochMs(w.window_end);
+  if (startMs === null || endMs === null) return `${w.coin}: bad window time`;
+  return { ...w, startMs, endMs };
 }
 
 /** Returns the parsed source status, or a reason it was rejected. */
 export function parseStatus(raw: unknown): StatusPoint | string {
   if (!isObj(raw)) return "not an object";
-  const { source, state, detail, last_good, updated_at } = raw;
-  if (!isSourceId(source)) return "source missing or invalid";
-  if (!SOURCE_STATES.includes(state as SourceState)) return `${source}: unknown state`;
-  if (typeof updated_at !== "string") return `${source}: updated_at missing`;
-  const updatedMs = Date.parse(updated_at);
-  if (!Number.isFinite(updatedMs)) return `${source}: bad updated_at`;
-  let lastGoodMs: number | null = null;
-  if (last_good !== undefined && last_good !== null) {
-    if (typeof last_good !== "string") return `${source}: bad last_good`;
-    lastGoodMs = Date.parse(last_good);
-    if (!Number.isFinite(lastGoodMs)) return `${source}: bad last_good`;
-  }
-  if (detail !== undefined && typeof detail !== "string") return `${source}: detail is not text`;
-  return {
-    source,
-    state: state as SourceState,
-    detail: detail ?? "",
-    last_good: lastGoodMs === null ? null : (last_good as string),
-    updated_at,
-    lastGoodMs,
-    updatedMs,
-  };
+  const s = { ...raw };
+  if (!validateStatus(s)) return reason(raw.source, validateStatus.errors);
+  const updatedMs = epochMs(s.updated_at);
+  const lastGoodMs = s.last_good ? epochMs(s.last_good) : null;
+  if (updatedMs === null || (s.last_good && lastGoodMs === null)) return `${s.source}: bad time`;
+  return { ...s, detail: s.detail ?? "", last_good: s.last_good ?? null, lastGoodMs, updatedMs };
 }
 
 function parseList<T>(

@@ -42,15 +42,5 @@ export type ServerMessage =
   /** Every known source's status: the list is complete and replaces the previous one. */
   | { type: "source_status"; data: StatusPoint[] };
 
-export const VOLATILITY_LEVELS: readonly Volatility[] = ["Stable", "Moving", "Volatile", "High Volatility", "Extreme"];
-
-export const TRENDS: readonly Trend[] = ["🚀 Surging", "📈 Rising", "➡️ Stable", "📉 Falling", "💥 Crashing"];
-
-export const SOURCE_STATES: readonly SourceState[] = [
-  "connecting",
-  "live",
-  "degraded",
-  "unreachable",
-  "simulated",
-  "replay",
-];
+// The schema's enums, generated with the validators (scripts/gen-validators.mjs).
+export { SOURCE_STATES, TRENDS, VOLATILITY_LEVELS } from "../generated/enums";
