@@ -26,7 +26,7 @@ def uvicorn_config(
     """
     api = settings.api
     app = create_app(settings)
-    metrics, limits = app.state.metrics, app.state.limits
+    metrics, limits = app.state.ctx.metrics, app.state.ctx.limits
     return uvicorn.Config(
         app,
         host=api.host,

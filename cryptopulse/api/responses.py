@@ -1,0 +1,23 @@
+"""JSON responses serialized by orjson, timestamps as ISO 8601 with `Z`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+
+from cryptopulse.schema import WindowAggregate
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_UTC_Z),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def records_response(records: Iterable[WindowAggregate]) -> Response:
+    return json_response([r.model_dump() for r in records])
