@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from datetime import datetime
 from typing import Protocol
 
 import orjson
+from websockets.frames import Frame, Opcode
 
 from cryptopulse.api.limits import PerAddress
 from cryptopulse.api.metrics import ApiMetrics
@@ -46,15 +46,8 @@ WindowKey = tuple[str, str, datetime]
 
 
 def text_frame(payload: bytes) -> bytes:
-    """One unfragmented, unmasked WebSocket text frame (RFC 6455 §5.2) carrying UTF-8 `payload`."""
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
+    """One unfragmented, unmasked (server) WebSocket text frame carrying UTF-8 `payload`."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
 def encode(kind: str, data: Sequence[WindowAggregate]) -> bytes:
@@ -106,6 +99,10 @@ class Channel(Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once (the client is not reading, a close frame would not get through)."""
+
+    @property
+    def path(self) -> str:
+        """How it writes: "direct" (frames to the socket) or "asgi" (ASGI sends)."""
 
 
 class Client:
@@ -186,6 +183,7 @@ class Hub:
         self._clients: dict[int, Client] = {}
         self._admitted = 0
         self._per_address = PerAddress(max_per_address)
+        self._path: str | None = None
         self._next_id = 0
         # what waits for the broadcast task, coalesced (see the module's docstring)
         self._records: dict[WindowKey, WindowAggregate] = {}
@@ -245,6 +243,7 @@ class Hub:
         Synchronous, so no broadcast can slip in between the snapshot and the registration.
         """
         self._next_id += 1
+        self._note_path(channel.path)
         client = Client(self, channel, self._next_id, since)
         self._clients[client.id] = client
         self.metrics.clients.set(len(self._clients))
@@ -253,6 +252,19 @@ class Hub:
                 self.drop(client, "queue_full")
                 break
         return client
+
+    def _note_path(self, path: str) -> None:
+        self.metrics.ws_connections.labels(path).inc()
+        if path != self._path:
+            self._path = path
+            if path == "direct":
+                log.info("WebSocket clients are written to directly (one frame per broadcast)")
+            else:
+                log.warning(
+                    "WebSocket clients are written through ASGI sends (%s): slower fan-out, "
+                    "and stuck clients can only be closed, not aborted",
+                    path,
+                )
 
     def unregister(self, client: Client) -> None:
         """Forget a client whose connection has ended."""

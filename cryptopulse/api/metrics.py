@@ -54,6 +54,13 @@ class ApiMetrics:
         self.clients = Gauge(
             "cryptopulse_api_ws_clients", "Connected WebSocket clients.", registry=r
         )
+        self.ws_connections = Counter(
+            "cryptopulse_api_ws_connections",
+            "WebSocket clients registered, by how the server writes to them: direct (frames to "
+            "the socket, the fast path) or asgi.",
+            ["path"],
+            registry=r,
+        )
         self.dropped = Counter(
             "cryptopulse_api_ws_dropped",
             "WebSocket clients disconnected by the server, by reason.",

@@ -9,7 +9,8 @@ HTTP (`GuardedHttpProtocol`, on uvicorn's httptools protocol):
   connection is dropped.
 
 WebSocket (`HubWebSocketProtocol`, on uvicorn's sans-I/O websockets protocol):
-* the hub writes frames built once per broadcast straight to the socket (`DirectChannel`);
+* the hub writes frames built once per broadcast straight to the socket (`DirectChannel`,
+  handed to the app in the scope's `extensions`);
 * a client that sends more than `ws_messages_per_second` frames (bursts of four seconds'
   worth) is disconnected: clients have nothing to say;
 * a client that does not answer a ping within `ping_timeout` is dropped at once: uvicorn
@@ -23,16 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
-from websockets.http11 import Request
 
 from cryptopulse.api.limits import Limits, TokenBucket
 from cryptopulse.api.metrics import ApiMetrics
-from cryptopulse.api.transport import SCOPE_KEY, DirectChannel
+from cryptopulse.api.transport import EXTENSION, DirectChannel
 from cryptopulse.config import ApiSettings
 
 BURST_SECONDS = 4.0
@@ -151,11 +151,11 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         rate = self.messages_per_second
         self._bucket = TokenBucket(rate, max(1.0, rate * BURST_SECONDS), self.loop.time())
 
-    def handle_connect(self, event: Request) -> None:
-        super().handle_connect(event)
-        scope = cast(dict[str, Any] | None, getattr(self, "scope", None))
-        if scope is not None:  # the app task has been created but has not run yet
-            scope[SCOPE_KEY] = DirectChannel(self)
+    async def run_asgi(self) -> None:
+        # The app's coroutine: the scope is complete and none of the app has run yet.
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[EXTENSION] = DirectChannel(self)
+        await super().run_asgi()
 
     def drop(self, reason: str, code: int, text: str) -> None:
         """Close with `code` if the frame gets through at once, and drop the connection anyway."""

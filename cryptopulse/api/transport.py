@@ -1,12 +1,16 @@
 """How the hub reaches a client's socket.
 
 `HubWebSocketProtocol` (protocols.py), uvicorn's own WebSocket protocol with additions,
-puts a `DirectChannel` into the ASGI scope. Through it the hub
-writes a frame built once per broadcast straight to the socket (server frames are
-never masked, so the bytes are the same for every client), honours the transport's
-flow control, and can abort a client that stopped reading, which ASGI cannot express.
+puts a `DirectChannel` into the ASGI scope's `extensions` as the app's coroutine starts (the
+narrowest seam uvicorn offers: it holds no matter how or when the task is scheduled). Through
+it the hub writes a frame built once per broadcast straight to the socket (server frames are
+never masked, so the bytes are the same for every client), honours the transport's flow
+control, and can abort a client that stopped reading, which ASGI cannot express. It reads the
+protocol's `transport`, `writable`, `disconnected` and `close_sent`: uvicorn's own state,
+checked by tests/integration/test_api_server.py, which asserts the fast path is the one running.
 
-Under any other server the app falls back to `AsgiChannel` (plain ASGI sends).
+Under any other server the app falls back to `AsgiChannel` (plain ASGI sends); the hub logs
+which path its clients use.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from cryptopulse.api.hub import Outgoing
 
-SCOPE_KEY = "cryptopulse.channel"
+EXTENSION = "cryptopulse.direct"
+"""The key of the `DirectChannel` in the scope's `extensions` (ASGI's place for server extras)."""
 
 
 class DirectChannel:
     """Writes pre-built frames to the connection's transport."""
 
     __slots__ = ("_protocol",)
+    path = "direct"
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self._protocol = protocol
@@ -53,6 +59,7 @@ class AsgiChannel:
     """Plain ASGI sends: works under any server; a stuck client can only be closed, not aborted."""
 
     __slots__ = ("_closing", "_websocket")
+    path = "asgi"
 
     def __init__(self, websocket: WebSocket) -> None:
         self._websocket = websocket
@@ -79,5 +86,5 @@ class AsgiChannel:
 
 
 def channel_for(websocket: WebSocket) -> DirectChannel | AsgiChannel:
-    direct = websocket.scope.get(SCOPE_KEY)
+    direct = (websocket.scope.get("extensions") or {}).get(EXTENSION)
     return direct if isinstance(direct, DirectChannel) else AsgiChannel(websocket)

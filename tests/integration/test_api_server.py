@@ -515,6 +515,28 @@ def test_without_direct_writes_the_asgi_path_delivers_the_same(tmp_path: Path) -
 
     with BackgroundServer(make_settings(tmp_path), direct_writes=False) as server:
         asyncio.run(main(server))
+        assert ws_paths(server) == {"direct": 0, "asgi": 1}
+
+
+def ws_paths(server: BackgroundServer) -> dict[str, float]:
+    name = "cryptopulse_api_ws_connections_total"
+    return {path: metric(server, name, path=path) for path in ("direct", "asgi")}
+
+
+def test_the_fast_path_is_the_one_running(server: BackgroundServer) -> None:
+    """`cryptopulse serve` writes frames straight to each client's socket: were uvicorn to change
+    what the hook relies on, clients would fall back to ASGI sends and this would say so."""
+
+    async def main() -> None:
+        async with connect(server.ws_url) as a, connect(server.ws_url) as b:
+            for ws in (a, b):
+                assert (await recv_json(ws))["type"] == "snapshot"
+            await asyncio.to_thread(post, server, [window(price=3.0)])
+            for ws in (a, b):
+                assert (await recv_json(ws))["data"][0]["avg_price"] == 3.0
+
+    asyncio.run(main())
+    assert ws_paths(server) == {"direct": 2, "asgi": 0}
 
 
 def test_ingest_can_be_turned_off(tmp_path: Path) -> None:

@@ -24,6 +24,8 @@ from tests.factories import window
 class SocketChannel:
     """Accepts writes while `open`; a closed one makes senders wait (like a full socket buffer)."""
 
+    path = "direct"
+
     def __init__(self) -> None:
         self.received: list[bytes] = []
         self.writable = asyncio.Event()
