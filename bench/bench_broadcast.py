@@ -240,9 +240,10 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def start_server(port: int, max_clients: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, max_clients: int, writes: str = "direct") -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "CRYPTOPULSE_API__WEBSOCKET_WRITES": writes,
         "CRYPTOPULSE_API__PORT": str(port),
         "CRYPTOPULSE_API__MAX_CLIENTS": str(max_clients),
         # every simulated client comes from 127.0.0.1
@@ -393,6 +394,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to connect")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--websocket-writes",
+        choices=["direct", "asgi"],
+        default="direct",
+        help="the server's api.websocket_writes: frames straight to sockets, or ASGI sends",
+    )
     args = parser.parse_args()
     if max(args.levels) > 15000:
         raise SystemExit("at most 15,000 clients: the fd limit and two cores bound this benchmark")
@@ -402,7 +409,7 @@ def main() -> None:
             f"the open-files hard limit ({hard}) is too low for {max(args.levels)} clients"
         )
 
-    proc = start_server(args.port, max(args.levels) + 100)
+    proc = start_server(args.port, max(args.levels) + 100, args.websocket_writes)
     results: list[Level] = []
     try:
         server = psutil.Process(proc.pid)

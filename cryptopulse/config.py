@@ -257,6 +257,13 @@ class ApiSettings(BaseModel):
     ws_max_message_bytes: Annotated[int, Field(ge=125)] = Field(
         default=4096, description="Largest message a WebSocket client may send."
     )
+    websocket_writes: Literal["direct", "asgi"] = Field(
+        default="direct",
+        description=(
+            "direct: the hub writes each broadcast's frame straight to every socket (fast); "
+            "asgi: plain ASGI sends (uvicorn's stock protocol; for comparison)."
+        ),
+    )
     ping_interval: Seconds = 20.0
     history_per_coin: Annotated[int, Field(ge=1)] = 240
     allowed_hosts: list[str] = Field(

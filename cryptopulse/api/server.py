@@ -17,7 +17,7 @@ from cryptopulse.errors import CryptoPulseError
 
 
 def uvicorn_config(
-    settings: Settings, *, log_level: str | None = None, direct_writes: bool = True
+    settings: Settings, *, log_level: str | None = None, direct_writes: bool | None = None
 ) -> uvicorn.Config:
     """The uvicorn configuration of the API server: our bounded protocols, no compression.
 
@@ -25,6 +25,8 @@ def uvicorn_config(
     ASGI, and WebSocket clients are not rate-limited).
     """
     api = settings.api
+    if direct_writes is None:
+        direct_writes = api.websocket_writes == "direct"
     app = create_app(settings)
     metrics, limits = app.state.ctx.metrics, app.state.ctx.limits
     return uvicorn.Config(
@@ -87,7 +89,7 @@ class BackgroundServer:
         *,
         port: int = 0,
         start_timeout: float = 20.0,
-        direct_writes: bool = True,
+        direct_writes: bool | None = None,
     ) -> None:
         """Serve `settings` on `port` of `settings.api.host` (0: a free port)."""
         self._sock = bind_socket(settings.api.host, port)
