@@ -1,5 +1,5 @@
 import { BarChart3, CandlestickChart, LineChart as LineIcon } from "lucide-react";
-import { useEffect, useMemo } from "react";
+import { useCallback, useEffect, useMemo } from "react";
 import { AlertsPanel } from "./components/AlertsPanel";
 import { BarChart } from "./components/BarChart";
 import { CoinSelector } from "./components/CoinSelector";
@@ -9,7 +9,7 @@ import { LineChart } from "./components/LineChart";
 import { TokenPrompt } from "./components/TokenPrompt";
 import { useElementSize } from "./hooks/useElementSize";
 import { useMarketSocket } from "./hooks/useMarketSocket";
-import { useNow } from "./hooks/useNow";
+import { useClock } from "./hooks/useNow";
 import { forgetStoredToken, useToken } from "./hooks/useToken";
 import { useViewState } from "./hooks/useViewState";
 import { selectAlerts } from "./lib/alerts";
@@ -18,7 +18,6 @@ import { formatPercent, formatPrice } from "./lib/format";
 import { dataAge, DEFAULT_HISTORY_LIMIT, defaultSource, knownSources, sourceView } from "./lib/market";
 import { barChartHeight, METRIC_DEFS, METRIC_ORDER } from "./lib/metrics";
 import { marketStats } from "./lib/stats";
-import { sourceBadge } from "./lib/status";
 import { socketUrl } from "./lib/url";
 
 const WS_URL = socketUrl(window.location, import.meta.env.VITE_WS_URL as string | undefined);
@@ -33,7 +32,6 @@ export function App() {
     if (needsToken) forgetStoredToken();
   }, [needsToken]);
   const [view, setView] = useViewState();
-  const now = useNow(1000);
 
   // One source at a time: the one in the URL, else the running one. Everything below (charts,
   // table, alerts, stats, data age) comes from this source's slice only.
@@ -43,8 +41,9 @@ export function App() {
   const latest = sv.latest;
   const stats = useMemo(() => marketStats(latest), [latest]);
   const alerts = useMemo(() => selectAlerts(latest), [latest]);
-  const age = dataAge(sv, now);
-  const badge = sourceBadge(source, sv.status, now);
+  // The clock is read where time is shown (the header's pills); App only follows whether the data is
+  // stale, so a tick re-renders it only when that flips.
+  const stale = useClock((now) => dataAge(sv, now).stale);
 
   // With "All" selected the line chart follows the largest coin, so it is never empty.
   const chartCoin = view.coin ?? latest[0]?.coin ?? null;
@@ -53,20 +52,20 @@ export function App() {
 
   const [lineRef, lineSize] = useElementSize<HTMLDivElement>();
   const [barRef, barSize] = useElementSize<HTMLDivElement>();
-  const selectCoin = (coin: string | null) => setView({ coin });
+  // Stable callbacks, so that memo() keeps the charts and the table from re-rendering with App.
+  const selectCoin = useCallback((coin: string | null) => setView({ coin }), [setView]);
+  const selectSource = useCallback((s: string) => setView({ source: s }), [setView]);
 
   return (
-    <div className={`app ${age.stale ? "is-stale" : ""}`} data-source={source ?? undefined}>
+    <div className={`app ${stale ? "is-stale" : ""}`} data-source={source ?? undefined}>
       <Header
         stats={stats}
         connection={connection}
-        now={now}
         source={source}
         sources={sources}
         statuses={market.statuses}
-        onSourceChange={(s) => setView({ source: s })}
-        badge={badge}
-        age={age}
+        onSourceChange={selectSource}
+        status={sv.status}
         newestEndMs={sv.newestEndMs}
         windowMs={sv.windowMs}
       />

@@ -1,24 +1,24 @@
 // Header: title, the selected source (selector, state badge, data age), socket state, stats.
 import { Activity, LockKeyhole, RefreshCw, Wifi, WifiOff } from "lucide-react";
 import { formatCompact, formatPercent } from "../lib/format";
-import type { DataAge } from "../lib/market";
+import { dataAge } from "../lib/market";
 import type { MarketStats } from "../lib/stats";
-import type { Badge } from "../lib/status";
+import { sourceBadge } from "../lib/status";
 import type { StatusPoint } from "../lib/types";
 import type { Connection } from "../hooks/useMarketSocket";
+import { useNow } from "../hooks/useNow";
 import { DataAgePill, SourceBadge, SourceSelector } from "./SourceStatus";
 
 interface Props {
   stats: MarketStats;
   connection: Connection;
-  now: number;
   source: string | null;
   /** Every source with data or a status. */
   sources: readonly string[];
   statuses: Readonly<Record<string, StatusPoint>>;
   onSourceChange: (source: string) => void;
-  badge: Badge;
-  age: DataAge;
+  /** The selected source's status (null: none yet). */
+  status: StatusPoint | null;
   newestEndMs: number | null;
   windowMs: number;
 }
@@ -32,8 +32,9 @@ const CONNECTION_LABELS = {
 } as const;
 
 /** The WebSocket to the API server only; whether the market data is live is the source badge's job. */
-function ConnectionPill({ connection, now }: { connection: Connection; now: number }) {
+function ConnectionPill({ connection }: { connection: Connection }) {
   const { status } = connection;
+  const now = useNow(); // the retry countdown
   const icon =
     status === "connected" ? (
       <Wifi size={14} aria-hidden />
@@ -57,6 +58,16 @@ function ConnectionPill({ connection, now }: { connection: Connection; now: numb
       {retryIn !== null && status !== "connected" && <span className="conn-detail">retry in {retryIn}s</span>}
     </div>
   );
+}
+
+// The pills that show time read the clock themselves, so a tick re-renders them and nothing else.
+function SourceBadgeNow({ source, status }: { source: string | null; status: StatusPoint | null }) {
+  return <SourceBadge badge={sourceBadge(source, status, useNow())} source={source} />;
+}
+
+function DataAgeNow({ newestEndMs, windowMs }: { newestEndMs: number | null; windowMs: number }) {
+  const age = dataAge({ newestEndMs, windowMs }, useNow());
+  return <DataAgePill age={age} newestEndMs={newestEndMs} windowMs={windowMs} />;
 }
 
 function Stat({
@@ -88,8 +99,7 @@ function Stat({
 }
 
 export function Header(props: Props) {
-  const { stats, connection, now, source, sources, statuses, onSourceChange, badge, age, newestEndMs, windowMs } =
-    props;
+  const { stats, connection, source, sources, statuses, onSourceChange, status, newestEndMs, windowMs } = props;
   const avgTone = stats.avgChange === null ? "" : stats.avgChange >= 0 ? "up" : "down";
   const mv = stats.mostVolatile;
   // The selector appears once there is a choice (or a shared link names an unknown source).
@@ -102,9 +112,9 @@ export function Header(props: Props) {
         </h1>
         <div className="header-status">
           {choice && <SourceSelector sources={sources} statuses={statuses} value={source} onChange={onSourceChange} />}
-          <SourceBadge badge={badge} source={source} />
-          <DataAgePill age={age} newestEndMs={newestEndMs} windowMs={windowMs} />
-          <ConnectionPill connection={connection} now={now} />
+          <SourceBadgeNow source={source} status={status} />
+          <DataAgeNow newestEndMs={newestEndMs} windowMs={windowMs} />
+          <ConnectionPill connection={connection} />
         </div>
       </div>
       <div className="stats">

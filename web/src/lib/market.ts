@@ -177,7 +177,7 @@ export interface DataAge {
   stale: boolean;
 }
 
-export function dataAge(view: SourceView, now: number): DataAge {
+export function dataAge(view: Pick<SourceView, "newestEndMs" | "windowMs">, now: number): DataAge {
   if (view.newestEndMs === null) return { ageMs: null, stale: false };
   const ageMs = Math.max(0, now - view.newestEndMs);
   return { ageMs, stale: ageMs > staleAfterMs(view.windowMs) };
