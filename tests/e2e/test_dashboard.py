@@ -33,7 +33,6 @@ from confluent_kafka import Producer
 from cryptopulse.classify import trend, volatility
 from cryptopulse.platform.ports import free_port
 from cryptopulse.schema import SourceState, SourceStatus
-from tests.browser import CHROMIUM, launch
 
 pytestmark = pytest.mark.e2e
 
@@ -298,19 +297,6 @@ def api(
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM}: run `make setup`"
-    with sync_playwright() as pw:
-        chromium = launch(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Page:

@@ -21,7 +21,6 @@ import pytest
 
 from cryptopulse.api.server import BackgroundServer
 from cryptopulse.config import ApiSettings, load_settings
-from tests.browser import CHROMIUM, launch
 from tests.factories import WINDOW, window
 
 pytestmark = pytest.mark.e2e
@@ -68,19 +67,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServe
         # The reads really are protected.
         assert httpx.get(f"{running.url}/api/sources", timeout=10).status_code == 401
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM}: run `make setup`"
-    with sync_playwright() as pw:
-        chromium = launch(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def refusals(server: BackgroundServer) -> float:
