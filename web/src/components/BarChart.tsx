@@ -9,6 +9,7 @@ import type { WindowPoint } from "../lib/types";
 import type { Metric } from "../lib/url";
 import { coinName } from "../lib/coins";
 import { Axis } from "./Axis";
+import { ChartTooltip } from "./ChartTooltip";
 
 interface Props {
   width: number;
@@ -168,11 +169,7 @@ export const BarChart = memo(function BarChart({ width, height, data, metric, se
         </g>
       </svg>
       {hover && hovered && (
-        <div
-          className="tooltip"
-          role="tooltip"
-          style={{ left: Math.min(hover.x + 12, Math.max(0, width - 200)), top: hover.y + 12 }}
-        >
+        <ChartTooltip x={hover.x} y={hover.y} chartWidth={width} chartHeight={height}>
           <strong>
             {coinName(hovered.w.coin)} <span className="muted">{hovered.w.symbol.toUpperCase()}</span>
           </strong>
@@ -185,7 +182,7 @@ export const BarChart = memo(function BarChart({ width, height, data, metric, se
           <div>
             {hovered.w.trend} · {hovered.w.volatility}
           </div>
-        </div>
+        </ChartTooltip>
       )}
     </div>
   );

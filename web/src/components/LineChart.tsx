@@ -6,6 +6,7 @@ import { formatDateTime, formatPercent, formatPrice, formatPriceCompact, moneyTi
 import type { WindowPoint } from "../lib/types";
 import type { ChartView } from "../lib/url";
 import { Axis } from "./Axis";
+import { ChartTooltip } from "./ChartTooltip";
 
 const M = { top: 12, right: 16, bottom: 28, left: 64 };
 const byStart = bisector<WindowPoint, number>((d) => d.startMs);
@@ -176,14 +177,7 @@ export const LineChart = memo(function LineChart({ width, height, data, view, wi
         </g>
       </svg>
       {hovered && (
-        <div
-          className="tooltip"
-          role="tooltip"
-          style={{
-            left: Math.min(M.left + hx + 12, Math.max(0, width - 190)),
-            top: Math.max(0, Math.min(M.top + hy + 12, height - 120)),
-          }}
-        >
+        <ChartTooltip x={M.left + hx} y={M.top + hy} chartWidth={width} chartHeight={height}>
           <div className="muted">
             {formatDateTime(hovered.startMs)} – {hhmmss(new Date(hovered.endMs))}
           </div>
@@ -198,7 +192,7 @@ export const LineChart = memo(function LineChart({ width, height, data, view, wi
             24h {formatPercent(hovered.avg_change_24h)}
           </div>
           <div>{hovered.volatility}</div>
-        </div>
+        </ChartTooltip>
       )}
     </div>
   );

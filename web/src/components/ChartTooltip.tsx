@@ -1,0 +1,26 @@
+// The charts' one tooltip: an HTML box beside the pointer, kept inside the chart's box.
+import type { ReactNode } from "react";
+
+/** Room the box needs (CSS caps its width at 220 px); it flips inside the chart near an edge. */
+const BOX_W = 200;
+const BOX_H = 120;
+const OFFSET = 12;
+
+interface Props {
+  /** Pointer position relative to the chart's top-left corner. */
+  x: number;
+  y: number;
+  chartWidth: number;
+  chartHeight: number;
+  children: ReactNode;
+}
+
+export function ChartTooltip({ x, y, chartWidth, chartHeight, children }: Props) {
+  const left = Math.min(x + OFFSET, Math.max(0, chartWidth - BOX_W));
+  const top = Math.max(0, Math.min(y + OFFSET, chartHeight - BOX_H));
+  return (
+    <div className="tooltip" role="tooltip" style={{ left, top }}>
+      {children}
+    </div>
+  );
+}
