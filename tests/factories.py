@@ -1,8 +1,12 @@
-"""Test data shared by unit and integration tests: valid contract records."""
+"""Test data shared by unit and integration tests: valid contract records, and ticks as they
+are sent to Kafka."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
 
 from cryptopulse.schema import SourceState, SourceStatus, WindowAggregate
 
@@ -53,3 +57,35 @@ def status(
     return SourceStatus(
         source=source, state=state, detail=detail, last_good=last_good, updated_at=at
     )
+
+
+def iso(seconds: float, start: datetime = T0) -> str:
+    """`seconds` after `start` as a tick's ISO 8601 UTC timestamp."""
+    return (start + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def tick(coin: str, at: float, price: float, change: float | None = 0.0, **extra: Any) -> bytes:
+    """A tick's Kafka record value, observed `at` seconds after T0 (source "test" unless given)."""
+    record = {
+        "coin": coin,
+        "symbol": coin[:3],
+        "price": price,
+        "change_24h": change,
+        "volume_24h": extra.get("volume", 1000.0),
+        "market_cap": extra.get("cap", 1e6),
+        "timestamp": iso(at),
+        "source": extra.get("source", "test"),
+    }
+    return orjson.dumps(record)
+
+
+Finals = dict[tuple[str, str, str], list[dict[str, Any]]]
+
+
+def finals(records: list[dict[str, Any]]) -> Finals:
+    """Final window records (as JSON from the windows topic) by (source, coin, window_start)."""
+    out: Finals = {}
+    for r in records:
+        if r["final"]:
+            out.setdefault((r["source"], r["coin"], r["window_start"]), []).append(r)
+    return out

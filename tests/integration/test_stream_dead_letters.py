@@ -19,7 +19,7 @@ from cryptopulse.platform.ports import free_port
 from cryptopulse.stream.job import StreamJob
 from cryptopulse.stream.parse import dead_letters, parse_ticks
 from cryptopulse.stream.sinks import DeadLetterSink, SinkStats, dead_letter_producer
-from tests.integration.test_stream_job import finals, iso, tick
+from tests.factories import finals, iso, tick
 from tests.integration.test_stream_transforms import kafka_rows
 from tests.kafka_helpers import TopicReader, send
 

@@ -6,7 +6,6 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -15,45 +14,14 @@ import pytest
 from cryptopulse.config import Settings
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.job import DLQ, QueryStopped, StreamJob
+from tests.factories import Finals, finals, iso, tick
 from tests.fakes.receiver import Receiver
-from tests.kafka_helpers import TopicReader, send
+from tests.kafka_helpers import TopicReader, read_topic, send
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
-
-
-def iso(seconds: float) -> str:
-    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
-
-
-def tick(coin: str, at: float, price: float, change: float | None = 0.0, **extra: Any) -> bytes:
-    record = {
-        "coin": coin,
-        "symbol": coin[:3],
-        "price": price,
-        "change_24h": change,
-        "volume_24h": extra.get("volume", 1000.0),
-        "market_cap": extra.get("cap", 1e6),
-        "timestamp": iso(at),
-        "source": extra.get("source", "test"),
-    }
-    return orjson.dumps(record)
-
-
-Finals = dict[tuple[str, str, str], list[dict[str, Any]]]
-
-
-def finals(records: list[dict[str, Any]]) -> Finals:
-    """Final records by (source, coin, window_start)."""
-    out: Finals = {}
-    for r in records:
-        if r["final"]:
-            out.setdefault((r["source"], r["coin"], r["window_start"]), []).append(r)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -190,16 +158,18 @@ def test_classification_at_the_boundaries(first_window: Finals) -> None:
 
 
 def test_live_updates_precede_one_final(job_env: dict[str, Any], first_window: Finals) -> None:
-    # Let later batches run (one more tick in the open window [90 s, 120 s)): a second final
-    # of a closed window would be published by then.
+    # A marker: one more tick in the open window [90 s, 120 s). Once its update is on the
+    # topic, a batch after the one with the finals has run; the topic is then read to the end
+    # of every partition, so a second final published before the marker is in what is read.
     s: Settings = job_env["settings"]
     send(s.kafka.bootstrap, s.kafka.topic_ticks, [("alpha", tick("alpha", 101, 121.0))])
     later = iso(90).replace("Z", ".000Z")
-    records = job_env["windows"].until(
+    job_env["windows"].until(
         lambda rs: any(
             r["coin"] == "alpha" and r["window_start"] == later and r["tick_count"] == 2 for r in rs
         )
     )
+    records = read_topic(s.kafka.bootstrap, s.kafka.topic_windows)
     start = iso(0).replace("Z", ".000Z")
     for coin in ("alpha", "beta", "gamma", "delta"):
         mine = [
