@@ -4,7 +4,7 @@ import { expect, it } from "vitest";
 import { ChartTooltip } from "./ChartTooltip";
 
 const place = (x: number, y: number) =>
-  renderToStaticMarkup(createElement(ChartTooltip, { x, y, chartWidth: 600, chartHeight: 300 }, "hi"));
+  renderToStaticMarkup(createElement(ChartTooltip, { x, y, chartWidth: 600, chartHeight: 300, children: "hi" }));
 
 it("sits beside the pointer, and stays inside the chart near its edges", () => {
   expect(place(100, 50)).toBe('<div class="tooltip" role="tooltip" style="left:112px;top:62px">hi</div>');
