@@ -45,7 +45,7 @@ def source_only(coins: int, count: int) -> float:
 
     started = time.perf_counter()
     result = Runner(source, sink, log_interval=3600).run()
-    return result.ticks / (time.perf_counter() - started)
+    return result.sent / (time.perf_counter() - started)
 
 
 def unpaced_run(bootstrap: str, topic: str, coins: int, count: int, seed: int) -> dict[str, float]:
@@ -57,7 +57,7 @@ def unpaced_run(bootstrap: str, topic: str, coins: int, count: int, seed: int) -
     sent_at = time.perf_counter()
     undelivered = producer.stop()
     elapsed = time.perf_counter() - started
-    stats = producer.stats
+    stats = producer.metrics
     if undelivered or stats.failed or stats.delivered != count:
         raise SystemExit(f"run lost ticks: {stats.summary()}")
     return {
@@ -83,9 +83,9 @@ def paced_run(
     expected = target * elapsed
     return {
         "target_ticks_per_s": target,
-        "achieved_ticks_per_s": producer.stats.delivered / elapsed,
-        "behind_schedule_ticks": max(0.0, expected - result.ticks),
-        "failed": float(producer.stats.failed),
+        "achieved_ticks_per_s": producer.metrics.delivered / elapsed,
+        "behind_schedule_ticks": max(0.0, expected - result.sent),
+        "failed": float(producer.metrics.failed),
     }
 
 

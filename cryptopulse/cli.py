@@ -1,12 +1,14 @@
-"""The `cryptopulse` command. Heavy modules are imported inside each command so
-`cryptopulse --help` stays instant."""
+"""The `cryptopulse` command line."""
+
+# Heavy modules (Spark, Kafka, the API server) are imported inside each command, so that
+# `cryptopulse --help` stays instant.
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -19,9 +21,15 @@ from cryptopulse.errors import CryptoPulseError
 from cryptopulse.log import setup_logging
 
 if TYPE_CHECKING:
-    from cryptopulse.producer import TickProducer
+    from cryptopulse.producer import StatusReporter, TickProducer
+    from cryptopulse.sources import Source
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="CryptoPulse: live crypto market data through Kafka and Spark to a web dashboard. "
+    "`cryptopulse up` runs the whole pipeline.",
+)
 kafka_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker (KRaft).")
 app.add_typer(kafka_app, name="kafka")
 console = Console(stderr=True)
@@ -160,6 +168,54 @@ def stream(
         raise typer.Exit(1) from exc
 
 
+# -- options shared by up, produce and record (one name each) ----------------------------------
+
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", "-s", help="coingecko (default), simulated or replay."),
+]
+CoinsOpt = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated CoinGecko ids (default: bitcoin, ethereum and 8 more)."),
+]
+TopOpt = Annotated[
+    int | None, typer.Option(help="CoinGecko: follow the top N coins by market cap instead.")
+]
+IntervalOpt = Annotated[
+    float | None, typer.Option("--poll-interval", help="CoinGecko poll interval, seconds.")
+]
+SimCoinsOpt = Annotated[
+    int | None, typer.Option("--simulated-coins", help="Simulated: number of coins (1-5000).")
+]
+RateOpt = Annotated[float | None, typer.Option(help="Simulated: ticks per coin per second.")]
+SeedOpt = Annotated[
+    int | None, typer.Option(help="Simulated: random seed (same seed, same market).")
+]
+UnpacedOpt = Annotated[
+    bool, typer.Option("--unpaced", help="Simulated: as fast as possible (benchmarks).")
+]
+FileOpt = Annotated[
+    Path | None, typer.Option("--replay-file", "-f", help="Replay: the capture (JSON lines).")
+]
+SpeedOpt = Annotated[
+    float | None,
+    typer.Option(help="Replay: 1 = recorded speed, 10 = 10x, 0 = as fast as possible."),
+]
+KeepTimesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-timestamps", help="Replay: keep recorded timestamps (default: shift to now)."
+    ),
+]
+MaxTicksOpt = Annotated[int | None, typer.Option(help="Stop after this many ticks.")]
+DurationOpt = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
+
+
+def _coin_list(coins: str | None) -> list[str] | None:
+    """`--coins a,b` as a list (None when not given)."""
+    return [c.strip() for c in coins.split(",") if c.strip()] if coins else None
+
+
 def _up_env(overrides: dict[str, object]) -> dict[str, str]:
     """The children's environment: ours plus the command line's settings as CRYPTOPULSE_* vars."""
     env = dict(os.environ)
@@ -173,23 +229,17 @@ def _up_env(overrides: dict[str, object]) -> dict[str, str]:
 
 @app.command()
 def up(
-    source: Annotated[
-        str | None, typer.Option("--source", "-s", help="coingecko (default), simulated or replay.")
-    ] = None,
+    source: SourceOpt = None,
     window: Annotated[
         float | None, typer.Option(help="Window length, seconds (e.g. 5 for a demo).")
     ] = None,
     watermark: Annotated[float | None, typer.Option(help="Watermark delay, seconds.")] = None,
     trigger: Annotated[float | None, typer.Option(help="Spark trigger interval, seconds.")] = None,
-    coins: Annotated[str | None, typer.Option(help="Comma-separated coin ids.")] = None,
-    simulated_coins: Annotated[int | None, typer.Option(help="Simulated: number of coins.")] = None,
-    rate: Annotated[
-        float | None, typer.Option(help="Simulated: ticks per coin per second.")
-    ] = None,
-    poll_interval: Annotated[
-        float | None, typer.Option(help="CoinGecko poll interval, seconds.")
-    ] = None,
-    replay_file: Annotated[Path | None, typer.Option(help="Replay: the capture to play.")] = None,
+    coins: CoinsOpt = None,
+    simulated_coins: SimCoinsOpt = None,
+    rate: RateOpt = None,
+    poll_interval: IntervalOpt = None,
+    replay_file: FileOpt = None,
 ) -> None:
     """Run the whole pipeline (Kafka, API, Spark job, producer) and print the dashboard URL."""
     from rich.text import Text
@@ -201,7 +251,7 @@ def up(
         "spark__window_seconds": window,
         "spark__watermark_seconds": watermark,
         "spark__trigger_seconds": trigger,
-        "producer__coins": coins.split(",") if coins else None,
+        "producer__coins": _coin_list(coins),
         "producer__simulated_coins": simulated_coins,
         "producer__simulated_rate": rate,
         "producer__poll_interval": poll_interval,
@@ -347,72 +397,24 @@ def serve(
         raise _fail(exc) from exc
 
 
-# -- produce / record (market sources) -----------------------------------------------------
-
-SourceOpt = Annotated[
-    str | None,
-    typer.Option("--source", "-s", help="coingecko (default), simulated or replay."),
-]
-CoinsOpt = Annotated[
-    str | None, typer.Option(help="Comma-separated CoinGecko ids (default: the ten in the design).")
-]
-TopOpt = Annotated[
-    int | None, typer.Option(help="CoinGecko: follow the top N coins by market cap instead.")
-]
-IntervalOpt = Annotated[float | None, typer.Option(help="CoinGecko poll interval, seconds.")]
-SimCoinsOpt = Annotated[int | None, typer.Option(help="Simulated: number of coins (1-5000).")]
-RateOpt = Annotated[float | None, typer.Option(help="Simulated: ticks per coin per second.")]
-SeedOpt = Annotated[
-    int | None, typer.Option(help="Simulated: random seed (same seed, same market).")
-]
-UnpacedOpt = Annotated[
-    bool, typer.Option("--unpaced", help="Simulated: as fast as possible (benchmarks).")
-]
-FileOpt = Annotated[
-    Path | None, typer.Option("--file", "-f", help="Replay: the capture (JSON lines).")
-]
-SpeedOpt = Annotated[
-    float | None,
-    typer.Option(help="Replay: 1 = recorded speed, 10 = 10x, 0 = as fast as possible."),
-]
-KeepTimesOpt = Annotated[
-    bool,
-    typer.Option(
-        "--keep-timestamps", help="Replay: keep recorded timestamps (default: shift to now)."
-    ),
-]
-MaxTicksOpt = Annotated[int | None, typer.Option(help="Stop after this many ticks.")]
-DurationOpt = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
-
-
-def _source_settings(
-    source: str | None,
-    coins: str | None,
-    top: int | None,
-    interval: float | None,
-    sim_coins: int | None,
-    rate: float | None,
-    seed: int | None,
-    file: Path | None,
-    speed: float | None,
-    keep_timestamps: bool,
-) -> Settings:
+def _source_settings(options: dict[str, Any]) -> Settings:
+    """The settings with the source options given on the command line (`ctx.params`)."""
     from cryptopulse.producer import with_producer_overrides
 
     settings = _settings()
     try:
         return with_producer_overrides(
             settings,
-            source=source,
-            coins=[c.strip() for c in coins.split(",") if c.strip()] if coins else None,
-            coingecko_top=top,
-            poll_interval=interval,
-            simulated_coins=sim_coins,
-            simulated_rate=rate,
-            seed=seed,
-            replay_file=file,
-            replay_speed=speed,
-            replay_retime=False if keep_timestamps else None,
+            source=options["source"],
+            coins=_coin_list(options["coins"]),
+            coingecko_top=options["top"],
+            poll_interval=options["poll_interval"],
+            simulated_coins=options["simulated_coins"],
+            simulated_rate=options["rate"],
+            seed=options["seed"],
+            replay_file=options["replay_file"],
+            replay_speed=options["speed"],
+            replay_retime=False if options["keep_timestamps"] else None,
         )
     except ValueError as exc:  # pydantic's ValidationError names the bad option
         _say_error("Invalid option:", exc)
@@ -421,15 +423,16 @@ def _source_settings(
 
 @app.command()
 def produce(
+    ctx: typer.Context,
     source: SourceOpt = None,
     coins: CoinsOpt = None,
     top: TopOpt = None,
-    interval: IntervalOpt = None,
-    sim_coins: SimCoinsOpt = None,
+    poll_interval: IntervalOpt = None,
+    simulated_coins: SimCoinsOpt = None,
     rate: RateOpt = None,
     seed: SeedOpt = None,
     unpaced: UnpacedOpt = False,
-    file: FileOpt = None,
+    replay_file: FileOpt = None,
     speed: SpeedOpt = None,
     keep_timestamps: KeepTimesOpt = False,
     bootstrap: Annotated[
@@ -450,18 +453,10 @@ def produce(
     ] = None,
 ) -> None:
     """Publish market Ticks to Kafka from CoinGecko, the simulator or a capture (Ctrl-C stops)."""
-    from cryptopulse.producer import (
-        StatusReporter,
-        TickProducer,
-        publish_source,
-        run_until_signalled,
-    )
+    from cryptopulse.producer import TickProducer, publish_source, run_until_signalled
     from cryptopulse.sources import open_source
-    from cryptopulse.status import StatusTracker
 
-    settings = _source_settings(
-        source, coins, top, interval, sim_coins, rate, seed, file, speed, keep_timestamps
-    )
+    settings = _source_settings(ctx.params)  # the source options above, by name
     overrides: dict[str, str] = {}
     if bootstrap:
         overrides["bootstrap"] = bootstrap
@@ -474,6 +469,28 @@ def produce(
     except CryptoPulseError as exc:
         _report(report_fd, producer)
         raise _fail(exc) from exc
+    status = _start_reporting(settings, src, producer, metrics_port)
+    runner = publish_source(src, producer, max_ticks=max_ticks, duration=duration, status=status)
+    try:
+        result = run_until_signalled(runner)
+    finally:
+        status.stop()
+        src.close()
+        undelivered = producer.stop()
+        _report(report_fd, producer)
+    console.print(f"Done in {result.seconds:.1f} s: {result.summary()}")
+    if undelivered or result.failed:
+        raise typer.Exit(1)
+
+
+def _start_reporting(
+    settings: Settings, src: Source, producer: TickProducer, metrics_port: int | None
+) -> StatusReporter:
+    """Serve the producer's metrics (when a port is set), say what runs, and start reporting
+    the source's status on the status topic."""
+    from cryptopulse.producer import StatusReporter
+    from cryptopulse.status import StatusTracker
+
     port = metrics_port if metrics_port is not None else settings.producer.metrics_port
     if port:
         from prometheus_client import start_http_server
@@ -489,26 +506,16 @@ def produce(
         interval=settings.producer.status_interval,
     )
     status.start()
-    runner = publish_source(src, producer, max_ticks=max_ticks, duration=duration, status=status)
-    try:
-        result = run_until_signalled(runner)
-    finally:
-        status.stop()
-        src.close()
-        undelivered = producer.stop()
-        _report(report_fd, producer)
-    console.print(f"Done in {result.seconds:.1f} s: {producer.stats.summary()}")
-    if undelivered or producer.stats.failed:
-        raise typer.Exit(1)
+    return status
 
 
 def _report(fd: int | None, producer: TickProducer) -> None:
     """The producer's final counts, for whoever started it (`up` reads them from a pipe)."""
     if fd is None:
         return
-    stats = producer.stats
+    counts = producer.metrics
     line = orjson.dumps(
-        {"sent": stats.sent, "delivered": stats.delivered, "undelivered": stats.failed}
+        {"sent": counts.sent, "delivered": counts.delivered, "undelivered": counts.failed}
     )
     try:
         with os.fdopen(fd, "wb") as out:
@@ -519,18 +526,19 @@ def _report(fd: int | None, producer: TickProducer) -> None:
 
 @app.command()
 def record(
+    ctx: typer.Context,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Capture file to write (JSON lines).")
     ],
     source: SourceOpt = None,
     coins: CoinsOpt = None,
     top: TopOpt = None,
-    interval: IntervalOpt = None,
-    sim_coins: SimCoinsOpt = None,
+    poll_interval: IntervalOpt = None,
+    simulated_coins: SimCoinsOpt = None,
     rate: RateOpt = None,
     seed: SeedOpt = None,
     unpaced: UnpacedOpt = False,
-    file: FileOpt = None,
+    replay_file: FileOpt = None,
     speed: SpeedOpt = None,
     keep_timestamps: KeepTimesOpt = False,
     append: Annotated[bool, typer.Option(help="Add to the file instead of replacing it.")] = False,
@@ -542,9 +550,7 @@ def record(
     from cryptopulse.sources import open_source
     from cryptopulse.sources.replay import CaptureWriter
 
-    settings = _source_settings(
-        source, coins, top, interval, sim_coins, rate, seed, file, speed, keep_timestamps
-    )
+    settings = _source_settings(ctx.params)  # the source options above, by name
     if max_ticks is None and duration is None:
         console.print("Recording until Ctrl-C (use --max-ticks or --duration to bound it).")
     try:

@@ -15,101 +15,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client import Counter as PromCounter
 from pydantic import ValidationError
 
 from cryptopulse.config import KafkaSecurity, Settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.kafka_client import REFUSALS, describe, librdkafka_config
 from cryptopulse.kafka_link import QUIET_CLIENT_LOG, KafkaLink
+from cryptopulse.producer_metrics import Counts, ProducerMetrics, reasons
 from cryptopulse.schema import SourceStatus, Tick, status_to_json, tick_from_json, tick_to_json
 from cryptopulse.sources.base import Batch, Source
 from cryptopulse.status import StatusTracker
 
 log = logging.getLogger("cryptopulse.producer")
 _client_log = logging.getLogger("cryptopulse.producer.librdkafka")  # the Kafka client's own log
-
-
-class ProducerMetrics:
-    """The producer's Prometheus metrics, in their own registry."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.sent = PromCounter("cryptopulse_producer_sent", "Ticks handed to Kafka.", registry=r)
-        self.delivered = PromCounter(
-            "cryptopulse_producer_delivered", "Ticks acknowledged by the broker.", registry=r
-        )
-        self.delivery_failures = PromCounter(
-            "cryptopulse_producer_delivery_failures",
-            "Ticks the broker did not acknowledge, by error.",
-            ["error"],
-            registry=r,
-        )
-        self.invalid = PromCounter(
-            "cryptopulse_producer_invalid", "Ticks refused by schema validation.", registry=r
-        )
-        self.skipped = PromCounter(
-            "cryptopulse_producer_skipped",
-            "Quotes the source left out, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.unchanged = PromCounter(
-            "cryptopulse_producer_unchanged",
-            "Quotes not republished because the source had not updated them.",
-            registry=r,
-        )
-        self.failed_cycles = PromCounter(
-            "cryptopulse_producer_failed_cycles",
-            "Source cycles that got no data after retries, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.last_sent = Gauge(
-            "cryptopulse_producer_last_sent_timestamp_seconds",
-            "Unix time of the last tick handed to Kafka.",
-            registry=r,
-        )
-
-
-@dataclass
-class ProducerStats:
-    batches: int = 0
-    sent: int = 0
-    delivered: int = 0
-    failed: int = 0
-    invalid: int = 0
-    unchanged: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    failed_cycles: Counter[str] = field(default_factory=Counter)
-    delivery_errors: Counter[str] = field(default_factory=Counter)
-
-    def summary(self) -> str:
-        parts = [f"sent {self.sent:,}", f"delivered {self.delivered:,}"]
-        if self.failed:
-            errors = ", ".join(f"{e} {n}" for e, n in self.delivery_errors.most_common())
-            parts.append(f"delivery failed {self.failed:,} ({errors})")
-        if self.invalid:
-            parts.append(f"invalid {self.invalid:,}")
-        if self.skipped:
-            parts.append(f"skipped {sum(self.skipped.values()):,} ({_reasons(self.skipped)})")
-        if self.unchanged:
-            parts.append(f"unchanged {self.unchanged:,}")
-        if self.failed_cycles:
-            parts.append(f"failed cycles {sum(self.failed_cycles.values())}")
-        return ", ".join(parts)
-
-
-def _reasons(counts: Counter[str]) -> str:
-    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
 
 
 def kafka_config(
@@ -183,7 +105,6 @@ class TickProducer:
             extra=extra_config,
         )
         self.metrics = metrics or ProducerMetrics()
-        self.stats = ProducerStats()
         self._producer: Producer | None = None
         self._errors_logged: set[str] = set()
         self._invalid_logged = False
@@ -276,9 +197,7 @@ class TickProducer:
         self._producer = None
         remaining = int(producer.flush(self.flush_timeout))
         if remaining:
-            self.stats.failed += remaining
-            self.stats.delivery_errors["not flushed"] += remaining
-            self.metrics.delivery_failures.labels("not flushed").inc(remaining)
+            self.metrics.count_delivery("not flushed", remaining)
             log.error(
                 "%d tick(s) not delivered within %.0f s of stopping (is Kafka at %s up?)",
                 remaining,
@@ -319,10 +238,7 @@ class TickProducer:
                     break
             sent += 1
         producer.poll(0)
-        self.stats.sent += sent
-        self.metrics.sent.inc(sent)
-        if sent:
-            self.metrics.last_sent.set(time.time())
+        self.metrics.count_sent(sent, time.time())
         return sent
 
     def _produce_when_room(
@@ -369,8 +285,7 @@ class TickProducer:
             self._producer.poll(timeout)
 
     def _invalid(self, tick: Tick, exc: ValidationError) -> None:
-        self.stats.invalid += 1
-        self.metrics.invalid.inc()
+        self.metrics.count_invalid()
         if not self._invalid_logged:
             self._invalid_logged = True
             log.warning("dropping a tick that fails the schema (coin %r): %s", tick.coin, exc)
@@ -383,14 +298,11 @@ class TickProducer:
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
-            self.stats.delivered += 1
-            self.metrics.delivered.inc()
+            self.metrics.count_delivery(None)
             self._kafka_back()
             return
         name = err.name()
-        self.stats.failed += 1
-        self.stats.delivery_errors[name] += 1
-        self.metrics.delivery_failures.labels(name).inc()
+        self.metrics.count_delivery(name)
         if name not in self._errors_logged:
             self._errors_logged.add(name)
             log.error(
@@ -421,24 +333,19 @@ class TickProducer:
 # -- running a source ---------------------------------------------------------------------
 
 
-@dataclass
-class RunResult:
-    ticks: int = 0
-    batches: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    unchanged: int = 0
-    failed_cycles: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
-
-
 class Runner:
-    """Feeds a source's batches into a sink until done; `stop()` ends it from any thread."""
+    """Feeds a source's batches into a sink until done; `stop()` ends it from any thread.
+
+    `metrics` are the sink's when it counts what it takes itself (`TickProducer.publish`);
+    without them the Runner counts the ticks the sink says it took.
+    """
 
     def __init__(
         self,
         source: Source,
         sink: Callable[[Sequence[Tick]], int],
         *,
+        metrics: ProducerMetrics | None = None,
         max_ticks: int | None = None,
         duration: float | None = None,
         log_interval: float | None = None,
@@ -448,6 +355,8 @@ class Runner:
     ) -> None:
         self.source = source
         self.sink = sink
+        self.metrics = metrics or ProducerMetrics()
+        self._sink_counts = metrics is not None
         self.max_ticks = max_ticks
         self.duration = duration
         # one line per cycle for a polling source; a periodic summary for fast ones
@@ -459,7 +368,6 @@ class Runner:
         self.verb = verb
         self.on_batch = on_batch
         self.on_stop = on_stop
-        self.result = RunResult()
         self._stopped = threading.Event()
 
     def stop(self) -> None:
@@ -472,66 +380,65 @@ class Runner:
     def stopping(self) -> bool:
         return self._stopped.is_set()
 
-    def run(self) -> RunResult:
-        result = self.result
+    def run(self) -> ProducerMetrics:
+        """Run to the end; the run's metrics (`seconds` set)."""
+        metrics = self.metrics
         started = time.monotonic()
         timer: threading.Timer | None = None
         if self.duration is not None:
             timer = threading.Timer(self.duration, self.stop)
             timer.daemon = True
             timer.start()
-        window = RunResult()
+        logged = metrics.snapshot()
+        taken = 0
         last_log = started
         try:
             for batch in self.source:
                 ticks: Sequence[Tick] = batch.ticks
                 if self.max_ticks is not None:
-                    ticks = ticks[: max(0, self.max_ticks - result.ticks)]
+                    ticks = ticks[: max(0, self.max_ticks - taken)]
                 count = self.sink(ticks) if ticks else 0
-                for acc in (result, window):
-                    acc.ticks += count
-                    acc.batches += 1
-                    acc.skipped.update(batch.skipped)
-                    acc.unchanged += batch.unchanged
-                    if batch.error:
-                        acc.failed_cycles[batch.error] += 1
+                taken += count
+                if not self._sink_counts:
+                    metrics.count_sent(count, time.time())
+                metrics.observe(batch)
                 if self.on_batch is not None:
                     self.on_batch(batch)
                 now = time.monotonic()
                 if now - last_log >= self.log_interval or batch.error:
-                    self._log(batch, window)
-                    window = RunResult()
+                    logged = self._log(batch, logged)
                     last_log = now
-                if self.max_ticks is not None and result.ticks >= self.max_ticks:
-                    break
-                if self._stopped.is_set():
+                if (self.max_ticks is not None and taken >= self.max_ticks) or self.stopping:
                     break
         finally:
             if timer is not None:
                 timer.cancel()
-            result.seconds = time.monotonic() - started
-            if window.batches and self.log_interval > 0:
-                self._log(None, window)
-        return result
+            metrics.seconds = time.monotonic() - started
+            if metrics.batches > logged.batches and self.log_interval > 0:
+                self._log(None, logged)
+        return metrics
 
-    def _log(self, batch: Batch | None, window: RunResult) -> None:
+    def _log(self, batch: Batch | None, logged: Counts) -> Counts:
+        """One line of what happened since `logged`; returns the new mark."""
+        now = self.metrics.snapshot()
+        window = now.since(logged)
         if batch is not None and self.log_interval == 0:
             head = f"cycle {batch.cycle}"
             if batch.error:
                 head += f" failed ({batch.error.replace('_', ' ')})"
         else:
             head = f"{window.batches} batch{'es' if window.batches != 1 else ''}"
-        skipped = sum(window.skipped.values())
-        reasons = f" ({_reasons(window.skipped)})" if skipped else ""
+        skipped = window.skipped.total()
         log.info(
             "%s: %s %d, skipped %d%s, unchanged %d",
             head,
             self.verb,
-            window.ticks,
+            window.sent,
             skipped,
-            reasons,
+            f" ({reasons(window.skipped)})" if skipped else "",
             window.unchanged,
         )
+        return now
 
 
 class StatusReporter:
@@ -596,32 +503,16 @@ def publish_source(
     log_interval: float | None = None,
     status: StatusReporter | None = None,
 ) -> Runner:
-    """A Runner that publishes `source` with `producer` and counts the source's skips too;
+    """A Runner that publishes `source` with `producer`, counting into the producer's metrics;
     with `status`, reports the source's state after every batch."""
-    metrics = producer.metrics
-    stats = producer.stats
-
-    def count(batch: Batch) -> None:
-        if status is not None:
-            status.on_batch(batch)
-        stats.batches += 1
-        stats.unchanged += batch.unchanged
-        stats.skipped.update(batch.skipped)
-        if batch.unchanged:
-            metrics.unchanged.inc(batch.unchanged)
-        for reason, n in batch.skipped.items():
-            metrics.skipped.labels(reason).inc(n)
-        if batch.error:
-            stats.failed_cycles[batch.error] += 1
-            metrics.failed_cycles.labels(batch.error).inc()
-
     return Runner(
         source,
         producer.publish,
+        metrics=producer.metrics,
         max_ticks=max_ticks,
         duration=duration,
         log_interval=log_interval,
-        on_batch=count,
+        on_batch=status.on_batch if status is not None else None,
         on_stop=producer.interrupt,
     )
 
@@ -638,7 +529,7 @@ def with_producer_overrides(settings: Settings, **overrides: Any) -> Settings:
     return settings.model_copy(update={"producer": producer})
 
 
-def run_until_signalled(runner: Runner) -> RunResult:
+def run_until_signalled(runner: Runner) -> ProducerMetrics:
     """Run in the foreground: the first Ctrl-C (or SIGTERM) stops the source and lets the
     caller flush; a second Ctrl-C aborts."""
     import signal

@@ -30,6 +30,8 @@ class Batch:
     unchanged: int = 0
     cycle: int = 0
     error: str | None = None  # why the source got no data this step (after its retries)
+    requests: int = 0  # requests made to a remote source this step
+    retries: int = 0  # of which retries
 
     @property
     def skipped_total(self) -> int:

@@ -99,7 +99,7 @@ class ReplaySource:
     ) -> ReplaySource:
         if settings.replay_file is None:
             raise CryptoPulseError(
-                "The replay source needs a capture: pass --file or set CRYPTOPULSE_PRODUCER__REPLAY_FILE."
+                "The replay source needs a capture: pass --replay-file or set CRYPTOPULSE_PRODUCER__REPLAY_FILE."
             )
         return cls(
             settings.replay_file,

@@ -55,14 +55,14 @@ def _statuses(bootstrap: str, topic: str) -> list[tuple[str, SourceStatus]]:
 
 
 def test_produce_simulated_fills_the_topic_with_valid_ticks(
-    kafka_bootstrap: str, new_topic: Callable[..., str], group_id: str, tmp_path: Path
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
     read_fd, write_fd = os.pipe()
     try:
         done = subprocess.run(
             [
-                *CLI, "produce", "--source", "simulated", "--sim-coins", "20", "--rate", "10",
+                *CLI, "produce", "--source", "simulated", "--simulated-coins", "20", "--rate", "10",
                 "--max-ticks", "300", "--bootstrap", kafka_bootstrap, "--topic", topic,
                 "--report-fd", str(write_fd),
             ],
@@ -81,7 +81,7 @@ def test_produce_simulated_fills_the_topic_with_valid_ticks(
     assert statuses and all(key == "simulated" for key, _ in statuses)
     assert {s.state for _, s in statuses} == {"simulated"}
     assert statuses[0][1].detail == "simulated data, not live market prices"
-    records = read_back(kafka_bootstrap, topic, group_id, 300)
+    records = read_back(kafka_bootstrap, topic)
     assert len(records) == 300
     ticks = [tick_from_json(orjson.dumps(r)) for r in records]  # every one passes the schema
     assert len({t.coin for t in ticks}) == 20
@@ -94,7 +94,7 @@ def test_ctrl_c_flushes_and_exits_cleanly(
     topic = new_topic("ticks")
     proc = subprocess.Popen(
         [
-            *CLI, "produce", "--source", "simulated", "--sim-coins", "10", "--rate", "20",
+            *CLI, "produce", "--source", "simulated", "--simulated-coins", "10", "--rate", "20",
             "--bootstrap", kafka_bootstrap, "--topic", topic,
         ],
         cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -112,7 +112,7 @@ def test_ctrl_c_flushes_and_exits_cleanly(
     assert match, err
     sent, delivered = (int(g.replace(",", "")) for g in match.groups())
     assert sent == delivered > 0
-    assert len(read_back(kafka_bootstrap, topic, group_id, sent)) == sent
+    assert len(read_back(kafka_bootstrap, topic)) == sent
 
 
 def read_back_some(bootstrap: str, topic: str, group: str, timeout: float = 60) -> None:
@@ -131,7 +131,7 @@ def read_back_some(bootstrap: str, topic: str, group: str, timeout: float = 60) 
 
 
 def test_record_then_replay(
-    kafka_bootstrap: str, new_topic: Callable[..., str], group_id: str, tmp_path: Path
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     capture = tmp_path / "capture.jsonl"
     done = _run(
@@ -145,13 +145,13 @@ def test_record_then_replay(
     topic = new_topic("ticks")
     done = _run(
         [
-            "produce", "--source", "replay", "--file", str(capture), "--speed", "0",
+            "produce", "--source", "replay", "--replay-file", str(capture), "--speed", "0",
             "--keep-timestamps", "--bootstrap", kafka_bootstrap, "--topic", topic,
         ],
         tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    records = read_back(kafka_bootstrap, topic, group_id, 200)
+    records = read_back(kafka_bootstrap, topic)
     per_coin: dict[str, list[object]] = defaultdict(list)
     for record in lines:
         per_coin[record["coin"]].append(record)
@@ -165,7 +165,7 @@ def test_bad_options_and_missing_broker_are_plain_errors(tmp_path: Path) -> None
     done = _run(["produce", "--source", "simulated", "--rate", "0"], tmp_path)
     assert done.returncode == 2 and "Invalid option" in done.stderr
     done = _run(["produce", "--source", "replay"], tmp_path)
-    assert done.returncode == 1 and "--file" in done.stderr
+    assert done.returncode == 1 and "--replay-file" in done.stderr
     done = _run(
         ["produce", "--source", "simulated", "--bootstrap", "127.0.0.1:1", "--max-ticks", "1"],
         tmp_path,

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Consumer
 
 from cryptopulse.producer import TickProducer, publish_source
+from cryptopulse.producer_metrics import ProducerMetrics
 from cryptopulse.sources.coingecko import CoinGeckoSource
 from tests.fakes.coingecko import (
     FakeCoinGecko,
@@ -38,41 +38,21 @@ from tests.fakes.coingecko import (
     redirect,
     server_error,
 )
+from tests.kafka_helpers import read_to_end
 
 pytestmark = pytest.mark.integration
 
 FAST_BACKOFF = (0.2, 0.4, 0.8)
 
 
-def read_back(bootstrap: str, topic: str, group: str, expected: int) -> list[dict[str, Any]]:
-    """Every record on `topic`: waits for `expected`, then makes sure no more arrive."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
+def read_back(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record on `topic`, read to its end (call it once the writers have flushed), each
+    keyed by its coin."""
     records: list[dict[str, Any]] = []
-    quiet = 0
-    try:
-        for _ in range(240):
-            batch = consumer.consume(num_messages=1000, timeout=0.5)
-            for msg in batch:
-                assert msg.error() is None, msg.error()
-                raw, key = msg.value(), msg.key()
-                assert raw is not None and key is not None
-                value = orjson.loads(raw)
-                assert key.decode() == value["coin"]
-                records.append(value)
-            if len(records) >= expected:
-                quiet = quiet + 1 if not batch else 0
-                if quiet >= 3:  # 1.5 s with nothing more
-                    break
-    finally:
-        consumer.close()
+    for key, raw in read_to_end(bootstrap, topic):
+        value = orjson.loads(raw)
+        assert key is not None and key.decode() == value["coin"]
+        records.append(value)
     return records
 
 
@@ -84,7 +64,7 @@ def fake() -> Iterator[FakeCoinGecko]:
 
 @pytest.fixture
 def publish(
-    kafka_bootstrap: str, new_topic: Callable[..., str], group_id: str
+    kafka_bootstrap: str, new_topic: Callable[..., str]
 ) -> Callable[..., tuple[TickProducer, list[dict[str, Any]]]]:
     """Run a source into a fresh topic, then read the topic back."""
 
@@ -97,8 +77,10 @@ def publish(
         finally:
             source.close()
             assert producer.stop() == 0
-        assert producer.stats.failed == 0
-        return producer, read_back(kafka_bootstrap, topic, group_id, expected)
+        assert producer.metrics.failed == 0
+        records = read_back(kafka_bootstrap, topic)
+        assert len(records) == expected
+        return producer, records
 
     return run
 
@@ -135,7 +117,7 @@ def test_bad_coins_skipped_the_rest_published(fake: FakeCoinGecko, publish: Any)
     good = ["binancecoin", "ripple", "polkadot", "avalanche-2", "chainlink"]
     assert by_coin(records) == {coin: fake.expected_tick(coin) for coin in good}
     assert len(records) == 5
-    assert producer.stats.skipped == {
+    assert producer.metrics.skipped == {
         "null_price": 1,
         "negative_volume": 1,
         "malformed_quote": 1,
@@ -150,13 +132,13 @@ def test_429_with_retry_after_seconds_and_http_date(fake: FakeCoinGecko, publish
     not_before = int(wall) + 3  # HTTP dates have whole seconds
     fake.respond(rate_limited("1"), rate_limited(email.utils.formatdate(not_before, usegmt=True)))
     source = source_for(fake)
-    _, records = publish(source, 10)
+    producer, records = publish(source, 10)
     assert len(records) == 10
     calls = fake.requests_to("/simple/price")
     assert len(calls) == 3
     assert calls[1].at - calls[0].at >= 1.0  # waited as told, not the 0.2 s back-off
     assert calls[2].at >= mono + (not_before - wall) - 0.05  # not before the date
-    assert source.stats.retries == 2
+    assert producer.metrics.retries == 2
 
 
 def test_429_without_retry_after_uses_the_5_s_back_off(fake: FakeCoinGecko, publish: Any) -> None:
@@ -171,10 +153,10 @@ def test_429_without_retry_after_uses_the_5_s_back_off(fake: FakeCoinGecko, publ
 def test_500_and_a_hang_past_the_timeout_are_retried(fake: FakeCoinGecko, publish: Any) -> None:
     fake.respond(server_error(500), hang(10), server_error(502))
     source = source_for(fake, timeout=0.5)
-    _, records = publish(source, 10)
+    producer, records = publish(source, 10)
     assert by_coin(records) == {coin: fake.expected_tick(coin) for coin in fake.quotes}
     assert len(records) == 10
-    assert source.stats.retries == 3
+    assert producer.metrics.retries == 3
     assert len(fake.requests_to("/simple/price")) == 4
 
 
@@ -187,7 +169,7 @@ def test_failed_cycles_never_crash_and_the_next_cycle_publishes(
     source = source_for(fake, max_cycles=4, poll_interval=0.3)
     producer, records = publish(source, 10)
     assert len(records) == 10
-    assert producer.stats.failed_cycles == {
+    assert producer.metrics.failed_cycles == {
         "http_503": 1,
         "malformed_json": 1,
         "html_error_page": 1,
@@ -212,7 +194,7 @@ def test_unchanged_quotes_are_published_once(fake: FakeCoinGecko, publish: Any) 
     assert sorted(records, key=lambda r: (r["timestamp"], r["coin"])) == sorted(
         [*before.values(), *after.values()], key=lambda r: (r["timestamp"], r["coin"])
     )
-    assert producer.stats.unchanged == 10
+    assert producer.metrics.unchanged == 10
 
 
 def test_key_error_reported_once(publish: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -221,7 +203,7 @@ def test_key_error_reported_once(publish: Any, caplog: pytest.LogCaptureFixture)
         wrong = source_for(fake, api_key="CG-wrong-key", max_cycles=3, poll_interval=0.2)
         producer, records = publish(wrong, 0)
         assert records == []
-        assert producer.stats.failed_cycles == {"key_error": 3}
+        assert producer.metrics.failed_cycles == {"key_error": 3}
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1 and "COINGECKO_API_KEY" in errors[0]
         assert "CG-wrong-key" not in caplog.text
@@ -282,8 +264,11 @@ def test_a_redirect_is_refused_and_the_other_server_never_sees_the_key(
             refused = source.poll_once()
             after = source.poll_once()
         assert refused.error == "redirect" and not refused.ticks
-        assert source.stats.failed_cycles == {"redirect": 1}
-        assert source.stats.retries == 0  # not retried: the next cycle asks again
+        metrics = ProducerMetrics()
+        for batch in (refused, after):
+            metrics.observe(batch)
+        assert metrics.failed_cycles == {"redirect": 1}
+        assert metrics.retries == 0  # not retried: the next cycle asks again
         assert after.error is None and len(after.ticks) == 10
         assert elsewhere.requests == []  # no request at all, so no key
         assert f"HTTP {status} redirect refused" in caplog.text
@@ -302,7 +287,7 @@ def test_a_gzip_bomb_is_refused_at_the_cap_without_inflating_it(fake: FakeCoinGe
         finally:
             tracemalloc.stop()
         assert batch.error == "too_large"
-        assert source.stats.retries == 0  # the same bomb would come again
+        assert batch.retries == 0  # the same bomb would come again
         assert peak < 4 * cap, f"{peak} bytes held for a {cap} byte cap"
         assert len(source.poll_once().ticks) == 10  # and the next cycle is normal
 
@@ -350,7 +335,7 @@ def test_the_key_never_appears_in_logs_errors_or_urls(caplog: pytest.LogCaptureF
                     batch = source.poll_once()
                     assert batch.error is not None, reply
                     texts.append(batch.error)
-                texts += [str(dict(source.stats.failed_cycles)), source.describe()]
+                texts.append(source.describe())
             for bad_url in ("http://api.example.com/api/v3", "http://10.0.0.1/api/v3"):
                 with pytest.raises(ValueError) as refused:
                     CoinGeckoSource(["bitcoin"], base_url=bad_url, api_key=KEY)

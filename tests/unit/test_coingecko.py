@@ -12,26 +12,34 @@ import tracemalloc
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 import pytest
 from pydantic import ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from cryptopulse.coins import symbol_of
 from cryptopulse.config import ProducerSettings, secret_safe_url
+from cryptopulse.producer_metrics import ProducerMetrics
 from cryptopulse.sources import http
-from cryptopulse.sources.base import FakeClock, next_deadline
-from cryptopulse.sources.coingecko import (
-    BACKOFF,
-    PRO_BASE_URL,
-    CoinGeckoSource,
+from cryptopulse.sources.base import Batch, FakeClock, next_deadline
+from cryptopulse.sources.coingecko import CoinGeckoSource
+from cryptopulse.sources.coingecko.client import PRO_BASE_URL
+from cryptopulse.sources.coingecko.errors import BadQuote, CoinGeckoError, TryAgain
+from cryptopulse.sources.coingecko.models import (
+    MarketRow,
+    SimplePriceQuote,
     decode_body,
-    derive_symbol,
     key_problem,
     parse_coins_markets,
-    parse_retry_after,
     parse_simple_price,
+)
+from cryptopulse.sources.coingecko.retry import (
+    BACKOFF,
+    RetryAfterWait,
+    parse_retry_after,
     retry_delay,
 )
 
@@ -205,12 +213,12 @@ def test_coins_markets_bad_rows() -> None:
 
 
 def test_symbols() -> None:
-    assert [derive_symbol(c) for c in DEFAULT] == [
+    assert [symbol_of(c) for c in DEFAULT] == [
         "btc", "eth", "bnb", "sol", "ada", "xrp", "dot", "doge", "avax", "link",
     ]  # fmt: skip
-    assert derive_symbol("some-new-token") == "some"
-    assert derive_symbol("wormhole-3") == "wormhole"
-    assert derive_symbol("averyveryverylongname") == "averyveryv"
+    assert symbol_of("some-new-token") == "some"
+    assert symbol_of("wormhole-3") == "wormhole"
+    assert symbol_of("averyveryverylongname") == "averyveryv"
 
 
 def test_decode_body() -> None:
@@ -268,6 +276,106 @@ def test_retry_delay_sequence() -> None:
     assert retry_delay(0, 12.0) == 12.0
     assert retry_delay(2, 0.0) == 0.0
     assert retry_delay(0, 10_000.0) == 600.0  # capped
+
+
+def _failed_attempt(number: int, failure: BaseException) -> RetryCallState:
+    state = RetryCallState(Retrying(), None, (), {})
+    state.attempt_number = number
+    state.set_exception((type(failure), failure, None))
+    return state
+
+
+def test_retry_after_wait_takes_the_servers_word_else_the_back_off() -> None:
+    wait = RetryAfterWait((0.5, 1.0))
+    assert wait(_failed_attempt(1, TryAgain("rate_limited", retry_after=7.0))) == 7.0
+    assert wait(_failed_attempt(3, TryAgain("rate_limited", retry_after=0.0))) == 0.0
+    assert wait(_failed_attempt(1, TryAgain("rate_limited", retry_after=1e6))) == 600.0  # capped
+    assert [wait(_failed_attempt(n, TryAgain("http_503"))) for n in (1, 2, 3)] == [0.5, 1.0, 1.0]
+    assert wait(_failed_attempt(2, ValueError("not ours"))) == 1.0
+
+
+def test_retry_after_wait_drives_tenacity() -> None:
+    answers: list[TryAgain | str] = [
+        TryAgain("rate_limited", retry_after=3.0),
+        TryAgain("http_500"),
+        "payload",
+    ]
+    slept: list[float] = []
+
+    def attempt() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, TryAgain):
+            raise answer
+        return answer
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(TryAgain),
+        stop=stop_after_attempt(4),
+        wait=RetryAfterWait(BACKOFF),
+        sleep=slept.append,
+        reraise=True,
+    )
+    assert retrying(attempt) == "payload"
+    assert slept == [3.0, 10.0]  # Retry-After, then the second step of the back-off
+
+
+# -- the payload models ---------------------------------------------------------------------
+
+
+def test_simple_price_quote_model_reads_the_wire_names() -> None:
+    quote = SimplePriceQuote.read(cast(dict[str, Any], SIMPLE["bitcoin"]))
+    assert (quote.price, quote.volume, quote.market_cap, quote.change) == (
+        97012.5,
+        3.1e10,
+        1.92e12,
+        -1.84,
+    )
+    assert quote.updated_at == T0
+    bare = SimplePriceQuote.read({"usd": 2})  # an int price is a number too
+    assert (bare.price, bare.volume, bare.updated_at) == (2.0, None, None)
+
+
+def test_market_row_model_reads_iso_times() -> None:
+    row = MarketRow.read(MARKET_ROW)
+    assert (row.price, row.volume, row.change) == (97012.5, 31e9, -1.84)
+    assert row.updated_at == T0
+    naive = MarketRow.read({**MARKET_ROW, "last_updated": "2024-11-24T22:00:00"})
+    assert naive.updated_at == T0  # no zone given: UTC
+    assert MarketRow.read({**MARKET_ROW, "last_updated": None}).updated_at is None
+
+
+@pytest.mark.parametrize(
+    ("model", "entry", "reason"),
+    [
+        (SimplePriceQuote, {"usd_24h_vol": 1.0}, "null_price"),  # price missing
+        (SimplePriceQuote, {"usd": 1.0, "usd_24h_vol": True}, "bad_volume"),
+        (SimplePriceQuote, {"usd": 1.0, "usd_24h_vol": float("nan")}, "bad_volume"),
+        (SimplePriceQuote, {"usd": 1.0, "usd_market_cap": 0}, None),  # zero is a market cap
+        (SimplePriceQuote, {"usd": 1.0, "usd_24h_change": -300.0}, None),  # any finite change
+        (SimplePriceQuote, {"usd": 1.0, "last_updated_at": 0}, "bad_timestamp"),
+        (SimplePriceQuote, {"usd": -1.0, "usd_24h_vol": -1}, "negative_price"),  # the first
+        (MarketRow, {**MARKET_ROW, "current_price": 0}, "zero_price"),
+        (MarketRow, {**MARKET_ROW, "market_cap": -1}, "negative_market_cap"),
+        (MarketRow, {**MARKET_ROW, "price_change_percentage_24h": "1%"}, "bad_change"),
+        (MarketRow, {**MARKET_ROW, "last_updated": 1732485600}, "bad_timestamp"),
+    ],
+)
+def test_payload_models_name_the_first_wrong_figure(
+    model: type[SimplePriceQuote | MarketRow], entry: dict[str, Any], reason: str | None
+) -> None:
+    if reason is None:
+        assert model.read(entry).price == 1.0
+        return
+    with pytest.raises(BadQuote) as bad:
+        model.read(entry)
+    assert bad.value.reason == reason
+    assert isinstance(bad.value, CoinGeckoError)
+
+
+def test_a_quote_past_year_9999_is_an_invalid_tick() -> None:
+    quote = SimplePriceQuote.read({"usd": 1.0, "last_updated_at": 10**15})
+    with pytest.raises(BadQuote, match="invalid_tick"):
+        quote.tick("bitcoin", "btc", fetched_at=T0)
 
 
 def test_next_deadline_keeps_the_grid() -> None:
@@ -331,6 +439,16 @@ def refused(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError("connection refused", request=request)
 
 
+def metered(batches: Iterable[Batch]) -> tuple[list[Batch], ProducerMetrics]:
+    """The batches, and the producer's metrics counted from them."""
+    metrics = ProducerMetrics()
+    seen = []
+    for batch in batches:
+        metrics.observe(batch)
+        seen.append(batch)
+    return seen, metrics
+
+
 def _source(clock: FakeClock, handler: Scripted, **kwargs: Any) -> CoinGeckoSource:
     kwargs.setdefault("max_cycles", 1)
     kwargs.setdefault("calls_per_minute", 6000.0)
@@ -385,12 +503,12 @@ def test_429_without_retry_after_backs_off_5_10_20_then_gives_up() -> None:
     clock = FakeClock(T0)
     handler = Scripted(clock, *[status(429)] * 4)
     source = _source(clock, handler, max_cycles=2, poll_interval=30.0)
-    first, second = list(source)
+    (first, second), metrics = metered(source)
     assert first.error == "rate_limited" and not first.ticks
     assert clock.sleeps[:3] == [5.0, 10.0, 20.0]
     assert len(handler.calls) == 5  # 1 + 3 retries, then the next cycle
-    assert source.stats.retries == 3
-    assert source.stats.failed_cycles == {"rate_limited": 1}
+    assert metrics.retries == 3
+    assert metrics.failed_cycles == {"rate_limited": 1}
     assert second.error is None and len(second.ticks) == 10
     # the next cycle ran on the grid: 35 s of back-off overran slot 30, so it ran at 60
     assert handler.calls[4][0] - handler.calls[0][0] == 60.0
@@ -456,7 +574,7 @@ def test_unchanged_quotes_are_not_republished() -> None:
             handler.updated += 60
     assert [len(b.ticks) for b in batches] == [10, 0, 10]
     assert [b.unchanged for b in batches] == [0, 10, 0]
-    assert source.stats.unchanged == 10
+    assert metered(batches)[1].unchanged == 10
 
 
 def test_bad_coins_are_skipped_and_the_rest_published() -> None:
@@ -573,9 +691,9 @@ def test_from_settings() -> None:
         coins=["bitcoin"], poll_interval=5, coingecko_api_key="k", coingecko_plan="pro"
     )
     source = CoinGeckoSource.from_settings(settings, clock=FakeClock())
-    assert source.base_url == PRO_BASE_URL
+    assert source.client.base_url == PRO_BASE_URL
     assert source.poll_interval == 5
-    assert source.min_spacing == 60 / 500
+    assert source.client.min_spacing == 60 / 500
     assert "1 coin via /simple/price" in source.describe()
 
 
@@ -659,16 +777,16 @@ def test_an_oversized_body_fails_the_cycle_without_retries() -> None:
     clock = FakeClock(T0)
     handler = Scripted(clock, lambda r: httpx.Response(200, content=b" " * 70_000 + b"{}"))
     source = _source(clock, handler, max_cycles=2, max_body_bytes=65_536)
-    first, second = list(source)
+    (first, second), metrics = metered(source)
     assert first.error == "too_large"
-    assert source.stats.retries == 0 and len(handler.calls) == 2
+    assert metrics.retries == 0 and len(handler.calls) == 2
     assert len(second.ticks) == 10
 
 
 def test_from_settings_passes_the_limits() -> None:
     settings = ProducerSettings(http_deadline=7, http_max_body_bytes=100_000)
     source = CoinGeckoSource.from_settings(settings, clock=FakeClock())
-    assert (source.deadline, source.max_body_bytes) == (7, 100_000)
+    assert (source.client.deadline, source.client.max_body_bytes) == (7, 100_000)
 
 
 # -- sources.http.get over streamed mock responses (the way a socket delivers them) ------------

@@ -110,10 +110,10 @@ def test_publish_keys_by_coin_and_counts_deliveries() -> None:
     assert all(topic == "ticks" for topic, _, _ in kafka.records)
     first = orjson.loads(kafka.records[0][2])
     assert first["coin"] == "bitcoin" and first["timestamp"] == "2026-11-24T22:00:00Z"
-    assert producer.stats.sent == 10
-    assert producer.stats.delivered == 9
-    assert producer.stats.failed == 1
-    assert producer.stats.delivery_errors == {"_MSG_TIMED_OUT": 1}
+    assert producer.metrics.sent == 10
+    assert producer.metrics.delivered == 9
+    assert producer.metrics.failed == 1
+    assert producer.metrics.delivery_errors == {"_MSG_TIMED_OUT": 1}
     assert producer.metrics.registry.get_sample_value("cryptopulse_producer_sent_total") == 10
     assert (
         producer.metrics.registry.get_sample_value(
@@ -130,7 +130,7 @@ def test_invalid_ticks_are_not_sent(caplog: pytest.LogCaptureFixture) -> None:
     bad = Tick.model_construct(**{**good[0].model_dump(), "price": -1.0})
     nan = Tick.model_construct(**{**good[0].model_dump(), "coin": "Not Valid"})
     assert producer.publish([good[0], bad, nan, good[1]]) == 2
-    assert producer.stats.invalid == 2
+    assert producer.metrics.invalid == 2
     assert len(made[0].records) == 2
     assert "fails the schema" in caplog.text
 
@@ -141,7 +141,7 @@ def test_stop_reports_undelivered(caplog: pytest.LogCaptureFixture) -> None:
     producer.publish(_ticks(5))
     made[0].undeliverable = 2
     assert producer.stop() == 2
-    assert producer.stats.failed == 2
+    assert producer.metrics.failed == 2
     assert "not delivered" in caplog.text
     assert producer.stop() == 0  # idempotent
 
@@ -196,9 +196,9 @@ def test_one_log_line_per_cycle_with_reasons(caplog: pytest.LogCaptureFixture) -
     assert "cycle 1: published 8, skipped 2 (missing_coin 1, null_price 1), unchanged 0" in lines
     assert "cycle 2: published 0, skipped 0, unchanged 10" in lines
     assert "cycle 3 failed (rate limited): published 0, skipped 0, unchanged 0" in lines
-    assert result.ticks == 8 and result.unchanged == 10
-    assert producer.stats.failed_cycles == {"rate_limited": 1}
-    assert producer.stats.skipped == {"missing_coin": 1, "null_price": 1}
+    assert result.sent == 8 and result.unchanged == 10
+    assert producer.metrics.failed_cycles == {"rate_limited": 1}
+    assert producer.metrics.skipped == {"missing_coin": 1, "null_price": 1}
     registry = producer.metrics.registry
     assert registry.get_sample_value("cryptopulse_producer_unchanged_total") == 10
     assert (
@@ -218,13 +218,13 @@ def test_runner_stops_at_max_ticks() -> None:
         return len(ticks)
 
     result = Runner(source, write, max_ticks=25).run()
-    assert result.ticks == 25 and len(sink) == 25
+    assert result.sent == 25 and len(sink) == 25
 
 
 def test_runner_stops_after_duration() -> None:
     source = SimulatedSource(SimulatedMarket(10, rate=1.0, start=START))  # real clock, paced
     result = Runner(source, lambda ticks: len(ticks), duration=0.3).run()
-    assert 0 < result.ticks < 100
+    assert 0 < result.sent < 100
     assert result.seconds < 5
 
 

@@ -93,7 +93,7 @@ def test_skips_are_counted_in_every_batch_not_only_the_first(tmp_path: Path) -> 
 def test_missing_capture_is_a_plain_error(tmp_path: Path) -> None:
     with pytest.raises(CryptoPulseError, match="cryptopulse record"):
         ReplaySource(tmp_path / "nope.jsonl")
-    with pytest.raises(CryptoPulseError, match="--file"):
+    with pytest.raises(CryptoPulseError, match="--replay-file"):
         ReplaySource.from_settings(ProducerSettings(source="replay"))
 
 
