@@ -279,3 +279,28 @@ def test_heartbeat_repeats_the_status_with_a_new_time() -> None:
     assert {s.state for s in sent} == {"simulated"}
     times = [s.updated_at for s in sent]
     assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_the_logs_and_metrics_read_one_set_of_counts() -> None:
+    source = ListSource(
+        [
+            Batch(_ticks(3), cycle=1, requests=4, retries=3),
+            Batch([], cycle=2, requests=1, error="http_500", skipped=Counter({"null_price": 2})),
+        ]
+    )
+    producer, _ = _producer()
+    producer.start()
+    result = publish_source(source, producer).run()
+    producer.stop()
+    assert result is producer.metrics
+    registry = producer.metrics.registry
+    assert (result.requests, result.retries) == (5, 3)
+    assert registry.get_sample_value("cryptopulse_producer_requests_total") == 5
+    assert registry.get_sample_value("cryptopulse_producer_retries_total") == 3
+    assert (
+        registry.get_sample_value(
+            "cryptopulse_producer_failed_cycles_total", {"reason": "http_500"}
+        )
+        == 1
+    )
+    assert result.summary() == ("sent 3, delivered 3, skipped 2 (null_price 2), failed cycles 1")
