@@ -12,10 +12,10 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from cryptopulse.api.routes.live import origin_allowed
 from cryptopulse.api.feed import MarketFeed
 from cryptopulse.api.hub import Hub, Outgoing, encode, text_frame
 from cryptopulse.api.metrics import ApiMetrics
+from cryptopulse.api.routes.live import origin_allowed
 from cryptopulse.api.store import MarketStore
 from cryptopulse.schema import SnapshotMessage
 from tests.factories import window
