@@ -5,12 +5,12 @@ restarts from its checkpoint, and a shutdown that leaves nothing behind."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,21 +23,14 @@ import pytest
 
 from cryptopulse.config import DEFAULT_COINS
 from cryptopulse.platform.ports import free_port, port_in_use
+from tests import waiting
 from tests.browser import launch
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-
-
-def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+# Each check here asks the browser or reads a file: twice a second is often enough.
+wait_for = functools.partial(waiting.wait_for, interval=0.5)
 
 
 class Pipeline:

@@ -22,6 +22,7 @@ from cryptopulse.stream.sinks import DeadLetterSink, SinkStats, dead_letter_prod
 from tests.factories import finals, iso, tick
 from tests.integration.test_stream_transforms import kafka_rows
 from tests.kafka_helpers import TopicReader, send
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -142,10 +143,7 @@ def test_the_job_keeps_aggregating_when_its_dead_letters_are_refused(
         records = windows.until(lambda rs: ("test", "alpha", start) in finals(rs))
         [window] = finals(records)[("test", "alpha", start)]
         assert (window["avg_price"], window["tick_count"]) == (15.0, 2)
-        deadline = time.monotonic() + 90
-        while job.stats.dead_letters_failed < 1:
-            assert time.monotonic() < deadline, "the refused dead letter was not counted"
-            time.sleep(0.2)
+        wait_for(lambda: job.stats.dead_letters_failed >= 1, 90, "the refused dead letter's count")
         assert job.dead_lettered == 1
         for query in job.queries:
             assert query.isActive and query.exception() is None, query.name

@@ -17,6 +17,7 @@ from cryptopulse.stream.job import DLQ, QueryStopped, StreamJob
 from tests.factories import Finals, finals, iso, tick
 from tests.fakes.receiver import Receiver
 from tests.kafka_helpers import TopicReader, read_topic, send
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -228,10 +229,7 @@ def test_malformed_and_late_records_are_dead_lettered_or_dropped(
         for r in records
         if (r["source"], r["coin"], r["window_start"]) == ("test", "alpha", start)
     )
-    deadline = time.monotonic() + 30
-    while job_env["job"].late_dropped < 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert job_env["job"].late_dropped >= 1
+    wait_for(lambda: job_env["job"].late_dropped >= 1, 30, "the late tick to be counted")
     assert job_env["job"].dead_lettered >= len(bad)
     assert job_env["job"].stats.dead_letters_failed == 0
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.factories import iso, tick
 from tests.kafka_helpers import TopicReader, read_topic, send
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -121,14 +122,6 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
     # Two processes ran the job; the second resumed from the checkpoint (no new first batch).
     text = log.read_text()
     assert text.count("query windows-live started") == 2
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def start_cli(env: dict[str, str], log: Path, ready: Path) -> subprocess.Popen[bytes]:

@@ -50,17 +50,9 @@ from cryptopulse.supervisor import (
     status_rows,
     stop_pipeline,
 )
+from tests.waiting import wait_for
 
 PY = sys.executable
-
-
-def until(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -135,7 +127,7 @@ def tick_until(sup: Supervisor, condition: Callable[[], object], timeout: float 
         sup.tick()
         return condition()
 
-    until(step, timeout)
+    wait_for(step, timeout)
 
 
 # -- which log lines reach the terminal, and how ------------------------------------------
@@ -277,7 +269,7 @@ def test_forwarding_is_rate_limited_per_child(
     log_child.log_file.write_text("".join(lines))
     sup.forward_logs()
     assert terminal.text.count("Connection refused") == 5
-    until(lambda: (sup.forward_logs(), "more lines" in terminal.text)[1], 5)
+    wait_for(lambda: (sup.forward_logs(), "more lines" in terminal.text)[1], 5)
     assert f"45 more lines in {log_child.log_file}" in terminal.text
     assert terminal.text.count("Connection refused") == 5
 
@@ -453,7 +445,7 @@ def test_shutdown_reads_the_producers_report_and_writes_a_summary(
     producer = python_child(tmp_path, "producer", REPORTING_PRODUCER, report=True)
     sup = make_supervisor([producer])
     sup.spawn(producer)
-    until(lambda: "installed" in producer.log_file.read_text(), 10, "the producer's handler")
+    wait_for(lambda: "installed" in producer.log_file.read_text(), 10, "the producer's handler")
     assert "--report-fd" in producer.state.cmdline
     sup.shutdown()
     assert (sup.sent, sup.delivered, sup.undelivered) == (10, 7, 3)
@@ -490,13 +482,13 @@ def test_a_child_that_ignores_sigterm_is_killed_with_its_group_after_its_budget(
     stubborn = python_child(tmp_path, "stream", script, stop_budget=0.5)
     sup = make_supervisor([stubborn])
     sup.spawn(stubborn)
-    until(lambda: "helper" in stubborn.log_file.read_text(), 10, "the helper")
+    wait_for(lambda: "helper" in stubborn.log_file.read_text(), 10, "the helper")
     helper = int(stubborn.log_file.read_text().split()[-1])
     began = time.monotonic()
     sup.shutdown()
     assert time.monotonic() - began < 4
     assert "did not stop within 0.5 s; killed" in terminal.text
-    until(lambda: identity_of(helper) is None, 5, "the helper to be gone")
+    wait_for(lambda: identity_of(helper) is None, 5, "the helper to be gone")
 
 
 # -- identity: a stale state file never makes us signal a stranger ------------------------
@@ -519,7 +511,7 @@ def test_identity_needs_pid_start_time_and_command_line(
 
 def test_a_zombie_is_not_alive(tmp_path: Path) -> None:
     proc = subprocess.Popen([PY, "-c", "pass"])
-    until(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE, 10)
+    wait_for(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE, 10)
     assert identity_of(proc.pid) is None
     proc.wait()
 
