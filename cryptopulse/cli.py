@@ -244,7 +244,8 @@ def up(
     """Run the whole pipeline (Kafka, API, Spark job, producer) and print the dashboard URL."""
     from rich.text import Text
 
-    from cryptopulse.supervisor import clean_text, pipeline_env, run_pipeline
+    from cryptopulse.process_group import clean_text
+    from cryptopulse.supervisor import pipeline_env, run_pipeline
 
     overrides: dict[str, object] = {
         "producer__source": source,

@@ -67,6 +67,7 @@ from cryptopulse.process_group import (
     Identity,
     ProcessGroup,
     backoff_delay,
+    clean_text,
     find_process,
     http_ready,
     identity_of,
@@ -75,7 +76,6 @@ from cryptopulse.process_group import (
     terminate,
     wait_gone,
 )
-from cryptopulse.process_group import clean_text as clean_text  # `cryptopulse up` uses it too
 
 log = logging.getLogger("cryptopulse.up")
 

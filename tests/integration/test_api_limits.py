@@ -10,7 +10,7 @@ import base64
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,9 @@ from tests.integration.test_api_server import (
     post,
     recv_json,
 )
+from tests.waiting import wait_for
 
 DEADLINE = 15.0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @contextmanager
@@ -156,12 +150,14 @@ def test_requests_beyond_the_limit_get_503_and_the_server_recovers(tmp_path: Pat
             answers.append(httpx.get(f"{server.url}/api/coins"))
             return answers[-1].status_code == 503
 
-        wait_for(full, "a 503 while both places are held")
+        wait_for(full, DEADLINE, "a 503 while both places are held")
         busy = answers[-1]
         assert busy.json()["reason"] == "busy"
         assert busy.headers["retry-after"] == "1"
         # the stalled bodies are cut off after body_timeout: places come back
-        wait_for(lambda: httpx.get(f"{server.url}/healthz").status_code == 200, "places back")
+        wait_for(
+            lambda: httpx.get(f"{server.url}/healthz").status_code == 200, DEADLINE, "places back"
+        )
         assert (
             metric(server, "cryptopulse_api_rejected_total", endpoint="other", reason="busy") >= 1
         )
@@ -183,7 +179,7 @@ def test_connections_beyond_the_limit_are_closed_at_once(tmp_path: Path) -> None
         assert closed == 24 - 16
         for sock in socks:
             sock.close()
-        wait_for(lambda: refused(server, "max_connections") == 8, "the refusals counted")
+        wait_for(lambda: refused(server, "max_connections") == 8, DEADLINE, "the refusals counted")
 
 
 def test_a_chatty_websocket_client_is_dropped(strict: BackgroundServer) -> None:
@@ -198,7 +194,9 @@ def test_a_chatty_websocket_client_is_dropped(strict: BackgroundServer) -> None:
             assert closed.value.rcvd is None or closed.value.rcvd.code == 1008
 
     asyncio.run(main())
-    wait_for(lambda: httpx.get(f"{strict.url}/healthz").json()["clients"] == 0, "the drop")
+    wait_for(
+        lambda: httpx.get(f"{strict.url}/healthz").json()["clients"] == 0, DEADLINE, "the drop"
+    )
     assert metric(strict, "cryptopulse_api_ws_dropped_total", reason="chatty") == 1
 
 
@@ -222,9 +220,13 @@ def test_a_client_that_misses_pings_is_dropped_without_waiting_for_its_buffer(
     with raw(strict) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.sendall(ws_upgrade(strict.port))
-        wait_for(lambda: httpx.get(f"{strict.url}/healthz").json()["clients"] == 1, "admission")
+        wait_for(
+            lambda: httpx.get(f"{strict.url}/healthz").json()["clients"] == 1, DEADLINE, "admission"
+        )
         # never reads, never answers a ping: dropped within ping_interval + ping_timeout
-        wait_for(lambda: httpx.get(f"{strict.url}/healthz").json()["clients"] == 0, "the drop")
+        wait_for(
+            lambda: httpx.get(f"{strict.url}/healthz").json()["clients"] == 0, DEADLINE, "the drop"
+        )
     assert metric(strict, "cryptopulse_api_ws_dropped_total", reason="ping_timeout") == 1
 
 

@@ -4,7 +4,6 @@ same live data, and a restarted one comes back with what Kafka holds."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from cryptopulse.config import ApiSettings, KafkaSettings, load_settings
 from cryptopulse.schema import WindowAggregate
 from tests.factories import status, window
 from tests.integration.test_api_server import RECV, metric, recv_json
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +34,6 @@ def produce(bootstrap: str, topic: str, records: list[WindowAggregate | bytes]) 
                 topic, value=record.model_dump_json().encode(), key=record.coin.encode()
             )
     assert producer.flush(30) == 0
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_two_replicas_on_different_ports_serve_the_same_live_data(
@@ -63,8 +56,9 @@ def test_two_replicas_on_different_ports_serve_the_same_live_data(
         replicas = (a, b)
         assert a.port != b.port
         for server in replicas:
-            wait_until(
+            wait_for(
                 lambda s=server: httpx.get(f"{s.url}/healthz").json()["coins"] == 2,  # type: ignore[misc]
+                60,
                 f"replica {server.port} to read the topic's history",
             )
         groups = {httpx.get(f"{s.url}/healthz").json()["consumer"]["group"] for s in replicas}
@@ -161,7 +155,7 @@ def test_a_restarted_server_comes_back_with_history_and_every_source_status(
                 (s["source"], s["status"] is not None) for s in sources
             ] == [("coingecko", True), ("simulated", True)]
 
-        wait_until(rebuilt, f"server {server.port} to rebuild from Kafka")
+        wait_for(rebuilt, 60, f"server {server.port} to rebuild from Kafka")
 
         async def welcome() -> list[dict[str, Any]]:
             async with connect(server.ws_url, max_size=None) as ws:

@@ -44,6 +44,7 @@ from cryptopulse.stream.job import read_ticks
 from cryptopulse.stream.publish import BatchPublisher, sink_id
 from cryptopulse.stream.sinks import dead_letter_producer
 from tests.factories import T0, status, window
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -146,14 +147,6 @@ def sasl_listener(
     return props
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
 def group_members(pgid: int) -> list[psutil.Process]:
     members = []
     for proc in psutil.process_iter():
@@ -173,8 +166,8 @@ def stop_broker(broker: LocalKafka, ports: tuple[int, ...]) -> None:
         if pid is not None and group_members(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            wait_until(lambda: not group_members(pid), 30, f"process group {pid} to exit")
-        wait_until(lambda: not any(port_in_use(HOST, p) for p in ports), 30, "the broker's ports")
+            wait_for(lambda: not group_members(pid), 30, f"process group {pid} to exit")
+        wait_for(lambda: not any(port_in_use(HOST, p) for p in ports), 30, "the broker's ports")
 
 
 @contextlib.contextmanager
@@ -300,8 +293,8 @@ def test_the_pipeline_s_clients_authenticate_from_the_settings(
     assert producer.publish(ticks) == len(ticks)
     producer.publish_status(status("simulated", "simulated", at=T0))
     assert producer.stop() == 0
-    assert producer.stats.delivered == len(ticks)
-    assert producer.stats.failed == 0
+    assert producer.metrics.delivered == len(ticks)
+    assert producer.metrics.failed == 0
 
     # the stream job's windows publisher (transactions: the broker's inter-broker SASL too)
     publisher = BatchPublisher(
@@ -446,7 +439,7 @@ def test_sasl_ssl_with_a_private_ca(
         producer.publish(ticks)
         producer.publish_status(status("simulated", "simulated", at=T0))
         assert producer.stop() == 0
-        assert producer.stats.delivered == len(ticks)
+        assert producer.metrics.delivered == len(ticks)
 
         _, statuses = consume_with_feed(
             settings, windows_topic, status_topic, lambda _w, s: len(s) >= 1
