@@ -15,7 +15,9 @@ each pattern in its own process (plain asyncio, raw sockets), all from 127.0.0.1
 * a coin flood: --coins distinct coins POSTed to /ingest with the token, --coin-batch a POST.
 
 A connection that the server closes is opened again after --reconnect-delay seconds, so each
-pattern keeps up its pressure for the whole run. Per pattern the bench counts what the server
+pattern keeps up its pressure for the whole run. The attacker processes run at niceness
+--attacker-nice (10): they share the server's cores here, which a remote attacker would not,
+and the run reports how long the server's event loop waited for a CPU. Per pattern the bench counts what the server
 did: connections refused or closed (and after how long), HTTP status codes, WebSocket close
 codes, the /ingest answers (stored, rejected, reasons).
 
@@ -636,6 +638,8 @@ def attacker_process(
 ) -> None:
     raise_fd_limit()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if opts["nice"] > 0:  # the attackers share this machine's cores; a real one would not
+        os.nice(opts["nice"])
     try:
         result = asyncio.run(Attacker(pattern, port, size, deadline, opts, halt).run())
     except Exception as exc:
@@ -786,6 +790,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.every, self.kill_mib = pid, every, kill_mib
         self.samples: list[tuple[float, float, int]] = []
+        self.cpu: list[tuple[float, float]] = []  # (monotonic, server CPU seconds)
         self.killed: str | None = None
         self.halt = threading.Event()
 
@@ -795,6 +800,9 @@ class Sampler(threading.Thread):
             if rss is None or fds is None:
                 continue
             self.samples.append((time.monotonic(), rss, fds))
+            cpu = cpu_seconds(self.pid)
+            if cpu is not None:
+                self.cpu.append((time.monotonic(), cpu))
             low = available_mib() < 2048
             if (rss > self.kill_mib or low) and self.killed is None:
                 self.killed = (
@@ -810,6 +818,31 @@ class Sampler(threading.Thread):
 
     def between(self, t0: float, t1: float) -> list[tuple[float, float, int]]:
         return [s for s in self.samples if t0 <= s[0] <= t1]
+
+    def busiest_second(self, t0: float, t1: float) -> float | None:
+        """The server's highest CPU use over any 1 s between t0 and t1, percent of one core."""
+        points = [c for c in self.cpu if t0 <= c[0] <= t1]
+        best: float | None = None
+        j = 0
+        for t, cpu in points:
+            while j < len(points) and points[j][0] < t + 1.0:
+                j += 1
+            if j == len(points):
+                break
+            dt = points[j][0] - t
+            share = (points[j][1] - cpu) / dt * 100
+            best = share if best is None else max(best, share)
+        return None if best is None else round(best)
+
+
+def runqueue_wait_s(pid: int) -> float | None:
+    """Seconds the process's main thread (the event loop) has waited for a CPU while runnable
+    (/proc/<pid>/schedstat): high when the machine, not the server, is the bottleneck."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def start_server(
@@ -950,6 +983,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         attack_start = time.monotonic()
         cpu0 = cpu_seconds(server.pid) or 0.0
+        wait0 = runqueue_wait_s(server.pid)
         deadline = attack_start + args.duration
         opts = {
             "token": token,
@@ -959,6 +993,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "chatty_bytes": args.chatty_bytes,
             "chatty_rate": args.chatty_rate,
             "coin_batch": args.coin_batch,
+            "nice": args.attacker_nice,
             "base": base,
         }
         pipes: dict[str, Connection] = {}
@@ -991,6 +1026,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
         attack_end = time.monotonic()
         cpu1 = cpu_seconds(server.pid)
+        wait1 = runqueue_wait_s(server.pid)
         load_end = os.getloadavg()[0]
         died_at = None if server.poll() is None else round(attack_end - attack_start, 1)
         halt.set()
@@ -1054,6 +1090,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "server_alive_at_end": alive,
             "server_cpu_percent_during_attack": (
                 round((cpu1 - cpu0) / (attack_end - attack_start) * 100) if cpu1 else None
+            ),
+            "server_cpu_percent_busiest_second": sampler.busiest_second(attack_start, attack_end),
+            "server_runqueue_wait_s_during_attack": (
+                round(wait1 - wait0, 1) if wait0 is not None and wait1 is not None else None
             ),
             "load_average_1min": {"before": load_before, "end_of_attack": load_end},
             "killed_by_bench": sampler.killed,
@@ -1195,7 +1235,8 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
     )
     print(
         f"server CPU during the attack: {result['server_cpu_percent_during_attack']} % of one "
-        f"core; 1-min load average {result['load_average_1min']['before']:.1f} before, "
+        f"core (busiest second {result['server_cpu_percent_busiest_second']} %), its event loop "
+        f"waited {result['server_runqueue_wait_s_during_attack']} s for a CPU; 1-min load average {result['load_average_1min']['before']:.1f} before, "
         f"{result['load_average_1min']['end_of_attack']:.1f} at the end"
     )
     if result["server_died_at_s"] is not None:
@@ -1257,6 +1298,12 @@ def main() -> None:
     )
     parser.add_argument("--trickle-interval", type=float, default=1.0, help="slowloris period")
     parser.add_argument("--reconnect-delay", type=float, default=2.0)
+    parser.add_argument(
+        "--attacker-nice",
+        type=int,
+        default=10,
+        help="niceness of the attacker processes (0: same priority as the server)",
+    )
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds to open each pattern")
     parser.add_argument("--normal-coins", type=int, default=3)
     parser.add_argument("--feed-interval", type=float, default=0.2)
