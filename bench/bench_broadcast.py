@@ -248,6 +248,7 @@ def start_server(port: int, max_clients: int, writes: str = "direct") -> subproc
         "CRYPTOPULSE_API__MAX_CLIENTS": str(max_clients),
         # every simulated client comes from 127.0.0.1
         "CRYPTOPULSE_API__MAX_CLIENTS_PER_ADDRESS": str(max_clients),
+        "CRYPTOPULSE_API__WS_CONNECTS_PER_SECOND_PER_ADDRESS": str(max_clients),
         "CRYPTOPULSE_API__TOKEN": "",
         "CRYPTOPULSE_LOG_LEVEL": "WARNING",
     }

@@ -250,6 +250,13 @@ class ApiSettings(BaseModel):
         default=20_000,
         description="Most windows in a new client's snapshot (history per coin is cut to fit).",
     )
+    ws_connects_per_second_per_address: Annotated[float, Field(gt=0)] = Field(
+        default=20.0,
+        description=(
+            "New WebSocket clients one address may open per second (bursts: 5 s worth); more "
+            "are refused (close 1013) before their snapshot is sent."
+        ),
+    )
     ws_messages_per_second: Annotated[float, Field(gt=0)] = Field(
         default=10.0,
         description="Frames a WebSocket client may send per second (burst: 4 s worth); more close it.",

@@ -51,6 +51,7 @@ class ApiContext:
             queue_size=api.client_queue_size,
             max_clients=limits.clients,
             max_per_address=api.max_clients_per_address,
+            connects_per_second=api.ws_connects_per_second_per_address,
         )
         admission = Admission.from_settings(settings)
         feed = MarketFeed(

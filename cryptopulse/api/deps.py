@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.requests import HTTPConnection
+from starlette.requests import ClientDisconnect, HTTPConnection
 
 from cryptopulse.api.context import ApiContext
 from cryptopulse.api.errors import ApiRejection
@@ -51,10 +51,15 @@ async def json_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiRejection(413, "too_large", f"body larger than {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiRejection(413, "too_large", f"body larger than {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiRejection(413, "too_large", f"body larger than {limit} bytes")
+    except ClientDisconnect as exc:  # gone, or cut off at body_timeout: counted, no traceback
+        raise ApiRejection(
+            400, "disconnected", "the client left before its body was complete"
+        ) from exc
     if not body.strip():
         raise ApiRejection(400, "empty", "empty body; expected JSON")
     return bytes(body)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cryptopulse.api.admission import Admission, Verdict
-from cryptopulse.api.hub import Hub, Outgoing, encode, encode_status
+from cryptopulse.api.hub import Hub, Outgoing, encode_record, encode_status, envelope
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.store import Applied, MarketStore
 from cryptopulse.schema import SourceStatus, SourceStatusMessage, WindowAggregate
@@ -86,8 +86,10 @@ class MarketFeed:
         """The messages a new client gets first (snapshot, then source statuses) and their version."""
         version = self.store.version
         if self._snapshot is None or self._snapshot[0] != version:
-            records = self.store.snapshot(self.snapshot_history, self.snapshot_max_records)
-            payload = encode("snapshot", records)
+            records = self.store.snapshot_json(
+                self.snapshot_history, encode_record, self.snapshot_max_records
+            )
+            payload = envelope("snapshot", records)
             self._snapshot = (version, Outgoing("snapshot", payload, version))
         messages = [self._snapshot[1]]
         if self.store.statuses:

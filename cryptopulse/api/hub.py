@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -50,12 +50,19 @@ def text_frame(payload: bytes) -> bytes:
     return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
+def encode_record(record: WindowAggregate) -> bytes:
+    """One window as JSON; timestamps as ISO 8601 with `Z`."""
+    return orjson.dumps(record.model_dump(), option=orjson.OPT_UTC_Z)
+
+
+def envelope(kind: str, records: Iterable[bytes]) -> bytes:
+    """`{"type": kind, "data": [...]}` around records already encoded by `encode_record`."""
+    return b'{"type":' + orjson.dumps(kind) + b',"data":[' + b",".join(records) + b"]}"
+
+
 def encode(kind: str, data: Sequence[WindowAggregate]) -> bytes:
     """`{"type": kind, "data": [...]}` as JSON; timestamps as ISO 8601 with `Z`."""
-    return orjson.dumps(
-        {"type": kind, "data": [record.model_dump() for record in data]},
-        option=orjson.OPT_UTC_Z,
-    )
+    return envelope(kind, map(encode_record, data))
 
 
 def encode_status(status: SourceStatusMessage) -> bytes:
@@ -171,6 +178,7 @@ class Hub:
         queue_size: int = 64,
         max_clients: int = 20_000,
         max_per_address: int = 20_000,
+        connects_per_second: float | None = None,
         fanout_batch: int = 256,
         max_message_records: int = 5_000,
     ) -> None:
@@ -182,7 +190,11 @@ class Hub:
         self.max_message_records = max_message_records
         self._clients: dict[int, Client] = {}
         self._admitted = 0
-        self._per_address = PerAddress(max_per_address)
+        self._per_address = PerAddress(
+            max_per_address,
+            connects_per_second,
+            burst=max(1.0, 5 * connects_per_second) if connects_per_second else 1.0,
+        )
         self._path: str | None = None
         self._next_id = 0
         # what waits for the broadcast task, coalesced (see the module's docstring)
@@ -224,11 +236,13 @@ class Hub:
 
     def admit(self, address: str = "") -> str | None:
         """Reserve a place for a client connecting from `address`; None when one was reserved,
-        else why not: "full" (the server) or "per_address" (that address holds its share)."""
+        else why not: "full" (the server), "per_address" (that address holds its share) or
+        "address_rate" (that address opens clients too fast)."""
         if self._admitted >= self.max_clients:
             return "full"
-        if not self._per_address.take(address):
-            return "per_address"
+        refused = self._per_address.take(address, time.monotonic())
+        if refused is not None:
+            return refused
         self._admitted += 1
         return None
 

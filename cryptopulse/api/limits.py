@@ -17,6 +17,9 @@ from cryptopulse.config import ApiSettings
 
 log = logging.getLogger(__name__)
 
+MAX_TRACKED_ADDRESSES = 10_000
+"""Rate buckets kept before the refilled ones are forgotten (bounded under many addresses)."""
+
 RESERVED_FILES = 128
 """Descriptors kept for everything that is not a client: Kafka, logs, the dashboard's files."""
 
@@ -82,31 +85,56 @@ class TokenBucket:
         self._tokens = burst
         self._stamp = now
 
-    def take(self, now: float) -> bool:
-        """Spend one token; False when none is left (the event is over the rate)."""
+    def take(self, now: float, amount: float = 1.0) -> bool:
+        """Spend `amount` tokens; False when fewer are left (the event is over the rate)."""
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        if self._tokens < 1.0:
+        if self._tokens < amount:
             return False
-        self._tokens -= 1.0
+        self._tokens -= amount
         return True
+
+    def full(self, now: float) -> bool:
+        """True when the bucket has refilled completely (nothing to remember about it)."""
+        return self._tokens + (now - self._stamp) * self.rate >= self.burst
 
 
 class PerAddress:
-    """How many places each address holds, at most `limit` each."""
+    """How many places each address holds, at most `limit` each; and, with a `rate`, how fast
+    it may take new ones (bursts of `burst`)."""
 
-    __slots__ = ("_held", "limit")
+    __slots__ = ("_buckets", "_held", "burst", "limit", "rate")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, rate: float | None = None, burst: float = 1.0) -> None:
         self.limit = limit
+        self.rate = rate
+        self.burst = burst
         self._held: dict[str, int] = {}
+        self._buckets: dict[str, TokenBucket] = {}
 
-    def take(self, address: str) -> bool:
+    def take(self, address: str, now: float = 0.0) -> str | None:
+        """None when a place was taken, else why not: "per_address" (it holds its share) or
+        "address_rate" (it opens them too fast)."""
         held = self._held.get(address, 0)
         if held >= self.limit:
-            return False
+            return "per_address"
+        if self.rate is not None:
+            bucket = self._buckets.get(address)
+            if bucket is None:
+                if len(self._buckets) >= MAX_TRACKED_ADDRESSES:
+                    self._forget_full(now)
+                bucket = self._buckets[address] = TokenBucket(self.rate, self.burst, now)
+            if not bucket.take(now):
+                return "address_rate"
         self._held[address] = held + 1
-        return True
+        return None
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled: they would start full anyway."""
+        for address in [a for a, b in self._buckets.items() if b.full(now)]:
+            del self._buckets[address]
+        while len(self._buckets) >= MAX_TRACKED_ADDRESSES:  # still full: the oldest go
+            del self._buckets[next(iter(self._buckets))]
 
     def give_back(self, address: str) -> None:
         held = self._held.get(address, 0) - 1

@@ -12,7 +12,9 @@ WebSocket (`HubWebSocketProtocol`, on uvicorn's sans-I/O websockets protocol):
 * the hub writes frames built once per broadcast straight to the socket (`DirectChannel`,
   handed to the app in the scope's `extensions`);
 * a client that sends more than `ws_messages_per_second` frames (bursts of four seconds'
-  worth) is disconnected: clients have nothing to say;
+  worth), or more bytes than that many small messages plus one of the largest allowed, is
+  disconnected: clients have nothing to say. Bytes are counted before they are parsed, so a
+  flood costs the server one read, not the parsing of thousands of frames;
 * a client that does not answer a ping within `ping_timeout` is dropped at once: uvicorn
   only closes, which waits for a stuck client's unsent buffer to drain.
 
@@ -37,6 +39,8 @@ from cryptopulse.config import ApiSettings
 
 BURST_SECONDS = 4.0
 """A WebSocket client may send this many seconds' worth of its rate at once."""
+BYTES_PER_MESSAGE = 256
+"""What a client's small messages (pongs, closes) average, for its byte allowance."""
 
 
 def _reply(status: bytes, text: bytes) -> bytes:
@@ -145,11 +149,24 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
     drop_reason: str | None = None
     """Why the server dropped this client (a metric label), once it has."""
     _bucket: TokenBucket
+    _bytes: TokenBucket
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        rate = self.messages_per_second
-        self._bucket = TokenBucket(rate, max(1.0, rate * BURST_SECONDS), self.loop.time())
+        rate, now = self.messages_per_second, self.loop.time()
+        self._bucket = TokenBucket(rate, max(1.0, rate * BURST_SECONDS), now)
+        largest = (self.config.ws_max_size or 0) + 14  # a frame's header is at most 14 bytes
+        byte_rate = rate * BYTES_PER_MESSAGE
+        self._bytes = TokenBucket(byte_rate, byte_rate * BURST_SECONDS + largest, now)
+
+    def data_received(self, data: bytes) -> None:
+        if self.drop_reason is not None:
+            return
+        # after the handshake, a client's bytes are all frames it sent: count before parsing
+        if self.handshake_complete and not self._bytes.take(self.loop.time(), len(data)):
+            self.drop("flood", 1008, "too much data")
+            return
+        super().data_received(data)
 
     async def run_asgi(self) -> None:
         # The app's coroutine: the scope is complete and none of the app has run yet.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -47,6 +47,8 @@ class Applied:
 class _Series:
     starts: list[datetime] = field(default_factory=list)  # sorted ascending
     windows: dict[datetime, WindowAggregate] = field(default_factory=dict)
+    encoded: dict[datetime, bytes] = field(default_factory=dict)
+    """Windows' JSON, made when a snapshot first needs it and kept until the window changes."""
 
     def newest(self) -> WindowAggregate:
         return self.windows[self.starts[-1]]
@@ -143,13 +145,16 @@ class MarketStore:
             if held == record:
                 return False
             series.windows[start] = record
+            series.encoded.pop(start, None)
             return True
         if len(series.starts) >= self.history_per_coin and start < series.starts[0]:
             return False  # older than everything we keep: it would be evicted at once
         bisect.insort(series.starts, start)
         series.windows[start] = record
         while len(series.starts) > self.history_per_coin:
-            del series.windows[series.starts.pop(0)]
+            oldest = series.starts.pop(0)
+            del series.windows[oldest]
+            series.encoded.pop(oldest, None)
         return True
 
     # -- reading ---------------------------------------------------------------------------
@@ -193,6 +198,24 @@ class MarketStore:
         """The last `per_coin` windows of every series (the latest included), oldest first, by
         series; at most `max_records` in all: history is cut to fit, and when even one window
         per series is too many, the most recently updated series are kept."""
+        return [s.windows[start] for s, start in self._snapshot_keys(per_coin, max_records)]
+
+    def snapshot_json(
+        self, per_coin: int, encode: Callable[[WindowAggregate], bytes], max_records: int | None
+    ) -> list[bytes]:
+        """`snapshot()` as each window's JSON by `encode`, made once per window and kept (a new
+        client costs a join, not the encoding of every window)."""
+        out = []
+        for series, start in self._snapshot_keys(per_coin, max_records):
+            data = series.encoded.get(start)
+            if data is None:
+                data = series.encoded[start] = encode(series.windows[start])
+            out.append(data)
+        return out
+
+    def _snapshot_keys(
+        self, per_coin: int, max_records: int | None
+    ) -> Iterator[tuple[_Series, datetime]]:
         keys = sorted(self._series)
         if max_records is not None:
             if len(keys) > max_records:
@@ -202,10 +225,10 @@ class MarketStore:
                     )
                 )
             per_coin = min(per_coin, max(1, max_records // max(1, len(keys))))
-        out: list[WindowAggregate] = []
         for key in keys:
-            out.extend(self.history(*key, per_coin) or [])
-        return out
+            series = self._series[key]
+            for start in series.starts[-per_coin:] if per_coin > 0 else []:
+                yield series, start
 
     @property
     def series_count(self) -> int:

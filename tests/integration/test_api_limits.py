@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 import time
@@ -131,6 +132,13 @@ def test_a_stalled_body_is_cut_off(strict: BackgroundServer) -> None:
         read_until_closed(sock)
         assert time.monotonic() - started < 5
     assert refused(strict, "body_timeout") == 1
+    # the request it cut off is counted as such, not logged as a traceback
+    labels = {"endpoint": "/ingest", "reason": "disconnected"}
+    wait_for(
+        lambda: metric(strict, "cryptopulse_api_rejected_total", **labels) == 1,
+        DEADLINE,
+        "the cut-off request to be counted",
+    )
 
 
 def test_requests_beyond_the_limit_get_503_and_the_server_recovers(tmp_path: Path) -> None:
@@ -198,6 +206,43 @@ def test_a_chatty_websocket_client_is_dropped(strict: BackgroundServer) -> None:
         lambda: httpx.get(f"{strict.url}/healthz").json()["clients"] == 0, DEADLINE, "the drop"
     )
     assert metric(strict, "cryptopulse_api_ws_dropped_total", reason="chatty") == 1
+
+
+def test_a_websocket_flood_is_dropped_before_it_is_parsed(strict: BackgroundServer) -> None:
+    """64 KiB of tiny frames in one write: more bytes than the allowance, refused unread."""
+    with raw(strict) as sock:
+        sock.sendall(ws_upgrade(strict.port))
+        wait_for(
+            lambda: httpx.get(f"{strict.url}/healthz").json()["clients"] == 1,
+            DEADLINE,
+            "admission",
+        )
+        flood = masked_text_frame(b"hi") * 8000
+        with contextlib.suppress(ConnectionError):
+            sock.sendall(flood)
+        read_until_closed(sock)
+    wait_for(
+        lambda: metric(strict, "cryptopulse_api_ws_dropped_total", reason="flood") == 1,
+        DEADLINE,
+        "the drop to be counted",
+    )
+
+
+def test_new_websocket_clients_per_address_are_rate_limited(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, ws_connects_per_second_per_address=0.2)  # burst 1
+
+    async def main(server: BackgroundServer) -> None:
+        async with connect(server.ws_url) as first:
+            assert (await recv_json(first))["type"] == "snapshot"
+        async with connect(server.ws_url) as second:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(second.recv(), RECV)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+            assert "too many new connections" in closed.value.rcvd.reason
+
+    with BackgroundServer(settings) as server:
+        asyncio.run(main(server))
+        assert metric(server, "cryptopulse_api_ws_refused_total", reason="address_rate") == 1
 
 
 def test_a_websocket_message_beyond_the_size_limit_closes_the_connection(

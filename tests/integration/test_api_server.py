@@ -341,7 +341,10 @@ def test_snapshot_then_updates_in_order(server: BackgroundServer) -> None:
 
 def test_500_concurrent_clients_all_receive_a_broadcast(tmp_path: Path) -> None:
     clients = 500
-    with BackgroundServer(make_settings(tmp_path, max_clients_per_address=clients)) as server:
+    settings = make_settings(
+        tmp_path, max_clients_per_address=clients, ws_connects_per_second_per_address=clients
+    )
+    with BackgroundServer(settings) as server:
         _all_receive_a_broadcast(server, clients)
 
 

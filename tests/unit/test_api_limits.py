@@ -36,10 +36,28 @@ def test_the_token_bucket_allows_bursts_then_the_rate() -> None:
 
 def test_places_per_address() -> None:
     places = PerAddress(limit=2)
-    assert places.take("a") and places.take("a") and not places.take("a")
-    assert places.take("b")
+    assert places.take("a") is None and places.take("a") is None
+    assert places.take("a") == "per_address"
+    assert places.take("b") is None
     places.give_back("a")
-    assert places.take("a")
+    assert places.take("a") is None
     for address in ("a", "a", "b"):
         places.give_back(address)
     assert len(places) == 0
+
+
+def test_new_places_per_address_are_rate_limited_and_buckets_bounded() -> None:
+    places = PerAddress(limit=100, rate=2, burst=3)
+    assert [places.take("a", now=0.0) for _ in range(4)] == [None, None, None, "address_rate"]
+    assert places.take("b", now=0.0) is None  # another address has its own allowance
+    assert places.take("a", now=0.5) is None  # one more after half a second at 2/s
+    assert places.take("a", now=0.5) == "address_rate"
+
+
+def test_rate_buckets_stay_bounded_under_many_addresses() -> None:
+    from cryptopulse.api import limits
+
+    places = PerAddress(limit=10, rate=1, burst=2)
+    for i in range(limits.MAX_TRACKED_ADDRESSES + 50):
+        assert places.take(f"10.0.{i // 256}.{i % 256}", now=0.0) is None
+    assert len(places._buckets) <= limits.MAX_TRACKED_ADDRESSES

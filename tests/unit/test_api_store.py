@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from cryptopulse.api.store import MAX_SOURCES, MarketStore
+from cryptopulse.schema import WindowAggregate
 from tests.factories import T0, status, window
 
 SIM = "simulated"
@@ -151,3 +152,22 @@ def test_statuses_are_bounded() -> None:
         assert store.set_status(status(f"source-{i}", "live"))
     assert not store.set_status(status("one-too-many", "live"))
     assert store.set_status(status("source-0", "degraded", at=T0 + timedelta(seconds=1)))
+
+
+def test_the_snapshot_json_is_made_once_per_window_and_follows_changes() -> None:
+    from cryptopulse.api.hub import encode_record
+
+    calls: list[WindowAggregate] = []
+
+    def counting(record: WindowAggregate) -> bytes:
+        calls.append(record)
+        return encode_record(record)
+
+    store = MarketStore(2)
+    store.apply([window(i=i) for i in range(3)], NOW)
+    first = store.snapshot_json(5, counting, None)
+    assert first == [encode_record(w) for w in store.snapshot(5)] and len(calls) == 2
+    assert store.snapshot_json(5, counting, None) == first and len(calls) == 2  # cached
+    store.apply([window(i=2, price=7.0)], NOW)  # the newest window changes
+    again = store.snapshot_json(5, counting, None)
+    assert again[1] == encode_record(window(i=2, price=7.0)) and len(calls) == 3

@@ -39,6 +39,8 @@ def ws_authorized(ctx: ApiContext, offered: list[str]) -> bool:
 def _full(ctx: ApiContext, refused: str) -> str:
     if refused == "full":
         return f"server full ({ctx.hub.max_clients} clients)"
+    if refused == "address_rate":
+        return "too many new connections from your address; try again shortly"
     return f"too many connections from your address ({ctx.api.max_clients_per_address})"
 
 
