@@ -45,9 +45,29 @@ WindowKey = tuple[str, str, datetime]
 """(source, coin, window_start): one window; a newer record of it replaces an older one."""
 
 
+FRAGMENT_BYTES = 64 * 1024
+"""Largest frame payload: a bigger message goes out as fragments, one written whenever the
+client's socket takes more, so a client that stops reading holds at most about one fragment
+of the server's memory, not a whole snapshot."""
+
+
 def text_frame(payload: bytes) -> bytes:
     """One unfragmented, unmasked (server) WebSocket text frame carrying UTF-8 `payload`."""
     return Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+def text_frames(payload: bytes, size: int = FRAGMENT_BYTES) -> list[bytes]:
+    """`payload` as one text message in frames of at most `size` bytes of payload (RFC 6455
+    §5.4: a TEXT frame, then CONT frames, the last with FIN). Control frames, such as the
+    server's pings, may legally come between them."""
+    if len(payload) <= size:
+        return [text_frame(payload)]
+    pieces = [payload[i : i + size] for i in range(0, len(payload), size)]
+    last = len(pieces) - 1
+    return [
+        Frame(Opcode.TEXT if i == 0 else Opcode.CONT, piece, fin=i == last).serialize(mask=False)
+        for i, piece in enumerate(pieces)
+    ]
 
 
 def encode_record(record: WindowAggregate) -> bytes:
@@ -76,14 +96,20 @@ class Outgoing:
     kind: str
     payload: bytes
     seq: int = 0
-    _frame: bytes | None = field(default=None, repr=False)
+    _frames: list[bytes] | None = field(default=None, repr=False)
     _text: str | None = field(default=None, repr=False)
 
     @property
-    def frame(self) -> bytes:
-        if self._frame is None:
-            self._frame = text_frame(self.payload)
-        return self._frame
+    def frames(self) -> list[bytes]:
+        """The message's WebSocket frames: one, or fragments of at most FRAGMENT_BYTES."""
+        if self._frames is None:
+            self._frames = text_frames(self.payload)
+        return self._frames
+
+    @property
+    def small(self) -> bool:
+        """True when it is one frame (written at once to a client that keeps up)."""
+        return len(self.payload) <= FRAGMENT_BYTES
 
     @property
     def text(self) -> str:
@@ -130,7 +156,7 @@ class Client:
         """Hand a message over; False when the queue is full (the client is too far behind)."""
         if self.closed:
             return True
-        if not self.pending and self._writer is None and self.channel.ready():
+        if not self.pending and self._writer is None and message.small and self.channel.ready():
             try:
                 self.channel.write_now(message)
             except Exception:  # a broken connection: its handler cleans up

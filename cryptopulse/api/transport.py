@@ -43,13 +43,17 @@ class DirectChannel:
         return self._protocol.writable.is_set() and self._open()
 
     def write_now(self, message: Outgoing) -> None:
-        self._protocol.transport.write(message.frame)
+        for frame in message.frames:
+            self._protocol.transport.write(frame)
 
     async def send(self, message: Outgoing) -> None:
-        await self._protocol.writable.wait()
-        if not self._open():
-            raise ConnectionError("WebSocket closed")
-        self._protocol.transport.write(message.frame)
+        # a fragment at a time, each once the socket has taken the one before: a client that
+        # stops reading leaves at most one fragment in this process's buffers
+        for frame in message.frames:
+            await self._protocol.writable.wait()
+            if not self._open():
+                raise ConnectionError("WebSocket closed")
+            self._protocol.transport.write(frame)
 
     def abort(self) -> None:
         self._protocol.transport.abort()

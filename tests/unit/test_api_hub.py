@@ -13,7 +13,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from cryptopulse.api.feed import MarketFeed
-from cryptopulse.api.hub import Hub, Outgoing, encode, text_frame
+from cryptopulse.api.hub import Hub, Outgoing, encode, text_frame, text_frames
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.routes.live import origin_allowed
 from cryptopulse.api.store import MarketStore
@@ -65,6 +65,16 @@ def test_text_frame_is_a_valid_websocket_frame(size: int) -> None:
     assert frame.opcode is Opcode.TEXT and frame.fin and bytes(frame.data) == payload
 
 
+def test_a_large_message_goes_out_in_fragments_that_reassemble() -> None:
+    payload = b'{"data":"' + b"x" * 200_000 + b'"}'
+    frames = [decode_frame(f) for f in text_frames(payload, size=65536)]
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.CONT, Opcode.CONT, Opcode.CONT]
+    assert [f.fin for f in frames] == [False, False, False, True]
+    assert all(len(f.data) <= 65536 for f in frames)
+    assert b"".join(bytes(f.data) for f in frames) == payload
+    assert not Outgoing("snapshot", payload).small
+
+
 def test_messages_match_the_contract_and_use_z_timestamps() -> None:
     payload = encode("snapshot", [window()])
     message = SnapshotMessage.model_validate_json(payload)
@@ -74,7 +84,7 @@ def test_messages_match_the_contract_and_use_z_timestamps() -> None:
 
 def test_outgoing_builds_frame_and_text_once() -> None:
     message = Outgoing("market_update", b'{"a":1}')
-    assert message.frame is message.frame
+    assert message.frames is message.frames and message.small
     assert message.text is message.text == '{"a":1}'
 
 
