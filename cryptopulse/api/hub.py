@@ -71,8 +71,10 @@ def text_frames(payload: bytes, size: int = FRAGMENT_BYTES) -> list[bytes]:
 
 
 def encode_record(record: WindowAggregate) -> bytes:
-    """One window as JSON; timestamps as ISO 8601 with `Z`."""
-    return orjson.dumps(record.model_dump(), option=orjson.OPT_UTC_Z)
+    """One window as JSON; timestamps as ISO 8601 with `Z`. Copied to a right-sized object:
+    orjson's own result of a few hundred bytes holds an 8 KiB block, and the store keeps one
+    per window (5,000 coins: 40 MB instead of 2)."""
+    return memoryview(orjson.dumps(record.model_dump(), option=orjson.OPT_UTC_Z)).tobytes()
 
 
 def envelope(kind: str, records: Iterable[bytes]) -> bytes:

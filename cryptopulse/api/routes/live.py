@@ -69,8 +69,9 @@ async def ws(websocket: WebSocket) -> None:
         return
     try:
         await websocket.accept(subprotocol)
-        welcome, version = ctx.feed.welcome()
-        client = hub.register(channel_for(websocket), welcome, version)
+        # not kept in a local: this coroutine lives as long as the connection, and a snapshot
+        # held by each of them would be MBs per client
+        client = hub.register(channel_for(websocket), *ctx.feed.welcome())
         try:
             while True:
                 message = await websocket.receive()
