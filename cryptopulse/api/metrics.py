@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,93 +21,77 @@ class ApiMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.ingests = Counter(
-            "cryptopulse_api_ingests",
-            "Accepted batches of aggregates, by origin.",
-            ["origin"],
-            registry=r,
+        self.ingests = self._counter(
+            "cryptopulse_api_ingests", "Accepted batches of aggregates, by origin.", ["origin"]
         )
-        self.records = Counter(
-            "cryptopulse_api_records",
-            "Accepted window aggregates, by origin.",
-            ["origin"],
-            registry=r,
+        self.records = self._counter(
+            "cryptopulse_api_records", "Accepted window aggregates, by origin.", ["origin"]
         )
-        self.rejected = Counter(
+        self.rejected = self._counter(
             "cryptopulse_api_rejected",
             "Rejected requests or records, by endpoint and reason.",
             ["endpoint", "reason"],
-            registry=r,
         )
-        self.rejected_records = Counter(
+        self.rejected_records = self._counter(
             "cryptopulse_api_rejected_records",
             "Window aggregates refused one by one (the rest of their batch is stored), by origin "
-            "and reason: window_order, price_range, window_length, future (invalid: Kafka only).",
+            "and reason: window_order, price_range, window_length, future, too_many_coins (invalid: "
+            "Kafka only).",
             ["origin", "reason"],
-            registry=r,
         )
-        self.ingest_seconds = Histogram(
+        self.ingest_seconds = self._histogram(
             "cryptopulse_api_ingest_seconds",
             "Time to validate and store one POST /ingest (the broadcast is not waited for).",
-            buckets=_FAST,
-            registry=r,
         )
-        self.clients = Gauge(
-            "cryptopulse_api_ws_clients", "Connected WebSocket clients.", registry=r
-        )
-        self.ws_connections = Counter(
+        self.clients = self._gauge("cryptopulse_api_ws_clients", "Connected WebSocket clients.")
+        self.ws_connections = self._counter(
             "cryptopulse_api_ws_connections",
             "WebSocket clients registered, by how the server writes to them: direct (frames to "
             "the socket, the fast path) or asgi.",
             ["path"],
-            registry=r,
         )
-        self.dropped = Counter(
+        self.dropped = self._counter(
             "cryptopulse_api_ws_dropped",
             "WebSocket clients disconnected by the server, by reason.",
             ["reason"],
-            registry=r,
         )
-        self.refused = Counter(
-            "cryptopulse_api_ws_refused",
-            "WebSocket connections refused, by reason.",
-            ["reason"],
-            registry=r,
+        self.refused = self._counter(
+            "cryptopulse_api_ws_refused", "WebSocket connections refused, by reason.", ["reason"]
         )
-        self.broadcasts = Counter(
-            "cryptopulse_api_broadcasts",
-            "Messages broadcast to WebSocket clients.",
-            ["type"],
-            registry=r,
+        self.broadcasts = self._counter(
+            "cryptopulse_api_broadcasts", "Messages broadcast to WebSocket clients.", ["type"]
         )
-        self.broadcast_seconds = Histogram(
+        self.broadcast_seconds = self._histogram(
             "cryptopulse_api_broadcast_seconds",
             "Time to serialize one message and hand it to every client.",
-            buckets=_FAST,
-            registry=r,
         )
-        self.connections_refused = Counter(
+        self.connections_refused = self._counter(
             "cryptopulse_api_connections_refused",
             "Connections closed by the server before a request was served, by reason: "
             "max_connections, header_timeout, header_too_large, body_timeout.",
             ["reason"],
-            registry=r,
         )
-        self.series = Gauge(
-            "cryptopulse_api_series", "(source, coin) series held by the store.", registry=r
+        self.series = self._gauge(
+            "cryptopulse_api_series", "(source, coin) series held by the store."
         )
-        self.evicted = Counter(
+        self.evicted = self._counter(
             "cryptopulse_api_series_evicted",
             "Series evicted because no new window came for api.coin_idle_seconds.",
-            registry=r,
         )
-        self.kafka_records = Counter(
+        self.kafka_records = self._counter(
             "cryptopulse_api_kafka_messages",
             "Messages read from the windows topic, by outcome.",
             ["outcome"],
-            registry=r,
         )
+
+    def _counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, doc, labels, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str) -> Gauge:
+        return Gauge(name, doc, registry=self.registry)
+
+    def _histogram(self, name: str, doc: str) -> Histogram:
+        return Histogram(name, doc, buckets=_FAST, registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
