@@ -58,6 +58,14 @@ def metric(server: BackgroundServer, name: str, **labels: str) -> float:
     return 0.0
 
 
+async def close_of(ws: ClientConnection) -> tuple[int, str]:
+    """The code and reason with which the server closes `ws` (waiting at most RECV)."""
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), RECV)
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
 async def recv_json(ws: ClientConnection) -> dict[str, Any]:
     raw = await asyncio.wait_for(ws.recv(), RECV)
     message: dict[str, Any] = orjson.loads(raw)
@@ -440,11 +448,8 @@ def test_max_clients_is_enforced_with_close_code_1013(tmp_path: Path) -> None:
             for ws in (first, second):
                 await recv_json(ws)
             async with connect(server.ws_url) as third:
-                with pytest.raises(ConnectionClosed) as closed:
-                    await asyncio.wait_for(third.recv(), RECV)
-                assert closed.value.rcvd is not None
-                assert closed.value.rcvd.code == 1013
-                assert "server full" in closed.value.rcvd.reason
+                code, reason = await close_of(third)
+                assert code == 1013 and "server full" in reason
         # places are given back when clients leave
         async with connect(server.ws_url) as again:
             assert (await recv_json(again))["type"] == "snapshot"
@@ -558,11 +563,8 @@ def test_protect_reads_puts_the_api_and_the_websocket_behind_the_token(tmp_path:
         ws_url = guarded.url.replace("http", "ws", 1) + "/ws"
 
         async def refused(protocols: list[str] | None) -> None:
-            with pytest.raises(ConnectionClosed) as closed:
-                async with connect(ws_url, subprotocols=protocols) as ws:  # type: ignore[arg-type]
-                    await asyncio.wait_for(ws.recv(), RECV)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-            assert closed.value.rcvd.reason == "missing or wrong token"
+            async with connect(ws_url, subprotocols=protocols) as ws:  # type: ignore[arg-type]
+                assert await close_of(ws) == (1008, "missing or wrong token")
 
         async def allowed() -> None:
             protocols: Any = ["cryptopulse", f"token.{TOKEN}"]
