@@ -19,7 +19,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,9 +32,9 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
-from pydantic import TypeAdapter, ValidationError
 
-from cryptopulse.api.admission import Admission, reason_of
+from cryptopulse.api.admission import Admission
+from cryptopulse.api.kafka_records import Decoded, decode
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.config import KafkaSecurity
 from cryptopulse.kafka_client import REFUSALS, librdkafka_config
@@ -43,9 +42,6 @@ from cryptopulse.kafka_link import QUIET_CLIENT_LOG, KafkaLink
 from cryptopulse.schema import SourceStatus, WindowAggregate
 
 log = logging.getLogger(__name__)
-
-_windows: TypeAdapter[WindowAggregate] = TypeAdapter(WindowAggregate)
-_status: TypeAdapter[SourceStatus] = TypeAdapter(SourceStatus)
 
 OnRecords = Callable[[list[WindowAggregate], str], object]
 OnStatuses = Callable[[list[SourceStatus], str], object]
@@ -187,60 +183,39 @@ class KafkaFeed:
             consumer.close()
 
     def _deliver(self, messages: list[Message]) -> None:
-        records: list[WindowAggregate] = []
-        statuses: list[SourceStatus] = []
-        refused: Counter[str] = Counter()
-        not_admitted = 0
-        now = datetime.now(UTC)
+        """Decode a batch (kafka_records.py), count it, and hand it to the event loop."""
+        good = []
         for message in messages:
             error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    self.last_error = str(error)
-                    log.warning("%s: %s", message.topic(), error)
-                continue
-            value = message.value()
-            try:
-                if value is None:
-                    raise ValueError("a record without a value")
-                if message.topic() == self.topic:
-                    record = _windows.validate_json(value)
-                    problem = self._admission.problem(record, now) if self._admission else None
-                    if problem is not None:
-                        refused[problem] += 1
-                        not_admitted += 1
-                        self._metrics.kafka_records.labels("invalid").inc()
-                        continue
-                    records.append(record)
-                else:
-                    statuses.append(_status.validate_json(value))
-            except (ValidationError, ValueError) as exc:
-                self._metrics.kafka_records.labels("invalid").inc()
-                if message.topic() == self.topic:
-                    refused[reason_of(exc) if isinstance(exc, ValidationError) else "invalid"] += 1
-                log.warning("skipping a malformed record on %s: %s", message.topic(), _reason(exc))
-                continue
-            self._metrics.kafka_records.labels("valid").inc()
-        for reason, count in refused.items():
-            self._metrics.rejected_records.labels("kafka", reason).inc(count)
-        if not_admitted:  # once per batch: a replay can bring thousands
-            log.warning(
-                "skipping %d window(s) on %s refused by admission (by reason so far: %s)",
-                not_admitted,
-                self.topic,
-                dict(refused),
-            )
+            if error is None:
+                good.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                self.last_error = str(error)
+                log.warning("%s: %s", message.topic(), error)
+        batch = decode(good, self.topic, self._admission, datetime.now(UTC))
+        self._count(batch)
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        if records:
-            loop.call_soon_threadsafe(self._on_records, records, "kafka")
-        if statuses and self._on_statuses is not None:
-            loop.call_soon_threadsafe(self._on_statuses, statuses, "kafka")
+        if batch.windows:
+            loop.call_soon_threadsafe(self._on_records, batch.windows, "kafka")
+        if batch.statuses and self._on_statuses is not None:
+            loop.call_soon_threadsafe(self._on_statuses, batch.statuses, "kafka")
 
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False)[0]
-        return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
-    return str(exc)
+    def _count(self, batch: Decoded) -> None:
+        metrics = self._metrics
+        if batch.valid:
+            metrics.kafka_records.labels("valid").inc(batch.valid)
+        if batch.invalid:
+            metrics.kafka_records.labels("invalid").inc(batch.invalid)
+        for reason, count in batch.refused.items():
+            metrics.rejected_records.labels("kafka", reason).inc(count)
+        for topic, why in batch.problems:
+            log.warning("skipping a malformed record on %s: %s", topic, why)
+        if batch.not_admitted:  # once per batch: a replay can bring thousands
+            log.warning(
+                "skipping %d window(s) on %s refused by admission (by reason so far: %s)",
+                batch.not_admitted,
+                self.topic,
+                dict(batch.refused),
+            )

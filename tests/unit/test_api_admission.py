@@ -219,3 +219,20 @@ def test_windows_from_kafka_get_the_same_admission_counted_as_invalid() -> None:
     for reason in ("future", "window_length", "price_range", "invalid"):
         labels = {"origin": "kafka", "reason": reason}
         assert sample("cryptopulse_api_rejected_records_total", labels) == 1, reason
+
+
+def test_decoding_splits_windows_statuses_and_what_is_malformed() -> None:
+    from cryptopulse.api.kafka_records import decode
+    from tests.factories import status
+
+    records = [
+        _Message("windows", window(i=0).model_dump_json().encode()),
+        _Message("status", status("coingecko", "live").model_dump_json().encode()),
+        _Message("status", b"not json"),
+        _Message("windows", b'{"coin": "x"}'),
+    ]
+    batch = decode(records, "windows", ADMISSION, NOW)
+    assert batch.windows == [window(i=0)] and [s.source for s in batch.statuses] == ["coingecko"]
+    assert (batch.valid, batch.invalid, batch.not_admitted) == (2, 2, 0)
+    assert batch.refused == {"invalid": 1}  # only the windows topic's records are refusals
+    assert [topic for topic, _ in batch.problems] == ["status", "windows"]
