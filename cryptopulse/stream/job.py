@@ -1,16 +1,16 @@
-"""Wiring of the streaming job: session, Kafka source, two queries, progress logging.
+"""Wiring of the streaming job: session, Kafka source, one query, progress logging.
 
-- `windows-live` (update mode): every changed window's current aggregate each trigger
-  (final=false); its sink also publishes each window once more, final=true, when the
-  watermark passes it (see finals.py) — one stateful query instead of two.
-- `dead-letters` (append mode, its own trigger): rejected records with their reason and a
-  bounded excerpt, to the DLQ topic; its sink never fails (see sinks.DeadLetterSink).
+`windows-live` (update mode) reads and parses every tick once: every changed window's
+current aggregate each trigger (final=false); its sink also publishes each window once
+more, final=true, when the watermark passes it (see finals.py). The same parse counts each
+batch's rejected records; a batch that had any is read again from Kafka over its offset
+range and its dead letters (reason and a bounded excerpt) go to the DLQ topic (see
+rejects.py); that never fails the job (see sinks.DeadLetterSink).
 
-Each query has its own checkpoint under the data folder, so a restart resumes where
-the last committed batch ended. The job runs until it is asked to stop; a query that
-ends for any other reason, with or without an error, ends the job with an error (so a
-supervisor restarts it). Run it with `cryptopulse stream`, or unchanged under
-spark-submit (see README).
+The query's checkpoint is under the data folder, so a restart resumes where the last
+committed batch ended. The job runs until it is asked to stop; a query that ends for any
+other reason, with or without an error, ends the job with an error (so a supervisor
+restarts it). Run it with `cryptopulse stream`, or unchanged under spark-submit (see README).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -32,8 +32,14 @@ from cryptopulse.errors import CryptoPulseError
 from cryptopulse.files import write_atomic
 from cryptopulse.kafka_client import spark_kafka_options
 from cryptopulse.stream.enrich import enrich
-from cryptopulse.stream.parse import dead_letters, parse_ticks, valid_ticks
+from cryptopulse.stream.parse import count_rejected, parse_ticks, valid_ticks
 from cryptopulse.stream.publish import BatchPublisher, sink_id
+from cryptopulse.stream.rejects import (
+    RejectedRange,
+    RejectsWorker,
+    committed_gap,
+    rejected_range,
+)
 from cryptopulse.stream.sinks import (
     DeadLetterSink,
     IngestPoster,
@@ -44,8 +50,9 @@ from cryptopulse.stream.sinks import (
 from cryptopulse.stream.window import aggregate_windows
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, DataFrameReader, SparkSession
     from pyspark.sql.streaming.query import StreamingQuery
+    from pyspark.sql.streaming.readwriter import DataStreamReader
 
 log = logging.getLogger("cryptopulse.stream")
 
@@ -53,20 +60,27 @@ LIVE, DLQ = "windows-live", "dead-letters"
 # Checkpoints of this version. Version 1 (checkpoints/<query>) grouped windows without the
 # source, and Spark refuses to restore state of another key schema; its dead-letter query
 # had a Kafka sink with async progress tracking. So each version starts its own checkpoints.
+# Within v2, the windows query's checkpoint is unchanged by the dead letters' move into it
+# (same state, one more observed metric); v2/dead-letters, the former second query's, is
+# no longer used.
 CHECKPOINT_VERSION = "v2"
+# The dead-letter sink's state (last batch written), next to the windows query's checkpoint.
+DEAD_LETTER_STATE = "dead-letter-state.json"
 
 
 class QueryStopped(CryptoPulseError):
     """A query ended without being asked to: the job must exit non-zero and be restarted."""
 
 
-def read_ticks(spark: SparkSession, settings: Settings, trigger_seconds: float) -> DataFrame:
-    """The ticks topic as a stream; a rate cap (per second) scales with the query's trigger."""
-    reader = (
-        spark.readStream.format("kafka")
+Reader = TypeVar("Reader", "DataFrameReader", "DataStreamReader")
+
+
+def kafka_options(reader: Reader, settings: Settings) -> Reader:
+    """The ticks topic and the connection options, for the stream and for batch re-reads."""
+    return (
+        reader.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
         .option("subscribe", settings.kafka.topic_ticks)
-        .option("startingOffsets", settings.spark.starting_offsets)
         .option("failOnDataLoss", "false")
         # A task reads a known offset range; the broker's default 500 ms wait for more data
         # at the end of a fetch made small batches take half a second each (measured).
@@ -76,10 +90,27 @@ def read_ticks(spark: SparkSession, settings: Settings, trigger_seconds: float) 
         # option (it holds `password`) wherever it shows options
         .options(**spark_kafka_options(settings.kafka.security))
     )
+
+
+def read_ticks(spark: SparkSession, settings: Settings, trigger_seconds: float) -> DataFrame:
+    """The ticks topic as a stream; a rate cap (per second) scales with the query's trigger."""
+    reader = kafka_options(spark.readStream, settings).option(
+        "startingOffsets", settings.spark.starting_offsets
+    )
     if settings.spark.max_offsets_per_trigger:
         per_second = settings.spark.max_offsets_per_trigger / settings.spark.trigger_seconds
         reader = reader.option("maxOffsetsPerTrigger", int(per_second * trigger_seconds))
     return reader.load()
+
+
+def read_range(spark: SparkSession, settings: Settings, batch: RejectedRange) -> DataFrame:
+    """One batch's records again, as a bounded batch read of its offset range."""
+    return (
+        kafka_options(spark.read, settings)
+        .option("startingOffsets", batch.start)
+        .option("endingOffsets", batch.end)
+        .load()
+    )
 
 
 @dataclass
@@ -123,17 +154,32 @@ class StreamJob:
         settings, conf = self.settings, self.settings.spark
         trigger = f"{int(conf.trigger_seconds * 1000)} milliseconds"
         self.publisher.start()  # fences a killed predecessor; fails fast when Kafka is away
-        parsed = parse_ticks(
-            read_ticks(self.spark, settings, conf.trigger_seconds), conf.max_future_seconds
-        )
-        rejected = parse_ticks(
-            read_ticks(self.spark, settings, conf.dead_letter_trigger_seconds),
-            conf.max_future_seconds,
+        parsed = count_rejected(
+            parse_ticks(
+                read_ticks(self.spark, settings, conf.trigger_seconds), conf.max_future_seconds
+            )
         )
         windows = aggregate_windows(
             valid_ticks(parsed), conf.window_seconds, conf.watermark_seconds
         )
         checkpoints = self.checkpoints()
+        dead_letter_sink = DeadLetterSink(
+            DLQ,
+            producer=self.dead_letter_producer,
+            topic=settings.kafka.topic_dlq,
+            state_file=checkpoints / LIVE / DEAD_LETTER_STATE,
+            stats=self.stats,
+        )
+        self.rejects = RejectsWorker(
+            lambda batch: read_range(self.spark, settings, batch),
+            dead_letter_sink,
+            conf.max_future_seconds,
+        )
+        gap = committed_gap(checkpoints / LIVE, dead_letter_sink.last_batch_id)
+        if gap is not None:  # committed before a crash; their rejects were not written yet
+            log.info("batches up to %d are read again for their dead letters", gap.batch_id)
+            self.rejects.submit(gap)
+        self.rejects.start()
 
         job = self
 
@@ -172,22 +218,6 @@ class StreamJob:
             .foreachBatch(sink)
             .start()
         )
-        dead_letter_sink = DeadLetterSink(
-            DLQ,
-            producer=self.dead_letter_producer,
-            topic=settings.kafka.topic_dlq,
-            state_file=checkpoints / DLQ / "sink-state.json",
-            stats=self.stats,
-        )
-        self.queries.append(
-            dead_letters(rejected)
-            .writeStream.queryName(DLQ)
-            .outputMode("append")
-            .trigger(processingTime=f"{int(conf.dead_letter_trigger_seconds * 1000)} milliseconds")
-            .option("checkpointLocation", str(checkpoints / DLQ))
-            .foreachBatch(dead_letter_sink)
-            .start()
-        )
         if self.ready_file is not None:
             ready = {"pid": os.getpid(), "started_at": time.time()}
             write_atomic(self.ready_file, orjson.dumps(ready))
@@ -213,6 +243,13 @@ class StreamJob:
                     root / name,
                     root / CHECKPOINT_VERSION,
                 )
+        if (root / CHECKPOINT_VERSION / DLQ).is_dir():
+            log.info(
+                "%s is the checkpoint of the former dead-letter query; dead letters now come "
+                "from %s's batches, so it is not used (remove it to reclaim the space)",
+                root / CHECKPOINT_VERSION / DLQ,
+                LIVE,
+            )
         return root / CHECKPOINT_VERSION
 
     @property
@@ -225,27 +262,20 @@ class StreamJob:
         name, batch = progress.name, progress.batchId
         with self.stats.lock:
             emitted = self.stats.emitted_by_batch.pop((name, batch), 0)
-            failed = self.stats.dead_letters_failed
-        if name == DLQ:
-            if emitted:
-                log.warning(
-                    "batch %d [%s]: %d records rejected (total %d, %d not delivered)",
-                    batch,
-                    name,
-                    emitted,
-                    self.dead_lettered,
-                    failed,
-                )
+        if name != LIVE:
             return
+        rejects = rejected_range(orjson.loads(progress.json), self.settings.spark.starting_offsets)
+        self.rejects.submit(batch if rejects is None else rejects)
         late = sum(max(op.numRowsDroppedByWatermark, 0) for op in progress.stateOperators)
         self.late_dropped += late
         if progress.numInputRows or emitted:
             log.info(
-                "batch %d [%s]: %d input rows, %d windows emitted, %d ms%s",
+                "batch %d [%s]: %d input rows, %d windows emitted, %d rejected, %d ms%s",
                 batch,
                 name,
                 progress.numInputRows,
                 emitted,
+                rejects.rejected if rejects else 0,
                 progress.batchDuration,
                 f", {late} late ticks dropped" if late else "",
             )
@@ -277,7 +307,7 @@ class StreamJob:
         # Let running micro-batches finish (stopping interrupts their tasks mid-write), for
         # 10 s in all: the supervisor gives the whole pipeline 15 s to stop.
         deadline = time.monotonic() + 10
-        for name, query in zip((LIVE, DLQ), self.queries, strict=False):
+        for query in self.queries:
             try:
                 while (
                     query.isActive
@@ -288,13 +318,15 @@ class StreamJob:
                 if query.isActive:
                     query.stop()
             except Exception as exc:  # the JVM may be gone already
-                log.warning("could not stop query %s: %s", name, exc)
+                log.warning("could not stop query %s: %s", LIVE, exc)
         try:
             if getattr(self, "listener", None) is not None:
                 self.spark.streams.removeListener(self.listener)
         except Exception as exc:
             log.warning("could not remove the progress listener: %s", exc)
         self.publisher.close()
+        if getattr(self, "rejects", None) is not None:
+            self.rejects.stop(max(1.0, deadline - time.monotonic()))
         self.dead_letter_producer.flush(5)  # best effort; each batch has flushed its own
         if self.poster:
             self.poster.close()
@@ -316,7 +348,7 @@ def run(settings: Settings, ready_file: Path | None = None) -> None:
     """`cryptopulse stream`: run until Ctrl-C / SIGTERM, then stop the queries cleanly.
 
     Returns only after a requested stop; a query that ends by itself raises QueryStopped.
-    `ready_file` is written (pid, start time) once both queries run, and deleted on stop.
+    `ready_file` is written (pid, start time) once the query runs, and deleted on stop.
     """
     from cryptopulse.platform.spark import spark_session
 

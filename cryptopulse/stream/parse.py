@@ -8,7 +8,7 @@ nothing here raises. A dead letter carries a bounded excerpt of the value, never
 from __future__ import annotations
 
 import annotated_types
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -20,6 +20,8 @@ ISO_MILLIS = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
 REQUIRED = ("coin", "symbol", "price", "timestamp", "source")
 # A dead letter's excerpt of the value: enough to see what it was, small enough for any topic.
 EXCERPT_BYTES = 4096
+# Name of the observed metric (and of its one column) that counts a batch's rejected records.
+REJECTED = "rejected"
 
 
 def _json_schema() -> T.StructType:
@@ -141,6 +143,16 @@ def parse_ticks(records: DataFrame, max_future_seconds: float = 300.0) -> DataFr
         "event_time",
         _reject_reason(F.col("event_time"), max_future_seconds).alias("reject_reason"),
     )
+
+
+def count_rejected(parsed: DataFrame, observation: Observation | str = REJECTED) -> DataFrame:
+    """`parsed` unchanged, with each batch's number of rejected records observed as `rejected`.
+
+    In a streaming query the count reaches each batch's progress (`observedMetrics`), so the
+    dead letters can be produced from the batch's offset range only when it had any, without a
+    second query that reads and parses every record (see stream/rejects.py).
+    """
+    return parsed.observe(observation, F.count(F.col("reject_reason")).alias(REJECTED))
 
 
 def valid_ticks(parsed: DataFrame) -> DataFrame:

@@ -376,6 +376,17 @@ class DeadLetterSink:
         except OSError as exc:
             log.error("[%s] could not save %s: %s", self.name, self.state_file, exc)
 
+    def handled(self, batch_id: int) -> None:
+        """Record a batch that had no dead letters (not synced: if the write is lost, the
+        batches since the last one written are only read again after a crash)."""
+        if batch_id <= self.last_batch_id:
+            return
+        self.last_batch_id = batch_id
+        try:
+            write_atomic(self.state_file, orjson.dumps({"batch_id": batch_id}))
+        except OSError as exc:
+            log.error("[%s] could not save %s: %s", self.name, self.state_file, exc)
+
     def produce_all(self, records: Iterable[tuple[str | None, str | bytes]], tally: _Tally) -> None:
         """Hand each record to the producer; what it refuses is counted in `tally`.
 

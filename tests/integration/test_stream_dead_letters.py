@@ -150,3 +150,46 @@ def test_the_job_keeps_aggregating_when_its_dead_letters_are_refused(
     finally:
         job.stop()
         windows.close()
+
+
+def test_rejects_of_batches_committed_before_a_crash_are_written_after_the_restart(
+    spark: SparkSession,
+    session_settings: Settings,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """The dead letters come after their batch commits; a job stopped in between (here: its
+    record of handled batches set back, as a crash would leave it) writes them on restart."""
+    settings = session_settings.model_copy(deep=True)
+    settings.data_dir = tmp_path
+    settings.kafka.topic_ticks = new_topic("ticks", partitions=2)
+    settings.kafka.topic_windows = new_topic("windows", partitions=1)
+    settings.kafka.topic_dlq = new_topic("dlq", partitions=1)
+    settings.spark.starting_offsets = "earliest"
+    settings.spark.trigger_seconds = 0.5
+    settings.spark.post_to_api = False
+    state = tmp_path / "checkpoints" / "v2" / "windows-live" / "dead-letter-state.json"
+    dlq = TopicReader(kafka_bootstrap, settings.kafka.topic_dlq, f"d-{uuid.uuid4().hex}")
+    send(kafka_bootstrap, settings.kafka.topic_ticks, [("alpha", tick("alpha", 1, 10.0))])
+    first = StreamJob(settings, spark)
+    first.start()
+    try:
+        handled = wait_for(lambda: state.exists() and orjson.loads(state.read_bytes()), 90)
+        send(kafka_bootstrap, settings.kafka.topic_ticks, [(None, b"nope")])
+        dlq.until(lambda values: len(values) == 1)
+    finally:
+        first.stop()
+    state.write_bytes(orjson.dumps(handled))  # the crash came before the worker wrote it
+    second = StreamJob(settings, spark)
+    second.start()
+    try:
+        letters = dlq.until(lambda values: len(values) == 2)
+        assert [v["reason"] for v in letters] == [
+            "not valid JSON or a field has the wrong type"
+        ] * 2
+        assert letters[0]["source_offset"] == letters[1]["source_offset"]
+        assert second.stats.dead_letters_failed == 0
+    finally:
+        second.stop()
+        dlq.close()

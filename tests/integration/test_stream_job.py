@@ -13,7 +13,7 @@ import pytest
 
 from cryptopulse.config import Settings
 from cryptopulse.schema import WindowAggregate
-from cryptopulse.stream.job import DLQ, QueryStopped, StreamJob
+from cryptopulse.stream.job import LIVE, QueryStopped, StreamJob
 from tests.factories import Finals, finals, iso, tick
 from tests.fakes.receiver import Receiver
 from tests.kafka_helpers import TopicReader, read_topic, send
@@ -243,11 +243,11 @@ def test_the_ready_file_names_this_process(job_env: dict[str, Any]) -> None:
 
 
 def test_a_query_that_stops_by_itself_ends_the_job_with_an_error(job_env: dict[str, Any]) -> None:
-    """Last in this module: it stops the dead-letter query."""
+    """Last in this module: it stops the query."""
     job: StreamJob = job_env["job"]
-    [dlq] = [q for q in job.queries if q.name == DLQ]
-    dlq.stop()  # ends without an exception
-    with pytest.raises(QueryStopped, match="dead-letters stopped without an error"):
+    [live] = [q for q in job.queries if q.name == LIVE]
+    live.stop()  # ends without an exception
+    with pytest.raises(QueryStopped, match="windows-live stopped without an error"):
         job.await_termination(threading.Event())
     # A requested stop is not an error, whatever state the queries are in.
     requested = threading.Event()

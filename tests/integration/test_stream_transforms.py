@@ -10,7 +10,13 @@ import pytest
 from cryptopulse.classify import BOUNDARIES, trend, volatility
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.enrich import enrich, trend_expr, volatility_expr
-from cryptopulse.stream.parse import EXCERPT_BYTES, dead_letters, parse_ticks, valid_ticks
+from cryptopulse.stream.parse import (
+    EXCERPT_BYTES,
+    count_rejected,
+    dead_letters,
+    parse_ticks,
+    valid_ticks,
+)
 from cryptopulse.stream.window import aggregate_windows
 
 if TYPE_CHECKING:
@@ -134,6 +140,17 @@ def test_valid_and_dead_letters_split_without_loss(spark: SparkSession) -> None:
         ("not valid JSON or a field has the wrong type", 4, 1),
         ("empty value", 0, 3),
     ]
+
+
+def test_each_batch_counts_its_rejected_records_as_it_parses(spark: SparkSession) -> None:
+    from pyspark.sql import Observation
+
+    observation = Observation("rejected")
+    parsed = count_rejected(
+        parse_ticks(kafka_rows(spark, [GOOD, "nope", GOOD, None, b"\xff"])), observation
+    )
+    assert valid_ticks(parsed).count() == 2  # the rows themselves are unchanged
+    assert observation.get == {"rejected": 3}
 
 
 def test_a_dead_letter_describes_the_value_in_a_bounded_excerpt(spark: SparkSession) -> None:
