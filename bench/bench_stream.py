@@ -2,15 +2,16 @@
 
     .venv/bin/python bench/bench_stream.py                  # all levels (about 10 minutes)
     .venv/bin/python bench/bench_stream.py --coins 5000 --rate 50000
+    .venv/bin/python bench/bench_stream.py --coins 5000 --rate 60000 80000 --trigger 2 --no-latency
 
 Starts its own broker on free ports (temp folder). Two measurements:
 
 1. Throughput. The ticks topic is filled first with `rate` ticks per second of event time
    (the Simulated market's realistic figures, `coins` coins round-robin), then the job runs
-   with a 1 s trigger and `maxOffsetsPerTrigger = rate`, so each micro-batch takes exactly
-   one second's worth of ticks. The job keeps up with `rate` when its batch duration stays
-   under the 1 s trigger. Filling first keeps the Python producer off the two cores while
-   Spark is measured.
+   with a `--trigger` (1 s) trigger and `maxOffsetsPerTrigger = rate * trigger`, so each
+   micro-batch takes exactly one trigger's worth of ticks. The job keeps up with `rate` when
+   its batch duration stays under the trigger. Filling first keeps the Python producer off
+   the two cores while Spark is measured. Each level records the load average around it.
 2. Latency. Ticks are produced live (wall-clock event times) at a moderate rate and every
    0.5 s a probe tick for a coin seen nowhere else is sent; its latency is the time from
    its produce call until the first aggregate naming that coin reaches /ingest (a real HTTP
@@ -106,29 +107,45 @@ def summarize(progress: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def progress_batch(query: Any) -> int:
+    """The query's latest batch id (0 before its first progress)."""
+    progress = query.lastProgress
+    return int(progress["batchId"]) if progress else 0
+
+
 def throughput(
-    base: Settings, broker: LocalKafka, coins: int, rate: int, seconds: int, work: Path
+    base: Settings,
+    broker: LocalKafka,
+    coins: int,
+    rate: int,
+    seconds: int,
+    work: Path,
+    trigger: float = 1.0,
 ) -> dict[str, Any]:
-    topic = f"bench-ticks-{coins}-{rate}"
+    topic = f"bench-ticks-{coins}-{rate}-{trigger:g}"
     broker.create_topics([topic], partitions=base.kafka.partitions)
     started = time.monotonic()
     total = fill(broker.bootstrap, topic, coins, rate, seconds)
     print(f"  filled {total:,} ticks in {time.monotonic() - started:.0f} s", flush=True)
     receiver = Receiver().start()
     settings = job_settings(
-        base, work / f"tp-{coins}-{rate}", topic, receiver, max_offsets_per_trigger=rate
+        base,
+        work / f"tp-{coins}-{rate}-{trigger:g}",
+        topic,
+        receiver,
+        trigger_seconds=trigger,
+        max_offsets_per_trigger=int(rate * trigger),
     )
     spark = spark_session(settings, "bench-stream")
     job = StreamJob(settings, spark)
+    load_before = os.getloadavg()[0]
     job.start()
     try:
         # Skip the first batches (JIT warm-up, state store creation), then measure.
         deadline = time.monotonic() + seconds + 60
         live = next(q for q in job.queries if q.name == LIVE)
-        while (
-            time.monotonic() < deadline
-            and (live.lastProgress or {}).get("batchId", 0) < seconds - 2
-        ):
+        last_batch = seconds / trigger - 2
+        while time.monotonic() < deadline and progress_batch(live) < last_batch:
             time.sleep(1)
         results = {
             name: summarize(
@@ -140,11 +157,16 @@ def throughput(
     finally:
         job.stop()
         receiver.stop()
+    live_p95 = results.get(LIVE, {}).get("p95_batch_ms")
     return {
         "coins": coins,
         "rate": rate,
+        "trigger_s": trigger,
         "queries": results,
+        "keeps_up": live_p95 is not None and live_p95 <= trigger * 1000,
         "windows_posted": len(receiver.records),
+        "dead_letters": job.dead_lettered,
+        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -221,6 +243,7 @@ def latency(
         "arrived": len(lat),
         "median_s": statistics.median(lat) if lat else None,
         "p95_s": lat[int(0.95 * (len(lat) - 1))] if lat else None,
+        "load_1min_after": round(os.getloadavg()[0], 2),
     }
 
 
@@ -230,6 +253,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, nargs="*", default=[10_000, 25_000, 50_000])
     parser.add_argument("--seconds", type=int, default=40)
     parser.add_argument("--latency-rate", type=int, default=5000)
+    parser.add_argument("--trigger", type=float, default=1.0, help="throughput trigger (s)")
+    parser.add_argument("--no-latency", action="store_true", help="throughput levels only")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -248,10 +273,12 @@ def main() -> None:
         for coins in args.coins:
             for rate in args.rate:
                 print(f"throughput: {coins} coins at {rate:,} ticks/s", flush=True)
-                result = throughput(base, broker, coins, rate, args.seconds, work)
+                result = throughput(
+                    base, broker, coins, rate, args.seconds, work, trigger=args.trigger
+                )
                 print("  ", json.dumps(result), flush=True)
                 report["throughput"].append(result)
-        for coins in args.coins:
+        for coins in [] if args.no_latency else args.coins:
             rate = min(args.latency_rate, coins * 10)
             print(f"latency: {coins} coins at {rate:,} ticks/s", flush=True)
             result = latency(base, broker, coins, rate, args.seconds, work)
