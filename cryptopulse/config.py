@@ -164,10 +164,6 @@ class SparkSettings(BaseModel):
     window_seconds: Seconds = 30.0
     watermark_seconds: Annotated[float, Field(ge=0)] = 5.0
     trigger_seconds: Seconds = 1.0
-    dead_letter_trigger_seconds: Seconds = Field(
-        default=5.0,
-        description="Trigger of the dead-letter query: rarer batches leave the cores to the windows.",
-    )
     max_offsets_per_trigger: Annotated[int, Field(ge=0)] = 0
     max_future_seconds: Seconds = Field(
         default=300.0,

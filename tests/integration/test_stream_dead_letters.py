@@ -123,7 +123,6 @@ def test_the_job_keeps_aggregating_when_its_dead_letters_are_refused(
     settings.kafka.topic_dlq = small_topic(kafka_bootstrap)
     settings.spark.starting_offsets = "earliest"
     settings.spark.trigger_seconds = 0.5
-    settings.spark.dead_letter_trigger_seconds = 1
     settings.spark.post_to_api = False
     send(
         kafka_bootstrap,

@@ -162,7 +162,6 @@ def hostile_env(
     settings.kafka.topic_dlq = new_topic("dlq", partitions=1)
     settings.spark.starting_offsets = "earliest"
     settings.spark.trigger_seconds = 0.5
-    settings.spark.dead_letter_trigger_seconds = 1
     settings.spark.window_seconds = 30
     settings.spark.watermark_seconds = 5
     settings.spark.post_to_api = False
