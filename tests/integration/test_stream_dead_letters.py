@@ -109,6 +109,18 @@ def test_an_unreachable_broker_costs_the_delivery_timeout_and_raises_nothing(
     assert (stats.dead_letters_published, stats.dead_letters_failed) == (0, 2)
 
 
+def job_settings(base: Settings, tmp_path: Path, ticks: str, windows: str, dlq: str) -> Settings:
+    """A job of its own: its data folder and topics, from the start of the ticks, no API."""
+    settings = base.model_copy(deep=True)
+    settings.data_dir = tmp_path
+    settings.kafka.topic_ticks, settings.kafka.topic_windows = ticks, windows
+    settings.kafka.topic_dlq = dlq
+    settings.spark.starting_offsets = "earliest"
+    settings.spark.trigger_seconds = 0.5
+    settings.spark.post_to_api = False
+    return settings
+
+
 def test_the_job_keeps_aggregating_when_its_dead_letters_are_refused(
     spark: SparkSession,
     session_settings: Settings,
@@ -116,14 +128,13 @@ def test_the_job_keeps_aggregating_when_its_dead_letters_are_refused(
     new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    settings = session_settings.model_copy(deep=True)
-    settings.data_dir = tmp_path
-    settings.kafka.topic_ticks = new_topic("ticks", partitions=1)
-    settings.kafka.topic_windows = new_topic("windows", partitions=1)
-    settings.kafka.topic_dlq = small_topic(kafka_bootstrap)
-    settings.spark.starting_offsets = "earliest"
-    settings.spark.trigger_seconds = 0.5
-    settings.spark.post_to_api = False
+    settings = job_settings(
+        session_settings,
+        tmp_path,
+        new_topic("ticks", partitions=1),
+        new_topic("windows", partitions=1),
+        small_topic(kafka_bootstrap),
+    )
     send(
         kafka_bootstrap,
         settings.kafka.topic_ticks,
@@ -160,14 +171,13 @@ def test_rejects_of_batches_committed_before_a_crash_are_written_after_the_resta
 ) -> None:
     """The dead letters come after their batch commits; a job stopped in between (here: its
     record of handled batches set back, as a crash would leave it) writes them on restart."""
-    settings = session_settings.model_copy(deep=True)
-    settings.data_dir = tmp_path
-    settings.kafka.topic_ticks = new_topic("ticks", partitions=2)
-    settings.kafka.topic_windows = new_topic("windows", partitions=1)
-    settings.kafka.topic_dlq = new_topic("dlq", partitions=1)
-    settings.spark.starting_offsets = "earliest"
-    settings.spark.trigger_seconds = 0.5
-    settings.spark.post_to_api = False
+    settings = job_settings(
+        session_settings,
+        tmp_path,
+        new_topic("ticks", partitions=2),
+        new_topic("windows", partitions=1),
+        new_topic("dlq", partitions=1),
+    )
     state = tmp_path / "checkpoints" / "v2" / "windows-live" / "dead-letter-state.json"
     dlq = TopicReader(kafka_bootstrap, settings.kafka.topic_dlq, f"d-{uuid.uuid4().hex}")
     send(kafka_bootstrap, settings.kafka.topic_ticks, [("alpha", tick("alpha", 1, 10.0))])
