@@ -149,8 +149,6 @@ class StreamJob:
         )
 
     def start(self) -> None:
-        from pyspark.sql.streaming.listener import StreamingQueryListener
-
         settings, conf = self.settings, self.settings.spark
         trigger = f"{int(conf.trigger_seconds * 1000)} milliseconds"
         self.publisher.start()  # fences a killed predecessor; fails fast when Kafka is away
@@ -163,44 +161,8 @@ class StreamJob:
             valid_ticks(parsed), conf.window_seconds, conf.watermark_seconds
         )
         checkpoints = self.checkpoints()
-        dead_letter_sink = DeadLetterSink(
-            DLQ,
-            producer=self.dead_letter_producer,
-            topic=settings.kafka.topic_dlq,
-            state_file=checkpoints / LIVE / DEAD_LETTER_STATE,
-            stats=self.stats,
-        )
-        self.rejects = RejectsWorker(
-            lambda batch: read_range(self.spark, settings, batch),
-            dead_letter_sink,
-            conf.max_future_seconds,
-        )
-        gap = committed_gap(checkpoints / LIVE, dead_letter_sink.last_batch_id)
-        if gap is not None:  # committed before a crash; their rejects were not written yet
-            log.info("batches up to %d are read again for their dead letters", gap.batch_id)
-            self.rejects.submit(gap)
-        self.rejects.start()
-
-        job = self
-
-        class ProgressLogger(StreamingQueryListener):
-            def onQueryStarted(self, event: Any) -> None:
-                log.info("query %s started (id %s)", event.name, event.id)
-
-            def onQueryProgress(self, event: Any) -> None:
-                job.on_progress(event.progress)
-
-            def onQueryIdle(self, event: Any) -> None:
-                pass
-
-            def onQueryTerminated(self, event: Any) -> None:
-                if event.exception:
-                    log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
-                else:
-                    log.info("query %s stopped", event.id)
-
-        self.listener = ProgressLogger()
-        self.spark.streams.addListener(self.listener)
+        self._start_rejects(checkpoints)
+        self._listen()
         sink = WindowSink(
             LIVE,
             publisher=self.publisher,
@@ -230,6 +192,54 @@ class StreamJob:
             conf.watermark_seconds,
             conf.trigger_seconds,
         )
+
+    def _start_rejects(self, checkpoints: Path) -> None:
+        """The worker that writes the dead letters of batches that had rejected records; it
+        first catches up on batches committed before a crash whose dead letters were not
+        written yet."""
+        settings = self.settings
+        dead_letter_sink = DeadLetterSink(
+            DLQ,
+            producer=self.dead_letter_producer,
+            topic=settings.kafka.topic_dlq,
+            state_file=checkpoints / LIVE / DEAD_LETTER_STATE,
+            stats=self.stats,
+        )
+        self.rejects = RejectsWorker(
+            lambda batch: read_range(self.spark, settings, batch),
+            dead_letter_sink,
+            settings.spark.max_future_seconds,
+        )
+        gap = committed_gap(checkpoints / LIVE, dead_letter_sink.last_batch_id)
+        if gap is not None:  # committed before a crash; their rejects were not written yet
+            log.info("batches up to %d are read again for their dead letters", gap.batch_id)
+            self.rejects.submit(gap)
+        self.rejects.start()
+
+    def _listen(self) -> None:
+        """Log each query's start and end, and hand its progress to `on_progress`."""
+        from pyspark.sql.streaming.listener import StreamingQueryListener
+
+        job = self
+
+        class ProgressLogger(StreamingQueryListener):
+            def onQueryStarted(self, event: Any) -> None:
+                log.info("query %s started (id %s)", event.name, event.id)
+
+            def onQueryProgress(self, event: Any) -> None:
+                job.on_progress(event.progress)
+
+            def onQueryIdle(self, event: Any) -> None:
+                pass
+
+            def onQueryTerminated(self, event: Any) -> None:
+                if event.exception:
+                    log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
+                else:
+                    log.info("query %s stopped", event.id)
+
+        self.listener = ProgressLogger()
+        self.spark.streams.addListener(self.listener)
 
     def checkpoints(self) -> Path:
         """This version's checkpoint folder; says so when an earlier version's is left over."""
