@@ -293,8 +293,9 @@ def dead_letter_producer(
 
 
 class DeadLetterSink:
-    """`foreachBatch` target of the dead-letter query. Never raises: whatever fails (the
-    broker, a record, Spark itself) is counted in `stats.dead_letters_failed` and logged."""
+    """Writes the dead letters of a re-read batch (see rejects.py). Never raises: whatever
+    fails (the broker, a record, Spark itself) is counted in `stats.dead_letters_failed`
+    and logged."""
 
     def __init__(
         self,
@@ -368,22 +369,20 @@ class DeadLetterSink:
             self.stats.dead_letters_published += tally.delivered
             self.stats.dead_letters_failed += tally.failed
             self.stats.emitted_by_batch[(self.name, batch_id)] = tally.produced + tally.refused
-        if not read_all:
-            return  # e.g. interrupted by a stop: if Spark runs the batch again, so do we
-        self.last_batch_id = batch_id
-        try:
-            write_atomic(self.state_file, orjson.dumps({"batch_id": batch_id}), durable=True)
-        except OSError as exc:
-            log.error("[%s] could not save %s: %s", self.name, self.state_file, exc)
+        if read_all:  # else e.g. interrupted by a stop: if the batch runs again, so do we
+            self._save(batch_id, durable=True)
 
     def handled(self, batch_id: int) -> None:
         """Record a batch that had no dead letters (not synced: if the write is lost, the
         batches since the last one written are only read again after a crash)."""
-        if batch_id <= self.last_batch_id:
-            return
+        if batch_id > self.last_batch_id:
+            self._save(batch_id, durable=False)
+
+    def _save(self, batch_id: int, *, durable: bool) -> None:
+        """Remember `batch_id` as the last batch handled, here and in the state file."""
         self.last_batch_id = batch_id
         try:
-            write_atomic(self.state_file, orjson.dumps({"batch_id": batch_id}))
+            write_atomic(self.state_file, orjson.dumps({"batch_id": batch_id}), durable=durable)
         except OSError as exc:
             log.error("[%s] could not save %s: %s", self.name, self.state_file, exc)
 
