@@ -111,7 +111,7 @@ class Outgoing:
     @property
     def small(self) -> bool:
         """True when it is one frame (written at once to a client that keeps up)."""
-        return len(self.payload) <= FRAGMENT_BYTES
+        return len(self.frames) == 1
 
     @property
     def text(self) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
+from cryptopulse.api.hub import encode_record
 from cryptopulse.schema import WindowAggregate
 
 
@@ -20,4 +21,6 @@ def json_response(content: Any, status: int = 200) -> Response:
 
 
 def records_response(records: Iterable[WindowAggregate]) -> Response:
-    return json_response([r.model_dump() for r in records])
+    """A JSON array of windows, each encoded as the WebSocket messages encode it."""
+    body = b"[" + b",".join(map(encode_record, records)) + b"]"
+    return Response(body, media_type="application/json")
