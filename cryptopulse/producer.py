@@ -108,7 +108,7 @@ class TickProducer:
         self._producer: Producer | None = None
         self._errors_logged: set[str] = set()
         self._invalid_logged = False
-        self._refused = ""
+        self._refused = ""  # why the broker refused this client (credentials, TLS), if it said
         self._interrupted = threading.Event()
         self.link = KafkaLink(
             bootstrap,
@@ -162,10 +162,10 @@ class TickProducer:
                 metadata = producer.list_topics(timeout=max(0.01, min(1.0, remaining)))
                 break
             except KafkaException as exc:
-                refused = self._refusal(producer)
-                if refused:
+                producer.poll(0)  # serves the error callbacks queued meanwhile (`_refused`)
+                if self._refused:
                     raise CryptoPulseError(
-                        f"Kafka at {self.bootstrap} refused this client ({refused}); check "
+                        f"Kafka at {self.bootstrap} refused this client ({self._refused}); check "
                         f"kafka.security (now {describe(self.security)}; "
                         "CRYPTOPULSE_KAFKA__SECURITY__*)"
                     ) from exc
@@ -310,11 +310,6 @@ class TickProducer:
                 name,
                 err.str(),
             )
-
-    def _refusal(self, producer: Producer) -> str:
-        """Why the broker refused this client (credentials, TLS), if it said so."""
-        producer.poll(0)  # serves the error callbacks queued meanwhile
-        return self._refused
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() in REFUSALS:
