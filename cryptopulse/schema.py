@@ -55,6 +55,9 @@ SourceId = Annotated[
 ]
 
 
+WindowKind = Literal["live", "backfill"]
+
+
 class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -95,6 +98,14 @@ class WindowAggregate(_Contract):
     volatility: Volatility
     trend: Trend
     final: bool
+    kind: WindowKind = Field(
+        default="live",
+        description=(
+            "`live`: aggregated from ticks as they arrived · `backfill`: made from a source's past "
+            "data (CoinGecko's market_chart, the simulator's last 24 h) when it started; never "
+            "replaces a live window of the same key."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> WindowAggregate:
@@ -145,6 +156,68 @@ class IngestResponse(_Contract):
     rejected: int = Field(description="Records refused.")
     reasons: dict[str, int] = Field(
         description="Refused records by reason: window_order, price_range, window_length, future."
+    )
+
+
+Interval = Literal["30s", "1m", "5m", "15m", "1h", "4h", "1d"]
+"""A candle's length, for GET /api/history."""
+
+INTERVAL_SECONDS: dict[Interval, int] = {
+    "30s": 30,
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "1h": 3600,
+    "4h": 14_400,
+    "1d": 86_400,
+}
+
+
+class Candle(_Contract):
+    """The windows of one series whose start falls in [start, end), rolled up: open of the
+    first, close of the last, max high, min low, tick-weighted average price and 24 h change,
+    last market cap, max 24 h volume, summed ticks; labels from `classify` on that change."""
+
+    start: UtcDatetime
+    end: UtcDatetime
+    open: Positive
+    high: Positive
+    low: Positive
+    close: Positive
+    avg_price: Positive
+    avg_change_24h: Finite | None
+    max_volume_24h: NonNegative | None
+    market_cap: NonNegative | None
+    tick_count: Annotated[int, Field(ge=1, le=2**53 - 1)]
+    windows: Annotated[int, Field(ge=1, description="Stored windows rolled into this candle.")]
+    volatility: Volatility
+    trend: Trend
+    kind: WindowKind = Field(
+        description="`backfill` when every window in it is backfill, else `live`."
+    )
+
+
+class HistoryResponse(_Contract):
+    """GET /api/history/{coin}: candles oldest first, no empty candles (gaps stay gaps)."""
+
+    source: SourceId
+    coin: CoinId
+    symbol: str | None = Field(description="The coin's symbol, when any window is stored.")
+    interval: Interval
+    start: UtcDatetime = Field(description="The range asked for (`from`), inclusive.")
+    end: UtcDatetime = Field(description="The range asked for (`to`), exclusive.")
+    candles: list[Candle]
+
+
+class SparklinesResponse(_Contract):
+    """GET /api/sparklines: each coin's closing prices over the last hours, for the coins table."""
+
+    source: SourceId
+    interval: Interval
+    start: UtcDatetime
+    end: UtcDatetime
+    closes: dict[str, list[Annotated[float, Field(allow_inf_nan=False)]]] = Field(
+        description="Coin id → closes of its candles, oldest first (only candles with data)."
     )
 
 
@@ -213,7 +286,16 @@ def status_from_json(raw: bytes | str) -> SourceStatus:
 def json_schema() -> dict[str, Any]:
     """One JSON Schema document with every contract, for generated client types."""
     adapter: TypeAdapter[Any] = TypeAdapter(
-        Union[Tick, WindowAggregate, SourceStatus, IngestRequest, IngestResponse, ServerMessage]  # noqa: UP007
+        Union[  # noqa: UP007
+            Tick,
+            WindowAggregate,
+            SourceStatus,
+            IngestRequest,
+            IngestResponse,
+            ServerMessage,
+            HistoryResponse,
+            SparklinesResponse,
+        ]
     )
     schema = adapter.json_schema(ref_template="#/$defs/{model}")
     schema["title"] = "CryptoPulse"

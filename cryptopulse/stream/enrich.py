@@ -39,5 +39,6 @@ def enrich(windows: DataFrame, *, final: bool, keep: tuple[str, ...] = ()) -> Da
         windows.withColumn("volatility", volatility_expr(change))
         .withColumn("trend", trend_expr(change))
         .withColumn("final", F.lit(final))
+        .withColumn("kind", F.lit("live"))
         .select(*WindowAggregate.model_fields, *keep)
     )

@@ -10,7 +10,9 @@ export type CryptoPulse =
   | SourceStatus
   | IngestRequest
   | IngestResponse
-  | (SnapshotMessage | MarketUpdateMessage | SourceStatusMessage);
+  | (SnapshotMessage | MarketUpdateMessage | SourceStatusMessage)
+  | HistoryResponse
+  | SparklinesResponse;
 export type Change24H = number | null;
 export type Coin = string;
 export type MarketCap = number | null;
@@ -31,6 +33,10 @@ export type Close = number;
 export type Coin1 = string;
 export type Final = boolean;
 export type High = number;
+/**
+ * `live`: aggregated from ticks as they arrived · `backfill`: made from a source's past data (CoinGecko's market_chart, the simulator's last 24 h) when it started; never replaces a live window of the same key.
+ */
+export type Kind = "live" | "backfill";
 export type Low = number;
 /**
  * Latest market cap in the window.
@@ -84,6 +90,53 @@ export type Data2 = WindowAggregate[];
 export type Type1 = "market_update";
 export type Data3 = SourceStatus[];
 export type Type2 = "source_status";
+export type AvgChange24H1 = number | null;
+export type AvgPrice1 = number;
+export type Close1 = number;
+export type End = string;
+export type High1 = number;
+/**
+ * `backfill` when every window in it is backfill, else `live`.
+ */
+export type Kind1 = "live" | "backfill";
+export type Low1 = number;
+export type MarketCap2 = number | null;
+export type MaxVolume24H1 = number | null;
+export type Open1 = number;
+export type Start = string;
+export type TickCount1 = number;
+export type Trend1 = "🚀 Surging" | "📈 Rising" | "➡️ Stable" | "📉 Falling" | "💥 Crashing";
+export type Volatility1 = "Stable" | "Moving" | "Volatile" | "High Volatility" | "Extreme";
+/**
+ * Stored windows rolled into this candle.
+ */
+export type Windows = number;
+export type Candles = Candle[];
+export type Coin2 = string;
+/**
+ * The range asked for (`to`), exclusive.
+ */
+export type End1 = string;
+export type Interval = "30s" | "1m" | "5m" | "15m" | "1h" | "4h" | "1d";
+/**
+ * Where the data comes from: coingecko, simulated, replay, ...
+ */
+export type Source3 = string;
+/**
+ * The range asked for (`from`), inclusive.
+ */
+export type Start1 = string;
+/**
+ * The coin's symbol, when any window is stored.
+ */
+export type Symbol2 = string | null;
+export type End2 = string;
+export type Interval1 = "30s" | "1m" | "5m" | "15m" | "1h" | "4h" | "1d";
+/**
+ * Where the data comes from: coingecko, simulated, replay, ...
+ */
+export type Source4 = string;
+export type Start2 = string;
 
 /**
  * One observed price of one coin.
@@ -110,6 +163,7 @@ export interface WindowAggregate {
   coin: Coin1;
   final: Final;
   high: High;
+  kind?: Kind;
   low: Low;
   market_cap: MarketCap1;
   max_volume_24h: MaxVolume24H;
@@ -166,4 +220,54 @@ export interface MarketUpdateMessage {
 export interface SourceStatusMessage {
   data: Data3;
   type?: Type2;
+}
+/**
+ * GET /api/history/{coin}: candles oldest first, no empty candles (gaps stay gaps).
+ */
+export interface HistoryResponse {
+  candles: Candles;
+  coin: Coin2;
+  end: End1;
+  interval: Interval;
+  source: Source3;
+  start: Start1;
+  symbol: Symbol2;
+}
+/**
+ * The windows of one series whose start falls in [start, end), rolled up: open of the
+ * first, close of the last, max high, min low, tick-weighted average price and 24 h change,
+ * last market cap, max 24 h volume, summed ticks; labels from `classify` on that change.
+ */
+export interface Candle {
+  avg_change_24h: AvgChange24H1;
+  avg_price: AvgPrice1;
+  close: Close1;
+  end: End;
+  high: High1;
+  kind: Kind1;
+  low: Low1;
+  market_cap: MarketCap2;
+  max_volume_24h: MaxVolume24H1;
+  open: Open1;
+  start: Start;
+  tick_count: TickCount1;
+  trend: Trend1;
+  volatility: Volatility1;
+  windows: Windows;
+}
+/**
+ * GET /api/sparklines: each coin's closing prices over the last hours, for the coins table.
+ */
+export interface SparklinesResponse {
+  closes: Closes;
+  end: End2;
+  interval: Interval1;
+  source: Source4;
+  start: Start2;
+}
+/**
+ * Coin id → closes of its candles, oldest first (only candles with data).
+ */
+export interface Closes {
+  [k: string]: number[];
 }

@@ -22,6 +22,14 @@ const schema12 = {
     coin: { maxLength: 100, minLength: 1, pattern: "^[a-z0-9][a-z0-9._-]*$", title: "Coin", type: "string" },
     final: { title: "Final", type: "boolean" },
     high: { exclusiveMinimum: 0, title: "High", type: "number" },
+    kind: {
+      default: "live",
+      description:
+        "`live`: aggregated from ticks as they arrived · `backfill`: made from a source's past data (CoinGecko's market_chart, the simulator's last 24 h) when it started; never replaces a live window of the same key.",
+      enum: ["live", "backfill"],
+      title: "Kind",
+      type: "string",
+    },
     low: { exclusiveMinimum: 0, title: "Low", type: "number" },
     market_cap: {
       anyOf: [{ minimum: 0, type: "number" }, { type: "null" }],
@@ -91,6 +99,9 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
     if (data && typeof data == "object" && !Array.isArray(data)) {
       if (data.avg_change_24h === undefined) {
         data.avg_change_24h = null;
+      }
+      if (data.kind === undefined) {
+        data.kind = "live";
       }
       if (data.market_cap === undefined) {
         data.market_cap = null;
@@ -401,303 +412,270 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                       var valid0 = true;
                     }
                     if (valid0) {
-                      if (data.low !== undefined) {
-                        let data6 = data.low;
-                        const _errs18 = errors;
-                        if (errors === _errs18) {
-                          if (typeof data6 == "number" && isFinite(data6)) {
-                            if (data6 <= 0 || isNaN(data6)) {
+                      let data6 = data.kind;
+                      const _errs18 = errors;
+                      if (typeof data6 !== "string") {
+                        validate11.errors = [
+                          {
+                            instancePath: instancePath + "/kind",
+                            schemaPath: "#/properties/kind/type",
+                            keyword: "type",
+                            params: { type: "string" },
+                            message: "must be string",
+                          },
+                        ];
+                        return false;
+                      }
+                      if (!(data6 === "live" || data6 === "backfill")) {
+                        validate11.errors = [
+                          {
+                            instancePath: instancePath + "/kind",
+                            schemaPath: "#/properties/kind/enum",
+                            keyword: "enum",
+                            params: { allowedValues: schema12.properties.kind.enum },
+                            message: "must be equal to one of the allowed values",
+                          },
+                        ];
+                        return false;
+                      }
+                      var valid0 = _errs18 === errors;
+                      if (valid0) {
+                        if (data.low !== undefined) {
+                          let data7 = data.low;
+                          const _errs20 = errors;
+                          if (errors === _errs20) {
+                            if (typeof data7 == "number" && isFinite(data7)) {
+                              if (data7 <= 0 || isNaN(data7)) {
+                                validate11.errors = [
+                                  {
+                                    instancePath: instancePath + "/low",
+                                    schemaPath: "#/properties/low/exclusiveMinimum",
+                                    keyword: "exclusiveMinimum",
+                                    params: { comparison: ">", limit: 0 },
+                                    message: "must be > 0",
+                                  },
+                                ];
+                                return false;
+                              }
+                            } else {
                               validate11.errors = [
                                 {
                                   instancePath: instancePath + "/low",
-                                  schemaPath: "#/properties/low/exclusiveMinimum",
-                                  keyword: "exclusiveMinimum",
-                                  params: { comparison: ">", limit: 0 },
-                                  message: "must be > 0",
+                                  schemaPath: "#/properties/low/type",
+                                  keyword: "type",
+                                  params: { type: "number" },
+                                  message: "must be number",
                                 },
                               ];
                               return false;
                             }
-                          } else {
-                            validate11.errors = [
-                              {
-                                instancePath: instancePath + "/low",
-                                schemaPath: "#/properties/low/type",
-                                keyword: "type",
-                                params: { type: "number" },
-                                message: "must be number",
-                              },
-                            ];
-                            return false;
                           }
-                        }
-                        var valid0 = _errs18 === errors;
-                      } else {
-                        var valid0 = true;
-                      }
-                      if (valid0) {
-                        let data7 = data.market_cap;
-                        const _errs20 = errors;
-                        const _errs21 = errors;
-                        let valid2 = false;
-                        const _errs22 = errors;
-                        if (errors === _errs22) {
-                          if (typeof data7 == "number" && isFinite(data7)) {
-                            if (data7 < 0 || isNaN(data7)) {
-                              const err3 = {
-                                instancePath: instancePath + "/market_cap",
-                                schemaPath: "#/properties/market_cap/anyOf/0/minimum",
-                                keyword: "minimum",
-                                params: { comparison: ">=", limit: 0 },
-                                message: "must be >= 0",
-                              };
-                              if (vErrors === null) {
-                                vErrors = [err3];
-                              } else {
-                                vErrors.push(err3);
-                              }
-                              errors++;
-                            }
-                          } else {
-                            const err4 = {
-                              instancePath: instancePath + "/market_cap",
-                              schemaPath: "#/properties/market_cap/anyOf/0/type",
-                              keyword: "type",
-                              params: { type: "number" },
-                              message: "must be number",
-                            };
-                            if (vErrors === null) {
-                              vErrors = [err4];
-                            } else {
-                              vErrors.push(err4);
-                            }
-                            errors++;
-                          }
-                        }
-                        var _valid1 = _errs22 === errors;
-                        valid2 = valid2 || _valid1;
-                        if (!valid2) {
-                          const _errs24 = errors;
-                          if (data7 !== null) {
-                            const err5 = {
-                              instancePath: instancePath + "/market_cap",
-                              schemaPath: "#/properties/market_cap/anyOf/1/type",
-                              keyword: "type",
-                              params: { type: "null" },
-                              message: "must be null",
-                            };
-                            if (vErrors === null) {
-                              vErrors = [err5];
-                            } else {
-                              vErrors.push(err5);
-                            }
-                            errors++;
-                          }
-                          var _valid1 = _errs24 === errors;
-                          valid2 = valid2 || _valid1;
-                        }
-                        if (!valid2) {
-                          const err6 = {
-                            instancePath: instancePath + "/market_cap",
-                            schemaPath: "#/properties/market_cap/anyOf",
-                            keyword: "anyOf",
-                            params: {},
-                            message: "must match a schema in anyOf",
-                          };
-                          if (vErrors === null) {
-                            vErrors = [err6];
-                          } else {
-                            vErrors.push(err6);
-                          }
-                          errors++;
-                          validate11.errors = vErrors;
-                          return false;
+                          var valid0 = _errs20 === errors;
                         } else {
-                          errors = _errs21;
-                          if (vErrors !== null) {
-                            if (_errs21) {
-                              vErrors.length = _errs21;
-                            } else {
-                              vErrors = null;
-                            }
-                          }
+                          var valid0 = true;
                         }
-                        var valid0 = _errs20 === errors;
                         if (valid0) {
-                          let data8 = data.max_volume_24h;
-                          const _errs26 = errors;
-                          const _errs27 = errors;
-                          let valid3 = false;
-                          const _errs28 = errors;
-                          if (errors === _errs28) {
+                          let data8 = data.market_cap;
+                          const _errs22 = errors;
+                          const _errs23 = errors;
+                          let valid2 = false;
+                          const _errs24 = errors;
+                          if (errors === _errs24) {
                             if (typeof data8 == "number" && isFinite(data8)) {
                               if (data8 < 0 || isNaN(data8)) {
-                                const err7 = {
-                                  instancePath: instancePath + "/max_volume_24h",
-                                  schemaPath: "#/properties/max_volume_24h/anyOf/0/minimum",
+                                const err3 = {
+                                  instancePath: instancePath + "/market_cap",
+                                  schemaPath: "#/properties/market_cap/anyOf/0/minimum",
                                   keyword: "minimum",
                                   params: { comparison: ">=", limit: 0 },
                                   message: "must be >= 0",
                                 };
                                 if (vErrors === null) {
-                                  vErrors = [err7];
+                                  vErrors = [err3];
                                 } else {
-                                  vErrors.push(err7);
+                                  vErrors.push(err3);
                                 }
                                 errors++;
                               }
                             } else {
-                              const err8 = {
-                                instancePath: instancePath + "/max_volume_24h",
-                                schemaPath: "#/properties/max_volume_24h/anyOf/0/type",
+                              const err4 = {
+                                instancePath: instancePath + "/market_cap",
+                                schemaPath: "#/properties/market_cap/anyOf/0/type",
                                 keyword: "type",
                                 params: { type: "number" },
                                 message: "must be number",
                               };
                               if (vErrors === null) {
-                                vErrors = [err8];
+                                vErrors = [err4];
                               } else {
-                                vErrors.push(err8);
+                                vErrors.push(err4);
                               }
                               errors++;
                             }
                           }
-                          var _valid2 = _errs28 === errors;
-                          valid3 = valid3 || _valid2;
-                          if (!valid3) {
-                            const _errs30 = errors;
+                          var _valid1 = _errs24 === errors;
+                          valid2 = valid2 || _valid1;
+                          if (!valid2) {
+                            const _errs26 = errors;
                             if (data8 !== null) {
-                              const err9 = {
-                                instancePath: instancePath + "/max_volume_24h",
-                                schemaPath: "#/properties/max_volume_24h/anyOf/1/type",
+                              const err5 = {
+                                instancePath: instancePath + "/market_cap",
+                                schemaPath: "#/properties/market_cap/anyOf/1/type",
                                 keyword: "type",
                                 params: { type: "null" },
                                 message: "must be null",
                               };
                               if (vErrors === null) {
-                                vErrors = [err9];
+                                vErrors = [err5];
                               } else {
-                                vErrors.push(err9);
+                                vErrors.push(err5);
                               }
                               errors++;
                             }
-                            var _valid2 = _errs30 === errors;
-                            valid3 = valid3 || _valid2;
+                            var _valid1 = _errs26 === errors;
+                            valid2 = valid2 || _valid1;
                           }
-                          if (!valid3) {
-                            const err10 = {
-                              instancePath: instancePath + "/max_volume_24h",
-                              schemaPath: "#/properties/max_volume_24h/anyOf",
+                          if (!valid2) {
+                            const err6 = {
+                              instancePath: instancePath + "/market_cap",
+                              schemaPath: "#/properties/market_cap/anyOf",
                               keyword: "anyOf",
                               params: {},
                               message: "must match a schema in anyOf",
                             };
                             if (vErrors === null) {
-                              vErrors = [err10];
+                              vErrors = [err6];
                             } else {
-                              vErrors.push(err10);
+                              vErrors.push(err6);
                             }
                             errors++;
                             validate11.errors = vErrors;
                             return false;
                           } else {
-                            errors = _errs27;
+                            errors = _errs23;
                             if (vErrors !== null) {
-                              if (_errs27) {
-                                vErrors.length = _errs27;
+                              if (_errs23) {
+                                vErrors.length = _errs23;
                               } else {
                                 vErrors = null;
                               }
                             }
                           }
-                          var valid0 = _errs26 === errors;
+                          var valid0 = _errs22 === errors;
                           if (valid0) {
-                            if (data.open !== undefined) {
-                              let data9 = data.open;
-                              const _errs32 = errors;
-                              if (errors === _errs32) {
-                                if (typeof data9 == "number" && isFinite(data9)) {
-                                  if (data9 <= 0 || isNaN(data9)) {
-                                    validate11.errors = [
-                                      {
-                                        instancePath: instancePath + "/open",
-                                        schemaPath: "#/properties/open/exclusiveMinimum",
-                                        keyword: "exclusiveMinimum",
-                                        params: { comparison: ">", limit: 0 },
-                                        message: "must be > 0",
-                                      },
-                                    ];
-                                    return false;
+                            let data9 = data.max_volume_24h;
+                            const _errs28 = errors;
+                            const _errs29 = errors;
+                            let valid3 = false;
+                            const _errs30 = errors;
+                            if (errors === _errs30) {
+                              if (typeof data9 == "number" && isFinite(data9)) {
+                                if (data9 < 0 || isNaN(data9)) {
+                                  const err7 = {
+                                    instancePath: instancePath + "/max_volume_24h",
+                                    schemaPath: "#/properties/max_volume_24h/anyOf/0/minimum",
+                                    keyword: "minimum",
+                                    params: { comparison: ">=", limit: 0 },
+                                    message: "must be >= 0",
+                                  };
+                                  if (vErrors === null) {
+                                    vErrors = [err7];
+                                  } else {
+                                    vErrors.push(err7);
                                   }
+                                  errors++;
+                                }
+                              } else {
+                                const err8 = {
+                                  instancePath: instancePath + "/max_volume_24h",
+                                  schemaPath: "#/properties/max_volume_24h/anyOf/0/type",
+                                  keyword: "type",
+                                  params: { type: "number" },
+                                  message: "must be number",
+                                };
+                                if (vErrors === null) {
+                                  vErrors = [err8];
                                 } else {
-                                  validate11.errors = [
-                                    {
-                                      instancePath: instancePath + "/open",
-                                      schemaPath: "#/properties/open/type",
-                                      keyword: "type",
-                                      params: { type: "number" },
-                                      message: "must be number",
-                                    },
-                                  ];
-                                  return false;
+                                  vErrors.push(err8);
+                                }
+                                errors++;
+                              }
+                            }
+                            var _valid2 = _errs30 === errors;
+                            valid3 = valid3 || _valid2;
+                            if (!valid3) {
+                              const _errs32 = errors;
+                              if (data9 !== null) {
+                                const err9 = {
+                                  instancePath: instancePath + "/max_volume_24h",
+                                  schemaPath: "#/properties/max_volume_24h/anyOf/1/type",
+                                  keyword: "type",
+                                  params: { type: "null" },
+                                  message: "must be null",
+                                };
+                                if (vErrors === null) {
+                                  vErrors = [err9];
+                                } else {
+                                  vErrors.push(err9);
+                                }
+                                errors++;
+                              }
+                              var _valid2 = _errs32 === errors;
+                              valid3 = valid3 || _valid2;
+                            }
+                            if (!valid3) {
+                              const err10 = {
+                                instancePath: instancePath + "/max_volume_24h",
+                                schemaPath: "#/properties/max_volume_24h/anyOf",
+                                keyword: "anyOf",
+                                params: {},
+                                message: "must match a schema in anyOf",
+                              };
+                              if (vErrors === null) {
+                                vErrors = [err10];
+                              } else {
+                                vErrors.push(err10);
+                              }
+                              errors++;
+                              validate11.errors = vErrors;
+                              return false;
+                            } else {
+                              errors = _errs29;
+                              if (vErrors !== null) {
+                                if (_errs29) {
+                                  vErrors.length = _errs29;
+                                } else {
+                                  vErrors = null;
                                 }
                               }
-                              var valid0 = _errs32 === errors;
-                            } else {
-                              var valid0 = true;
                             }
+                            var valid0 = _errs28 === errors;
                             if (valid0) {
-                              if (data.source !== undefined) {
-                                let data10 = data.source;
+                              if (data.open !== undefined) {
+                                let data10 = data.open;
                                 const _errs34 = errors;
                                 if (errors === _errs34) {
-                                  if (typeof data10 === "string") {
-                                    if (func3(data10) > 40) {
+                                  if (typeof data10 == "number" && isFinite(data10)) {
+                                    if (data10 <= 0 || isNaN(data10)) {
                                       validate11.errors = [
                                         {
-                                          instancePath: instancePath + "/source",
-                                          schemaPath: "#/properties/source/maxLength",
-                                          keyword: "maxLength",
-                                          params: { limit: 40 },
-                                          message: "must NOT have more than 40 characters",
+                                          instancePath: instancePath + "/open",
+                                          schemaPath: "#/properties/open/exclusiveMinimum",
+                                          keyword: "exclusiveMinimum",
+                                          params: { comparison: ">", limit: 0 },
+                                          message: "must be > 0",
                                         },
                                       ];
                                       return false;
-                                    } else {
-                                      if (func3(data10) < 1) {
-                                        validate11.errors = [
-                                          {
-                                            instancePath: instancePath + "/source",
-                                            schemaPath: "#/properties/source/minLength",
-                                            keyword: "minLength",
-                                            params: { limit: 1 },
-                                            message: "must NOT have fewer than 1 characters",
-                                          },
-                                        ];
-                                        return false;
-                                      } else {
-                                        if (!pattern0.test(data10)) {
-                                          validate11.errors = [
-                                            {
-                                              instancePath: instancePath + "/source",
-                                              schemaPath: "#/properties/source/pattern",
-                                              keyword: "pattern",
-                                              params: { pattern: "^[a-z0-9][a-z0-9._-]*$" },
-                                              message: 'must match pattern "' + "^[a-z0-9][a-z0-9._-]*$" + '"',
-                                            },
-                                          ];
-                                          return false;
-                                        }
-                                      }
                                     }
                                   } else {
                                     validate11.errors = [
                                       {
-                                        instancePath: instancePath + "/source",
-                                        schemaPath: "#/properties/source/type",
+                                        instancePath: instancePath + "/open",
+                                        schemaPath: "#/properties/open/type",
                                         keyword: "type",
-                                        params: { type: "string" },
-                                        message: "must be string",
+                                        params: { type: "number" },
+                                        message: "must be number",
                                       },
                                     ];
                                     return false;
@@ -708,19 +686,19 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                 var valid0 = true;
                               }
                               if (valid0) {
-                                if (data.symbol !== undefined) {
-                                  let data11 = data.symbol;
+                                if (data.source !== undefined) {
+                                  let data11 = data.source;
                                   const _errs36 = errors;
                                   if (errors === _errs36) {
                                     if (typeof data11 === "string") {
-                                      if (func3(data11) > 20) {
+                                      if (func3(data11) > 40) {
                                         validate11.errors = [
                                           {
-                                            instancePath: instancePath + "/symbol",
-                                            schemaPath: "#/properties/symbol/maxLength",
+                                            instancePath: instancePath + "/source",
+                                            schemaPath: "#/properties/source/maxLength",
                                             keyword: "maxLength",
-                                            params: { limit: 20 },
-                                            message: "must NOT have more than 20 characters",
+                                            params: { limit: 40 },
+                                            message: "must NOT have more than 40 characters",
                                           },
                                         ];
                                         return false;
@@ -728,21 +706,34 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                         if (func3(data11) < 1) {
                                           validate11.errors = [
                                             {
-                                              instancePath: instancePath + "/symbol",
-                                              schemaPath: "#/properties/symbol/minLength",
+                                              instancePath: instancePath + "/source",
+                                              schemaPath: "#/properties/source/minLength",
                                               keyword: "minLength",
                                               params: { limit: 1 },
                                               message: "must NOT have fewer than 1 characters",
                                             },
                                           ];
                                           return false;
+                                        } else {
+                                          if (!pattern0.test(data11)) {
+                                            validate11.errors = [
+                                              {
+                                                instancePath: instancePath + "/source",
+                                                schemaPath: "#/properties/source/pattern",
+                                                keyword: "pattern",
+                                                params: { pattern: "^[a-z0-9][a-z0-9._-]*$" },
+                                                message: 'must match pattern "' + "^[a-z0-9][a-z0-9._-]*$" + '"',
+                                              },
+                                            ];
+                                            return false;
+                                          }
                                         }
                                       }
                                     } else {
                                       validate11.errors = [
                                         {
-                                          instancePath: instancePath + "/symbol",
-                                          schemaPath: "#/properties/symbol/type",
+                                          instancePath: instancePath + "/source",
+                                          schemaPath: "#/properties/source/type",
                                           keyword: "type",
                                           params: { type: "string" },
                                           message: "must be string",
@@ -756,68 +747,41 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                   var valid0 = true;
                                 }
                                 if (valid0) {
-                                  if (data.tick_count !== undefined) {
-                                    let data12 = data.tick_count;
+                                  if (data.symbol !== undefined) {
+                                    let data12 = data.symbol;
                                     const _errs38 = errors;
-                                    if (!(
-                                      typeof data12 == "number" &&
-                                      !(data12 % 1) &&
-                                      !isNaN(data12) &&
-                                      isFinite(data12)
-                                    )) {
-                                      validate11.errors = [
-                                        {
-                                          instancePath: instancePath + "/tick_count",
-                                          schemaPath: "#/properties/tick_count/type",
-                                          keyword: "type",
-                                          params: { type: "integer" },
-                                          message: "must be integer",
-                                        },
-                                      ];
-                                      return false;
-                                    }
                                     if (errors === _errs38) {
-                                      if (typeof data12 == "number" && isFinite(data12)) {
-                                        if (data12 > 9007199254740991 || isNaN(data12)) {
+                                      if (typeof data12 === "string") {
+                                        if (func3(data12) > 20) {
                                           validate11.errors = [
                                             {
-                                              instancePath: instancePath + "/tick_count",
-                                              schemaPath: "#/properties/tick_count/maximum",
-                                              keyword: "maximum",
-                                              params: { comparison: "<=", limit: 9007199254740991 },
-                                              message: "must be <= 9007199254740991",
+                                              instancePath: instancePath + "/symbol",
+                                              schemaPath: "#/properties/symbol/maxLength",
+                                              keyword: "maxLength",
+                                              params: { limit: 20 },
+                                              message: "must NOT have more than 20 characters",
                                             },
                                           ];
                                           return false;
                                         } else {
-                                          if (data12 < 1 || isNaN(data12)) {
+                                          if (func3(data12) < 1) {
                                             validate11.errors = [
                                               {
-                                                instancePath: instancePath + "/tick_count",
-                                                schemaPath: "#/properties/tick_count/minimum",
-                                                keyword: "minimum",
-                                                params: { comparison: ">=", limit: 1 },
-                                                message: "must be >= 1",
+                                                instancePath: instancePath + "/symbol",
+                                                schemaPath: "#/properties/symbol/minLength",
+                                                keyword: "minLength",
+                                                params: { limit: 1 },
+                                                message: "must NOT have fewer than 1 characters",
                                               },
                                             ];
                                             return false;
                                           }
                                         }
-                                      }
-                                    }
-                                    var valid0 = _errs38 === errors;
-                                  } else {
-                                    var valid0 = true;
-                                  }
-                                  if (valid0) {
-                                    if (data.trend !== undefined) {
-                                      let data13 = data.trend;
-                                      const _errs40 = errors;
-                                      if (typeof data13 !== "string") {
+                                      } else {
                                         validate11.errors = [
                                           {
-                                            instancePath: instancePath + "/trend",
-                                            schemaPath: "#/properties/trend/type",
+                                            instancePath: instancePath + "/symbol",
+                                            schemaPath: "#/properties/symbol/type",
                                             keyword: "type",
                                             params: { type: "string" },
                                             message: "must be string",
@@ -825,37 +789,74 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                         ];
                                         return false;
                                       }
+                                    }
+                                    var valid0 = _errs38 === errors;
+                                  } else {
+                                    var valid0 = true;
+                                  }
+                                  if (valid0) {
+                                    if (data.tick_count !== undefined) {
+                                      let data13 = data.tick_count;
+                                      const _errs40 = errors;
                                       if (!(
-                                        data13 === "🚀 Surging" ||
-                                        data13 === "📈 Rising" ||
-                                        data13 === "➡️ Stable" ||
-                                        data13 === "📉 Falling" ||
-                                        data13 === "💥 Crashing"
+                                        typeof data13 == "number" &&
+                                        !(data13 % 1) &&
+                                        !isNaN(data13) &&
+                                        isFinite(data13)
                                       )) {
                                         validate11.errors = [
                                           {
-                                            instancePath: instancePath + "/trend",
-                                            schemaPath: "#/properties/trend/enum",
-                                            keyword: "enum",
-                                            params: { allowedValues: schema12.properties.trend.enum },
-                                            message: "must be equal to one of the allowed values",
+                                            instancePath: instancePath + "/tick_count",
+                                            schemaPath: "#/properties/tick_count/type",
+                                            keyword: "type",
+                                            params: { type: "integer" },
+                                            message: "must be integer",
                                           },
                                         ];
                                         return false;
+                                      }
+                                      if (errors === _errs40) {
+                                        if (typeof data13 == "number" && isFinite(data13)) {
+                                          if (data13 > 9007199254740991 || isNaN(data13)) {
+                                            validate11.errors = [
+                                              {
+                                                instancePath: instancePath + "/tick_count",
+                                                schemaPath: "#/properties/tick_count/maximum",
+                                                keyword: "maximum",
+                                                params: { comparison: "<=", limit: 9007199254740991 },
+                                                message: "must be <= 9007199254740991",
+                                              },
+                                            ];
+                                            return false;
+                                          } else {
+                                            if (data13 < 1 || isNaN(data13)) {
+                                              validate11.errors = [
+                                                {
+                                                  instancePath: instancePath + "/tick_count",
+                                                  schemaPath: "#/properties/tick_count/minimum",
+                                                  keyword: "minimum",
+                                                  params: { comparison: ">=", limit: 1 },
+                                                  message: "must be >= 1",
+                                                },
+                                              ];
+                                              return false;
+                                            }
+                                          }
+                                        }
                                       }
                                       var valid0 = _errs40 === errors;
                                     } else {
                                       var valid0 = true;
                                     }
                                     if (valid0) {
-                                      if (data.volatility !== undefined) {
-                                        let data14 = data.volatility;
+                                      if (data.trend !== undefined) {
+                                        let data14 = data.trend;
                                         const _errs42 = errors;
                                         if (typeof data14 !== "string") {
                                           validate11.errors = [
                                             {
-                                              instancePath: instancePath + "/volatility",
-                                              schemaPath: "#/properties/volatility/type",
+                                              instancePath: instancePath + "/trend",
+                                              schemaPath: "#/properties/trend/type",
                                               keyword: "type",
                                               params: { type: "string" },
                                               message: "must be string",
@@ -864,18 +865,18 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                           return false;
                                         }
                                         if (!(
-                                          data14 === "Stable" ||
-                                          data14 === "Moving" ||
-                                          data14 === "Volatile" ||
-                                          data14 === "High Volatility" ||
-                                          data14 === "Extreme"
+                                          data14 === "🚀 Surging" ||
+                                          data14 === "📈 Rising" ||
+                                          data14 === "➡️ Stable" ||
+                                          data14 === "📉 Falling" ||
+                                          data14 === "💥 Crashing"
                                         )) {
                                           validate11.errors = [
                                             {
-                                              instancePath: instancePath + "/volatility",
-                                              schemaPath: "#/properties/volatility/enum",
+                                              instancePath: instancePath + "/trend",
+                                              schemaPath: "#/properties/trend/enum",
                                               keyword: "enum",
-                                              params: { allowedValues: schema12.properties.volatility.enum },
+                                              params: { allowedValues: schema12.properties.trend.enum },
                                               message: "must be equal to one of the allowed values",
                                             },
                                           ];
@@ -886,45 +887,46 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                         var valid0 = true;
                                       }
                                       if (valid0) {
-                                        if (data.window_end !== undefined) {
-                                          let data15 = data.window_end;
+                                        if (data.volatility !== undefined) {
+                                          let data15 = data.volatility;
                                           const _errs44 = errors;
-                                          if (errors === _errs44) {
-                                            if (errors === _errs44) {
-                                              if (typeof data15 === "string") {
-                                                if (!formats0.validate(data15)) {
-                                                  validate11.errors = [
-                                                    {
-                                                      instancePath: instancePath + "/window_end",
-                                                      schemaPath: "#/properties/window_end/format",
-                                                      keyword: "format",
-                                                      params: { format: "date-time" },
-                                                      message: 'must match format "' + "date-time" + '"',
-                                                    },
-                                                  ];
-                                                  return false;
-                                                }
-                                              } else {
-                                                validate11.errors = [
-                                                  {
-                                                    instancePath: instancePath + "/window_end",
-                                                    schemaPath: "#/properties/window_end/type",
-                                                    keyword: "type",
-                                                    params: { type: "string" },
-                                                    message: "must be string",
-                                                  },
-                                                ];
-                                                return false;
-                                              }
-                                            }
+                                          if (typeof data15 !== "string") {
+                                            validate11.errors = [
+                                              {
+                                                instancePath: instancePath + "/volatility",
+                                                schemaPath: "#/properties/volatility/type",
+                                                keyword: "type",
+                                                params: { type: "string" },
+                                                message: "must be string",
+                                              },
+                                            ];
+                                            return false;
+                                          }
+                                          if (!(
+                                            data15 === "Stable" ||
+                                            data15 === "Moving" ||
+                                            data15 === "Volatile" ||
+                                            data15 === "High Volatility" ||
+                                            data15 === "Extreme"
+                                          )) {
+                                            validate11.errors = [
+                                              {
+                                                instancePath: instancePath + "/volatility",
+                                                schemaPath: "#/properties/volatility/enum",
+                                                keyword: "enum",
+                                                params: { allowedValues: schema12.properties.volatility.enum },
+                                                message: "must be equal to one of the allowed values",
+                                              },
+                                            ];
+                                            return false;
                                           }
                                           var valid0 = _errs44 === errors;
                                         } else {
                                           var valid0 = true;
                                         }
                                         if (valid0) {
-                                          if (data.window_start !== undefined) {
-                                            let data16 = data.window_start;
+                                          if (data.window_end !== undefined) {
+                                            let data16 = data.window_end;
                                             const _errs46 = errors;
                                             if (errors === _errs46) {
                                               if (errors === _errs46) {
@@ -932,8 +934,8 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                                   if (!formats0.validate(data16)) {
                                                     validate11.errors = [
                                                       {
-                                                        instancePath: instancePath + "/window_start",
-                                                        schemaPath: "#/properties/window_start/format",
+                                                        instancePath: instancePath + "/window_end",
+                                                        schemaPath: "#/properties/window_end/format",
                                                         keyword: "format",
                                                         params: { format: "date-time" },
                                                         message: 'must match format "' + "date-time" + '"',
@@ -944,8 +946,8 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                                 } else {
                                                   validate11.errors = [
                                                     {
-                                                      instancePath: instancePath + "/window_start",
-                                                      schemaPath: "#/properties/window_start/type",
+                                                      instancePath: instancePath + "/window_end",
+                                                      schemaPath: "#/properties/window_end/type",
                                                       keyword: "type",
                                                       params: { type: "string" },
                                                       message: "must be string",
@@ -958,6 +960,44 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                             var valid0 = _errs46 === errors;
                                           } else {
                                             var valid0 = true;
+                                          }
+                                          if (valid0) {
+                                            if (data.window_start !== undefined) {
+                                              let data17 = data.window_start;
+                                              const _errs48 = errors;
+                                              if (errors === _errs48) {
+                                                if (errors === _errs48) {
+                                                  if (typeof data17 === "string") {
+                                                    if (!formats0.validate(data17)) {
+                                                      validate11.errors = [
+                                                        {
+                                                          instancePath: instancePath + "/window_start",
+                                                          schemaPath: "#/properties/window_start/format",
+                                                          keyword: "format",
+                                                          params: { format: "date-time" },
+                                                          message: 'must match format "' + "date-time" + '"',
+                                                        },
+                                                      ];
+                                                      return false;
+                                                    }
+                                                  } else {
+                                                    validate11.errors = [
+                                                      {
+                                                        instancePath: instancePath + "/window_start",
+                                                        schemaPath: "#/properties/window_start/type",
+                                                        keyword: "type",
+                                                        params: { type: "string" },
+                                                        message: "must be string",
+                                                      },
+                                                    ];
+                                                    return false;
+                                                  }
+                                                }
+                                              }
+                                              var valid0 = _errs48 === errors;
+                                            } else {
+                                              var valid0 = true;
+                                            }
                                           }
                                         }
                                       }
