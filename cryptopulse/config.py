@@ -343,6 +343,32 @@ class ApiSettings(BaseModel):
         return [*own, "http://localhost:5173", "http://127.0.0.1:5173"]  # `npm run dev`
 
 
+class HistorySettings(BaseModel):
+    """The API server's history database: every final window, kept `retention_days`."""
+
+    enabled: bool = Field(default=True, description="Store final windows and serve /api/history.")
+    path: Path | None = Field(
+        default=None,
+        description=(
+            "The SQLite file (WAL mode). Default: `history/api-<port>.sqlite3` under the data "
+            "folder, so each API server (replicas included) keeps its own."
+        ),
+    )
+    retention_days: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="Windows older than this (by window start) are deleted."
+    )
+    cleanup_interval: Seconds = Field(
+        default=3600.0, description="How often the retention cleanup runs."
+    )
+    batch_max: Annotated[int, Field(ge=1)] = Field(
+        default=5000, description="Most windows written in one transaction."
+    )
+    max_points: Annotated[int, Field(ge=10, le=100_000)] = Field(
+        default=500,
+        description="The default interval is the shortest giving at most this many candles.",
+    )
+
+
 class ProducerSettings(BaseModel):
     source: Literal["coingecko", "simulated", "replay"] = "coingecko"
     coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS))
@@ -405,6 +431,16 @@ class ProducerSettings(BaseModel):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=0, description="Serve the producer's Prometheus metrics on this port (0 = off)."
     )
+    backfill: bool = Field(
+        default=True,
+        description=(
+            "On start, publish the last 24 h as `backfill` windows (CoinGecko's market_chart, "
+            "or the simulator run over the past), so charts are full from the first minute."
+        ),
+    )
+    backfill_retry: Seconds = Field(
+        default=600.0, description="A coin whose backfill failed is tried again after this long."
+    )
 
     @field_validator("coingecko_api_key", mode="before")
     @classmethod
@@ -439,6 +475,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @model_validator(mode="after")
     def _watermark_fits_window(self) -> Settings:
