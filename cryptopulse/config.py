@@ -363,6 +363,13 @@ class HistorySettings(BaseModel):
     batch_max: Annotated[int, Field(ge=1)] = Field(
         default=5000, description="Most windows written in one transaction."
     )
+    queue_max: Annotated[int, Field(ge=1)] = Field(
+        default=200_000,
+        description=(
+            "Most final windows waiting to be written; past it new ones are dropped and counted "
+            "(cryptopulse_history_windows_dropped_total), never blocking the server."
+        ),
+    )
     max_points: Annotated[int, Field(ge=10, le=100_000)] = Field(
         default=500,
         description="The default interval is the shortest giving at most this many candles.",

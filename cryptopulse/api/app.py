@@ -18,7 +18,7 @@ from cryptopulse.api.deps import authorize
 from cryptopulse.api.errors import install_error_handlers
 from cryptopulse.api.limits import Limits, RequestLimit
 from cryptopulse.api.openapi import install_openapi
-from cryptopulse.api.routes import dashboard, ingest, live, market, ops
+from cryptopulse.api.routes import dashboard, history, ingest, live, market, ops
 from cryptopulse.api.security import HOST_REFUSED, SecurityMiddleware
 from cryptopulse.config import Settings
 
@@ -31,6 +31,8 @@ def _lifespan(ctx: ApiContext) -> Callable[[FastAPI], AbstractAsyncContextManage
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ctx.hub.start()
+        if ctx.history is not None:
+            ctx.history.start()  # before the consumer: the topic's replay is stored too
         if ctx.consumer is not None:
             ctx.consumer.start(asyncio.get_running_loop())
         log.info(
@@ -44,6 +46,8 @@ def _lifespan(ctx: ApiContext) -> Callable[[FastAPI], AbstractAsyncContextManage
             if ctx.consumer is not None:
                 await asyncio.to_thread(ctx.consumer.stop)
             await ctx.hub.stop()
+            if ctx.history is not None:
+                await asyncio.to_thread(ctx.history.stop)  # writes what is queued
 
     return lifespan
 
@@ -102,7 +106,7 @@ def create_app(settings: Settings, limits: Limits | None = None) -> FastAPI:
         redoc_url="/redoc" if api.docs else None,
     )
     app.state.ctx = ctx
-    routers = [market.router, ops.router, live.router]
+    routers = [market.router, history.router, ops.router, live.router]
     if api.ingest_enabled:
         routers.insert(0, ingest.router)
     _add_middleware(app, ctx, routers)
@@ -110,7 +114,7 @@ def create_app(settings: Settings, limits: Limits | None = None) -> FastAPI:
     # with `api.protect_reads`, /api/* needs the same bearer token as the writes
     protected = api.protect_reads and ctx.token is not None
     for router in routers:
-        reads = router is market.router and protected
+        reads = router in (market.router, history.router) and protected
         app.include_router(router, dependencies=[Depends(authorize)] if reads else None)
     dashboard.mount_dashboard(app, api.web_dist)
     install_openapi(app)

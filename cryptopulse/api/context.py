@@ -15,6 +15,7 @@ from cryptopulse.api.limits import Limits, server_limits
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.store import MarketStore
 from cryptopulse.config import ApiSettings, Settings
+from cryptopulse.history.service import History
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class ApiContext:
     hub: Hub
     feed: MarketFeed
     consumer: KafkaFeed | None
+    history: History | None
 
     @property
     def api(self) -> ApiSettings:
@@ -54,8 +56,15 @@ class ApiContext:
             connects_per_second=api.ws_connects_per_second_per_address,
         )
         admission = Admission.from_settings(settings)
+        history = History.open(settings, metrics.history) if settings.history.enabled else None
         feed = MarketFeed(
-            store, hub, metrics, api.snapshot_history, admission, api.snapshot_max_records
+            store,
+            hub,
+            metrics,
+            api.snapshot_history,
+            admission,
+            api.snapshot_max_records,
+            history=history.writer if history else None,
         )
         consumer = None
         if api.consume_windows:
@@ -72,4 +81,4 @@ class ApiContext:
                 replay_seconds=api.history_per_coin * settings.spark.window_seconds,
                 replay_records=api.windows_replay,
             )
-        return cls(settings, limits, metrics, store, hub, feed, consumer)
+        return cls(settings, limits, metrics, store, hub, feed, consumer, history)

@@ -2,7 +2,10 @@
 statuses from the status topic.
 
 Everything goes through `MarketFeed`: store first (so reads right after see it), then a
-broadcast is queued (so the caller never waits for clients). Runs on the event loop.
+broadcast is queued (so the caller never waits for clients), then final windows are queued for
+the history database (its writer thread writes them). Backfilled windows (`kind="backfill"`,
+a source's past) go to the history only: never into the live store, never broadcast. Runs on
+the event loop.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from cryptopulse.api.admission import Admission, Verdict
 from cryptopulse.api.hub import Hub, Outgoing, encode_record, encode_status, envelope
 from cryptopulse.api.metrics import ApiMetrics
 from cryptopulse.api.store import Applied, MarketStore
+from cryptopulse.history.writer import HistoryWriter
 from cryptopulse.schema import SourceStatus, SourceStatusMessage, WindowAggregate
 
 TOO_MANY_COINS = "too_many_coins"
@@ -29,6 +33,7 @@ class MarketFeed:
         snapshot_history: int,
         admission: Admission | None = None,
         snapshot_max_records: int | None = None,
+        history: HistoryWriter | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -37,14 +42,16 @@ class MarketFeed:
         self.snapshot_max_records = snapshot_max_records
         self.admission = admission
         self._snapshot: tuple[int, Outgoing] | None = None
+        self.history = history
 
     def ingest(
         self, records: Sequence[WindowAggregate], origin: str, now: datetime | None = None
     ) -> Applied:
         """Store and broadcast a batch; records of new coins beyond the store's limit are
         refused and counted (`too_many_coins`)."""
+        live, backfill = _split(records)
         evicted = self.store.evicted
-        applied = self.store.apply(records, now or datetime.now(UTC))
+        applied = self.store.apply(live, now or datetime.now(UTC)) if live else Applied()
         if self.store.evicted > evicted:
             self.metrics.evicted.inc(self.store.evicted - evicted)
         self.metrics.ingests.labels(origin).inc()
@@ -53,6 +60,9 @@ class MarketFeed:
             self.metrics.rejected_records.labels(origin, TOO_MANY_COINS).inc(applied.refused)
         if applied.changed:
             self.hub.publish(self.store.version, applied.changed)
+        if self.history is not None:
+            # only what changed the store: a final arriving by POST and from Kafka is written once
+            self.history.submit([r for r in applied.changed if r.final] + backfill)
         return applied
 
     def admit(self, records: Sequence[WindowAggregate], origin: str, now: datetime) -> Verdict:
@@ -97,3 +107,12 @@ class MarketFeed:
                 Outgoing("source_status", encode_status(self.status_message()), version)
             )
         return messages, version
+
+
+def _split(
+    records: Sequence[WindowAggregate],
+) -> tuple[Sequence[WindowAggregate], list[WindowAggregate]]:
+    """(live windows, backfilled windows); the common all-live batch is not copied."""
+    if all(r.kind == "live" for r in records):
+        return records, []
+    return [r for r in records if r.kind == "live"], [r for r in records if r.kind != "live"]

@@ -13,6 +13,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from cryptopulse.history.writer import HistoryMetrics
+
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -83,6 +85,7 @@ class ApiMetrics:
             "Messages read from the windows topic, by outcome.",
             ["outcome"],
         )
+        self.history = HistoryMetrics(self.registry)
 
     def _counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
         return Counter(name, doc, labels, registry=self.registry)

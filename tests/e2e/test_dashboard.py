@@ -940,7 +940,7 @@ def test_the_served_page_runs_under_its_security_policy(api: ApiServer, browser:
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
     btc = page.locator('[data-testid="coin-row"][data-coin="bitcoin"]')
     # Live data: an update of bitcoin's newest window reaches the table and the charts.
-    history = httpx.get(f"{api.url}/api/history/bitcoin", params={"source": SOURCE, "limit": 1})
+    history = httpx.get(f"{api.url}/api/windows/bitcoin", params={"source": SOURCE, "limit": 1})
     newest = history.json()[-1]
     expect(btc.locator('[data-col="price"]')).to_have_text(f"${newest['close']:,.2f}")
     update = {**newest, "close": 12345.0, "avg_price": 12345.0, "low": 12000.0, "open": 12100.0}

@@ -114,7 +114,7 @@ def test_two_replicas_on_different_ports_serve_the_same_live_data(
             ("solana", 7.0),
         }
         for server in replicas:
-            history = httpx.get(f"{server.url}/api/history/bitcoin").json()
+            history = httpx.get(f"{server.url}/api/windows/bitcoin").json()
             assert [(h["avg_price"], h["final"]) for h in history] == [(100.0, True), (3.0, True)]
             invalid = metric(server, "cryptopulse_api_kafka_messages_total", outcome="invalid")
             assert invalid == 1
@@ -151,7 +151,7 @@ def test_a_restarted_server_comes_back_with_history_and_every_source_status(
     def served(server: BackgroundServer) -> dict[str, Any]:
         def rebuilt() -> bool:  # the windows alone already name both sources: wait for statuses
             sources = httpx.get(f"{server.url}/api/sources").json()["sources"]
-            return len(httpx.get(f"{server.url}/api/history/bitcoin").json()) == 6 and [
+            return len(httpx.get(f"{server.url}/api/windows/bitcoin").json()) == 6 and [
                 (s["source"], s["status"] is not None) for s in sources
             ] == [("coingecko", True), ("simulated", True)]
 
@@ -162,7 +162,7 @@ def test_a_restarted_server_comes_back_with_history_and_every_source_status(
                 return [await recv_json(ws), await recv_json(ws)]
 
         return {
-            "history": httpx.get(f"{server.url}/api/history/bitcoin").json(),
+            "history": httpx.get(f"{server.url}/api/windows/bitcoin").json(),
             "sources": httpx.get(f"{server.url}/api/sources").json(),
             "welcome": asyncio.run(welcome()),
         }

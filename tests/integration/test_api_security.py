@@ -216,7 +216,7 @@ def test_security_headers_on_every_response(tmp_path: Path) -> None:
             ("/healthz", 200),
             ("/metrics", 200),
             ("/openapi.json", 200),  # kept: a read-only schema (schemathesis reads it)
-            ("/api/history/nope", 404),
+            ("/api/windows/nope", 404),
             ("/no/such/page", 404),
             ("/docs", 404),  # off by default
             ("/redoc", 404),

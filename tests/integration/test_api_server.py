@@ -206,7 +206,7 @@ def test_a_window_in_the_year_9999_does_not_hide_the_real_ones(tmp_path: Path) -
         assert post(small, [window(start=YEAR_9999)]).json()["reasons"] == {"future": 1}
         for i in range(3):
             assert post(small, [window(i=i, price=10.0 + i)]).json() == STORED_ONE
-        history = httpx.get(f"{small.url}/api/history/bitcoin").json()
+        history = httpx.get(f"{small.url}/api/windows/bitcoin").json()
         assert [h["avg_price"] for h in history] == [11.0, 12.0]
         assert [c["avg_price"] for c in httpx.get(f"{small.url}/api/coins").json()] == [12.0]
 
@@ -235,7 +235,7 @@ def test_a_mixed_batch_stores_the_good_records_and_reports_the_bad(
         "rejected": len(bad),
         "reasons": {"future": 2, "price_range": 3, "window_order": 2, "window_length": 1},
     }
-    assert len(httpx.get(f"{server.url}/api/history/bitcoin").json()) == 3
+    assert len(httpx.get(f"{server.url}/api/windows/bitcoin").json()) == 3
     assert metric(server, "cryptopulse_api_records_total", origin="http") == 4
     for reason, count in (
         ("future", 2),
@@ -324,27 +324,27 @@ def test_snapshot_then_updates_in_order(server: BackgroundServer) -> None:
 
     asyncio.run(main())
     # no status yet: the default source is the one with the newest window
-    history = httpx.get(f"{server.url}/api/history/bitcoin").json()
+    history = httpx.get(f"{server.url}/api/windows/bitcoin").json()
     assert [(h["avg_price"], h["final"]) for h in history] == [(100.0, True), (5.0, True)]
-    assert len(httpx.get(f"{server.url}/api/history/bitcoin", params={"limit": 1}).json()) == 1
+    assert len(httpx.get(f"{server.url}/api/windows/bitcoin", params={"limit": 1}).json()) == 1
     coins = httpx.get(f"{server.url}/api/coins").json()
     assert [(c["coin"], c["avg_price"]) for c in coins] == [("bitcoin", 5.0), ("ethereum", 100.0)]
     other = {"source": "coingecko"}
     assert [c["avg_price"] for c in httpx.get(f"{server.url}/api/coins", params=other).json()] == [
         7.0
     ]
-    assert len(httpx.get(f"{server.url}/api/history/bitcoin", params=other).json()) == 1
-    assert httpx.get(f"{server.url}/api/history/ethereum", params=other).status_code == 404
+    assert len(httpx.get(f"{server.url}/api/windows/bitcoin", params=other).json()) == 1
+    assert httpx.get(f"{server.url}/api/windows/ethereum", params=other).status_code == 404
     sources = httpx.get(f"{server.url}/api/sources").json()
     assert sources["default"] == "simulated"
     assert [(s["source"], s["coins"], s["status"]) for s in sources["sources"]] == [
         ("coingecko", 1, None),
         ("simulated", 2, None),
     ]
-    assert httpx.get(f"{server.url}/api/history/dogecoin").status_code == 404
-    assert httpx.get(f"{server.url}/api/history/Not%20A%20Coin").status_code == 422
-    assert httpx.get(f"{server.url}/api/history/bitcoin", params={"limit": 0}).status_code == 422
-    assert httpx.get(f"{server.url}/api/history/bitcoin", params={"limit": "x"}).status_code == 422
+    assert httpx.get(f"{server.url}/api/windows/dogecoin").status_code == 404
+    assert httpx.get(f"{server.url}/api/windows/Not%20A%20Coin").status_code == 422
+    assert httpx.get(f"{server.url}/api/windows/bitcoin", params={"limit": 0}).status_code == 422
+    assert httpx.get(f"{server.url}/api/windows/bitcoin", params={"limit": "x"}).status_code == 422
 
 
 def test_500_concurrent_clients_all_receive_a_broadcast(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The market reads: latest windows, sources, a coin's history, the snapshot. Open by default;
+"""The market reads, from memory: latest windows, sources, a coin's recent windows, the snapshot
+(candles over longer spans come from the history database: `routes/history.py`). Open by default;
 `create_app` puts them behind the token with `api.protect_reads` (so the OpenAPI document says
 which)."""
 
@@ -16,7 +17,7 @@ from cryptopulse.api.responses import json_response, records_response
 from cryptopulse.api.store import MarketStore
 from cryptopulse.schema import COIN_PATTERN, SnapshotMessage, SourceStatus, WindowAggregate
 
-MAX_HISTORY_LIMIT = 100_000
+MAX_WINDOWS_LIMIT = 100_000
 
 router = APIRouter(prefix="/api", tags=["market"])
 
@@ -66,17 +67,18 @@ async def sources(ctx: Ctx) -> Response:
 
 
 @router.get(
-    "/history/{coin}",
+    "/windows/{coin}",
     response_model=list[WindowAggregate],
     responses={404: {"description": "No data for this coin"}},
 )
-async def history(
+async def windows(
     ctx: Ctx,
     coin: Annotated[str, Path(min_length=1, max_length=100, pattern=COIN_PATTERN)],
-    limit: Annotated[int | None, Query(ge=1, le=MAX_HISTORY_LIMIT)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_WINDOWS_LIMIT)] = None,
     source: SourceParam = None,
 ) -> Response:
-    """The coin's recent windows from one source, oldest first (bounded per coin)."""
+    """The coin's recent windows held in memory from one source, oldest first (bounded per
+    coin: `api.history_per_coin`), the open one included."""
     name = _chosen(ctx.store, source)
     records = ctx.store.history(name, coin, limit) if name else None
     if records is None:

@@ -1,0 +1,318 @@
+"""The history store in SQLite (WAL mode): embedded, one file per API server.
+
+Rows are compact: a `series` table names each (source, coin) once; `windows` is keyed
+(series_id, start in epoch seconds) WITHOUT ROWID, so a coin's range is one index walk.
+The schema version is `PRAGMA user_version`; `MIGRATIONS` are applied in order at open.
+One connection writes (the writer's thread); each reading thread has its own connection,
+and WAL lets them read while a write runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from cryptopulse.errors import CryptoPulseError
+from cryptopulse.history.rollup import Totals, candle, epoch, row_of
+from cryptopulse.schema import Candle, WindowAggregate
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: the first schema
+        """CREATE TABLE series (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            coin TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            UNIQUE (source, coin))""",
+        """CREATE TABLE windows (
+            series_id INTEGER NOT NULL REFERENCES series (id),
+            start INTEGER NOT NULL,
+            open REAL NOT NULL,
+            high REAL NOT NULL,
+            low REAL NOT NULL,
+            close REAL NOT NULL,
+            avg_price REAL NOT NULL,
+            change REAL,
+            volume REAL,
+            cap REAL,
+            ticks INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            PRIMARY KEY (series_id, start)) WITHOUT ROWID""",
+    ),
+)
+"""Migration i brings the schema from version i to i + 1. Only ever append."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# A repeated final replaces the stored window; a backfill (kind 1) never replaces a live one (0).
+_UPSERT = """INSERT INTO windows
+    (series_id, start, open, high, low, close, avg_price, change, volume, cap, ticks, kind)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (series_id, start) DO UPDATE SET
+        open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+        avg_price = excluded.avg_price, change = excluded.change, volume = excluded.volume,
+        cap = excluded.cap, ticks = excluded.ticks, kind = excluded.kind
+    WHERE excluded.kind = 0 OR windows.kind = 1"""
+
+# Floor of start to the interval in SQL, equal to Python's `start - start % iv` for any sign.
+_BUCKET = "(start - ((start % :iv) + :iv) % :iv)"
+
+# Aggregates per bucket over the PK range, then open/close/cap by PK lookups of the first,
+# last and last-with-a-cap window of each bucket.
+_CANDLES = f"""WITH b AS (
+    SELECT {_BUCKET} AS bucket, min(start) AS first, max(start) AS last,
+        max(CASE WHEN cap IS NOT NULL THEN start END) AS cap_at,
+        max(high) AS high, min(low) AS low, sum(avg_price * ticks) AS price_sum,
+        sum(ticks) AS ticks, sum(change * ticks) AS change_sum,
+        sum(CASE WHEN change IS NOT NULL THEN ticks END) AS change_ticks,
+        max(volume) AS volume, count(*) AS n, min(kind) AS kind
+    FROM windows WHERE series_id = :sid AND start >= :from AND start < :to
+    GROUP BY bucket)
+SELECT b.bucket, o.open, c.close, b.high, b.low, b.price_sum, b.ticks, b.change_sum,
+    b.change_ticks, b.volume, m.cap, b.n, b.kind
+FROM b
+JOIN windows o ON o.series_id = :sid AND o.start = b.first
+JOIN windows c ON c.series_id = :sid AND c.start = b.last
+LEFT JOIN windows m ON m.series_id = :sid AND m.start = b.cap_at
+ORDER BY b.bucket"""
+
+_CLOSES = f"""WITH b AS (
+    SELECT series_id, {_BUCKET} AS bucket, max(start) AS last FROM windows
+    WHERE series_id IN (SELECT id FROM series WHERE source = :source)
+        AND start >= :from AND start < :to
+    GROUP BY series_id, bucket)
+SELECT s.coin, w.close FROM b
+JOIN windows w ON w.series_id = b.series_id AND w.start = b.last
+JOIN series s ON s.id = b.series_id
+ORDER BY s.coin, b.bucket"""
+
+
+class HistoryDatabaseError(CryptoPulseError):
+    """The history file cannot be used (missing, newer than this code, not a database)."""
+
+
+class SqliteHistory:
+    """`HistoryStore` on one SQLite file; `read_only` opens an existing file for reads only
+    (the export, a replica sharing another server's file) and never migrates it."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._writer: sqlite3.Connection | None = None
+        self._series: dict[tuple[str, str], tuple[int, str]] = {}
+        if read_only:
+            self._check_version(self._reader())
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate(self._write_connection())
+
+    # connections
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            if not self.path.exists():
+                raise HistoryDatabaseError(f"no history database at {self.path} (yet)")
+            uri = f"file:{self.path.resolve()}?mode=ro"
+        else:
+            uri = f"file:{self.path.resolve()}"
+        try:
+            # autocommit: transactions are explicit; one thread uses each connection
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            if not self.read_only:
+                conn.execute("PRAGMA journal_mode = WAL")
+                # WAL + NORMAL: a killed process loses nothing committed; power loss may lose
+                # the last transactions, which the windows topic replays
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA mmap_size = 268435456")
+        except sqlite3.DatabaseError as exc:
+            raise HistoryDatabaseError(
+                f"cannot open the history database {self.path}: {exc}"
+            ) from exc
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _write_connection(self) -> sqlite3.Connection:
+        if self.read_only:
+            raise HistoryDatabaseError(f"{self.path} is open read-only")
+        if self._writer is None:
+            self._writer = self._connect()
+        return self._writer
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+        return conn
+
+    def _check_version(self, conn: sqlite3.Connection) -> int:
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise HistoryDatabaseError(f"{self.path} is not a history database: {exc}") from exc
+        if version > SCHEMA_VERSION:
+            raise HistoryDatabaseError(
+                f"{self.path} has schema version {version}, newer than this version of "
+                f"CryptoPulse knows ({SCHEMA_VERSION}): upgrade CryptoPulse or use another file"
+            )
+        if self.read_only and version < SCHEMA_VERSION:
+            raise HistoryDatabaseError(
+                f"{self.path} has schema version {version}; start the API server once to "
+                "migrate it before reading it read-only"
+            )
+        return version
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")  # one migrator at a time
+        try:
+            version = self._check_version(conn)
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        return int(self._reader().execute("PRAGMA user_version").fetchone()[0])
+
+    # writes
+
+    def _series_id(self, conn: sqlite3.Connection, source: str, coin: str, symbol: str) -> int:
+        held = self._series.get((source, coin))
+        if held is not None and held[1] == symbol:
+            return held[0]
+        row = conn.execute(
+            "INSERT INTO series (source, coin, symbol) VALUES (?, ?, ?) "
+            "ON CONFLICT (source, coin) DO UPDATE SET symbol = excluded.symbol RETURNING id",
+            (source, coin, symbol),
+        ).fetchone()
+        self._series[(source, coin)] = (int(row[0]), symbol)
+        return int(row[0])
+
+    def write(self, windows: Sequence[WindowAggregate]) -> int:
+        if not windows:
+            return 0
+        conn = self._write_connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = []
+            for w in windows:
+                r = row_of(w)
+                sid = self._series_id(conn, w.source, w.coin, w.symbol)
+                rows.append(
+                    (
+                        sid,
+                        r.start,
+                        r.open,
+                        r.high,
+                        r.low,
+                        r.close,
+                        r.avg_price,
+                        r.change,
+                        r.volume,
+                        r.cap,
+                        r.ticks,
+                        r.kind,
+                    )
+                )
+            before = conn.total_changes
+            conn.executemany(_UPSERT, rows)
+            changed = conn.total_changes - before
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._series.clear()  # ids inserted in the rolled-back transaction are gone
+            raise
+        return changed
+
+    def write_rows(self, source: str, coin: str, symbol: str, rows: Sequence[tuple]) -> None:  # type: ignore[type-arg]
+        """Bulk load (benchmarks): rows as (start, open, high, low, close, avg_price, change,
+        volume, cap, ticks, kind), one transaction."""
+        conn = self._write_connection()
+        conn.execute("BEGIN IMMEDIATE")
+        sid = self._series_id(conn, source, coin, symbol)
+        conn.executemany(_UPSERT, [(sid, *row) for row in rows])
+        conn.execute("COMMIT")
+
+    def purge(self, before: datetime) -> int:
+        """Series by series over the primary key, one short transaction each, so readers and
+        the writer's next batch are never held up long."""
+        conn = self._write_connection()
+        cutoff = epoch(before)
+        deleted = 0
+        for (sid,) in conn.execute("SELECT id FROM series").fetchall():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(
+                    "DELETE FROM windows WHERE series_id = ? AND start < ?", (sid, cutoff)
+                )
+                deleted += cursor.rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return deleted
+
+    # reads
+
+    def _sid(self, source: str, coin: str) -> tuple[int, str] | None:
+        row = (
+            self._reader()
+            .execute("SELECT id, symbol FROM series WHERE source = ? AND coin = ?", (source, coin))
+            .fetchone()
+        )
+        return (int(row[0]), str(row[1])) if row else None
+
+    def symbol(self, source: str, coin: str) -> str | None:
+        held = self._sid(source, coin)
+        return held[1] if held else None
+
+    def sources(self) -> list[str]:
+        rows = self._reader().execute(
+            "SELECT DISTINCT source FROM series s "
+            "WHERE EXISTS (SELECT 1 FROM windows w WHERE w.series_id = s.id) ORDER BY source"
+        )
+        return [str(r[0]) for r in rows]
+
+    def candles(
+        self, source: str, coin: str, interval: int, start: datetime, end: datetime
+    ) -> list[Candle]:
+        held = self._sid(source, coin)
+        if held is None:
+            return []
+        params = {"sid": held[0], "iv": interval, "from": epoch(start), "to": epoch(end)}
+        rows = self._reader().execute(_CANDLES, params).fetchall()
+        return [candle(Totals(*row), interval) for row in rows]
+
+    def closes(
+        self, source: str, interval: int, start: datetime, end: datetime
+    ) -> dict[str, list[float]]:
+        params = {"source": source, "iv": interval, "from": epoch(start), "to": epoch(end)}
+        out: dict[str, list[float]] = {}
+        for coin, close in self._reader().execute(_CLOSES, params):
+            out.setdefault(coin, []).append(close)
+        return out
+
+    def count(self) -> int:
+        """Stored windows (tests, benchmarks)."""
+        return int(self._reader().execute("SELECT count(*) FROM windows").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._writer = None
+        self._local = threading.local()
