@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -352,6 +353,71 @@ def _write_json(value: object, path: Path | None, *, sort_keys: bool = False) ->
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text)
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time from the command line (no offset: UTC); bad ones exit with code 2."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        _say_error("error:", CryptoPulseError(f"{option}: not an ISO 8601 time: {text!r}"))
+        raise typer.Exit(2) from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@app.command()
+def export(
+    coin: Annotated[str, typer.Option(help="The coin id, e.g. bitcoin.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The file to write: .csv or .parquet.")
+    ],
+    start: Annotated[
+        str | None, typer.Option("--from", help="ISO 8601 start (default: 24 h before --to).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="ISO 8601 end (default: now).")] = None,
+    interval: Annotated[
+        str, typer.Option(help="Candle length: 30s, 1m, 5m, 15m, 1h, 4h or 1d.")
+    ] = "30s",
+    source: Annotated[
+        str | None, typer.Option(help="Which source (default: the only one stored).")
+    ] = None,
+    database: Annotated[
+        Path | None,
+        typer.Option(
+            "--db", help="The history file (default: the API server's, by history.path/api.port)."
+        ),
+    ] = None,
+) -> None:
+    """Export a coin's candles from the history database to CSV or Parquet (read-only)."""
+    from cryptopulse.history.export import ExportRequest
+    from cryptopulse.history.export import export as run_export
+    from cryptopulse.history.service import database_path
+    from cryptopulse.schema import INTERVAL_SECONDS
+
+    settings = _settings()
+    if interval not in INTERVAL_SECONDS:
+        _say_error(
+            "error:", CryptoPulseError(f"--interval must be one of {', '.join(INTERVAL_SECONDS)}")
+        )
+        raise typer.Exit(2)
+    until = _moment(end, "--to") or datetime.now(UTC)
+    since = _moment(start, "--from") or until - timedelta(hours=24)
+    request = ExportRequest(
+        database=database or database_path(settings),
+        coin=coin,
+        start=since,
+        end=until,
+        interval=interval,  # checked above
+        output=output,
+        source=source,
+    )
+    try:
+        rows = run_export(request)
+    except CryptoPulseError as exc:
+        raise _fail(exc) from exc
+    console.print(f"{rows} rows written to {output}")
 
 
 @app.command()
