@@ -14,11 +14,11 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cryptopulse.schema import Tick
+from cryptopulse.schema import Tick, WindowAggregate
 
 
 @dataclass
@@ -48,6 +48,23 @@ class Source(Protocol):
     def stop(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class BackfillSink(Protocol):
+    """Where a source hands its past (`backfill` windows, see `cryptopulse.backfill`): the
+    producer, which publishes them to the windows topic, counts and logs."""
+
+    def publish(self, coin: str, windows: Sequence[WindowAggregate]) -> int:
+        """Send one coin's backfill windows; how many were handed over."""
+        ...
+
+    def failed(self, coin: str, reason: str, retry_in: float | None) -> None:
+        """One coin's backfill failed (`reason`); tried again in `retry_in` s (None: never)."""
+        ...
+
+    def round_done(self, coins: int, seconds: float) -> None:
+        """Every coin known so far was tried once: the summary line."""
+        ...
 
 
 class Clock(Protocol):
@@ -139,6 +156,7 @@ def next_deadline(start: float, interval: float, now: float) -> float:
 
 
 __all__ = [
+    "BackfillSink",
     "Batch",
     "Clock",
     "FakeClock",

@@ -13,6 +13,11 @@ switching keeps each coin travelling between classes within a few minutes.
 Time is simulated: coin `i` ticks at `start + (k + i / n) / rate` (staggered), so the
 sequence depends only on (seed, coins, rate, start) — not on how fast it is consumed.
 `SimulatedSource` paces the sequence to the wall clock (or not, for benchmarks).
+
+Backfill: the same walk starts 24 h earlier and its first 24 h are generated at once (as
+points, aggregated to `backfill` windows by `cryptopulse.backfill`); the live ticks continue
+from where that walk ends, so there is no jump at the live edge. At most `BACKFILL_MAX_POINTS`
+points in all: with many coins or a high rate the backfill covers less than 24 h.
 """
 
 from __future__ import annotations
@@ -20,15 +25,17 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from cryptopulse.backfill import DAY, Point, to_windows
 from cryptopulse.coins import COINS
 from cryptopulse.config import ProducerSettings
 from cryptopulse.schema import Tick
-from cryptopulse.sources.base import Batch, Clock, SystemClock
+from cryptopulse.sources.base import BackfillSink, Batch, Clock, SystemClock
 
 log = logging.getLogger("cryptopulse.sources.simulated")
 
@@ -42,6 +49,7 @@ JUMP_SECONDS: Final = 240.0  # mean time between jumps per coin
 PRICE_SHARE: Final = 0.5  # fraction of a 24 h change move carried by the price itself
 _MIN_X: Final = math.log1p(-0.40)  # the 24 h change stays within -40 % .. +50 %
 _MAX_X: Final = math.log1p(0.50)
+BACKFILL_MAX_POINTS: Final = 100_000  # 10 coins x 24 h at one tick per 30 s is 28,800
 
 
 @dataclass(frozen=True)
@@ -145,15 +153,42 @@ class SimulatedMarket:
     def ticks(self, count: int) -> list[Tick]:
         return [self._next() for _ in range(count)]
 
+    def backfill_rounds(self, seconds: float = DAY) -> int:
+        """Rounds (one tick per coin each) of a backfill over `seconds`, within the point cap."""
+        span = min(seconds, BACKFILL_MAX_POINTS / self.ticks_per_second)
+        return math.floor(span * self.rate)
+
+    def history(self, rounds: int) -> list[list[Point]]:
+        """Run the walk `rounds` rounds back in time: `start` moves back by that much, so the
+        ticks after them begin at the old start, continuing from the walk's end state. Each
+        coin's points, in time order. Only before the first tick."""
+        if self.emitted:
+            raise RuntimeError("history() comes before the first tick")
+        self.start = datetime.fromtimestamp(self._start_epoch - rounds * self._dt, UTC)
+        self._start_epoch = self.start.timestamp()
+        out: list[list[Point]] = [[] for _ in self._coins]
+        for _ in range(rounds * self._n):
+            index = self.emitted
+            self.emitted += 1
+            coin = self._advance(index)
+            price, change, volume, cap = self._figures(coin)
+            at = self._start_epoch + self.offset_of(index)
+            out[index % self._n].append(Point(at, price, change, volume, cap))
+        return out
+
     def _next(self) -> Tick:
         index = self.emitted
         self.emitted += 1
+        return self._tick(self._advance(index), index)
+
+    def _advance(self, index: int) -> _CoinState:
+        """The state of the coin whose tick `index` is, moved one step (not its first)."""
         coin = self._coins[index % self._n]
         spec = coin.spec
         rng = self._rng
         dt = self._dt
         if index < self._n:  # each coin's first tick shows its starting state
-            return self._tick(coin, index)
+            return coin
         if rng.random() < self._p_regime:
             coin.target_x = math.log1p(rng.choice(REGIME_LADDER) / 100)
         # demo-speed volatility: a coin's daily figure per minute of simulated time
@@ -169,20 +204,30 @@ class SimulatedMarket:
         change = math.expm1(coin.change_x) * 100
         surge = 1 + abs(change) / 10
         coin.volume += (spec.volume * surge * rng.lognormvariate(0, 0.1) - coin.volume) * 0.2
-        return self._tick(coin, index)
+        return coin
+
+    @staticmethod
+    def _figures(coin: _CoinState) -> tuple[float, float, float, float]:
+        """Price, 24 h change, 24 h volume and market cap as published (rounded)."""
+        change = math.expm1(coin.change_x) * 100
+        return (
+            round(coin.price, 10) or 1e-10,
+            round(change, 4),
+            round(coin.volume, 2),
+            round(coin.price * coin.spec.supply, 2),
+        )
 
     def _tick(self, coin: _CoinState, index: int) -> Tick:
-        spec = coin.spec
-        change = math.expm1(coin.change_x) * 100
+        price, change, volume, cap = self._figures(coin)
         timestamp = datetime.fromtimestamp(self._start_epoch + self.offset_of(index), UTC)
         # validated here (cheaper than model_construct) and again as JSON by the producer
         return Tick(
-            coin=spec.coin,
-            symbol=spec.symbol,
-            price=round(coin.price, 10) or 1e-10,
-            change_24h=round(change, 4),
-            volume_24h=round(coin.volume, 2),
-            market_cap=round(coin.price * spec.supply, 2),
+            coin=coin.spec.coin,
+            symbol=coin.spec.symbol,
+            price=price,
+            change_24h=change,
+            volume_24h=volume,
+            market_cap=cap,
             timestamp=timestamp,
             source=SOURCE_NAME,
         )
@@ -207,6 +252,33 @@ class SimulatedSource:
         self.max_batch = max_batch
         self.max_ticks = max_ticks
         self.clock: Clock = clock or SystemClock()
+        self._backfill_to: tuple[BackfillSink, float] | None = None
+
+    def backfill_to(self, sink: BackfillSink, *, window_seconds: float, retry: float) -> None:
+        """Before the first tick, generate the last 24 h into `sink` (`retry` is unused: the
+        simulator cannot fail)."""
+        self._backfill_to = (sink, window_seconds)
+
+    def run_backfill(self, sink: BackfillSink, window_seconds: float) -> int:
+        """The walk's last 24 h (or less, see `BACKFILL_MAX_POINTS`) as backfill windows to
+        `sink`, per coin; the number of windows. Live ticks continue from the walk's end."""
+        market = self.market
+        started = time.perf_counter()
+        until = market.start.timestamp()  # the first live tick: its window is live
+        history = market.history(market.backfill_rounds())
+        count = 0
+        for spec, points in zip(market.specs, history, strict=True):
+            made = to_windows(
+                points,
+                source=SOURCE_NAME,
+                coin=spec.coin,
+                symbol=spec.symbol,
+                window_seconds=window_seconds,
+                until=until,
+            )
+            count += sink.publish(spec.coin, made.windows)
+        sink.round_done(len(history), time.perf_counter() - started)
+        return count
 
     @classmethod
     def from_settings(
@@ -241,13 +313,18 @@ class SimulatedSource:
     def __iter__(self) -> Iterator[Batch]:
         market = self.market
         origin = self.clock.monotonic()
+        if self._backfill_to is not None and market.emitted == 0:
+            self.run_backfill(*self._backfill_to)
+        first = market.emitted  # the backfill's ticks are past, not live
+        lead = market.offset_of(first)
         cycle = 0
         while not self.clock.stopped:
-            remaining = None if self.max_ticks is None else self.max_ticks - market.emitted
+            taken = market.emitted - first
+            remaining = None if self.max_ticks is None else self.max_ticks - taken
             if remaining is not None and remaining <= 0:
                 return
             if self.paced:
-                elapsed = self.clock.monotonic() - origin
+                elapsed = lead + self.clock.monotonic() - origin
                 due = math.floor(elapsed * market.ticks_per_second) + 1 - market.emitted
                 if due <= 0:
                     wait = market.offset_of(market.emitted) - elapsed

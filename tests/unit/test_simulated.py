@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,8 @@ from cryptopulse.classify import TREND_LABELS, VOLATILITY_LABELS, trend, volatil
 from cryptopulse.config import DEFAULT_COINS, ProducerSettings
 from cryptopulse.schema import Tick, tick_from_json, tick_to_json
 from cryptopulse.sources.base import FakeClock
-from cryptopulse.sources.simulated import SimulatedMarket, SimulatedSource
+from cryptopulse.sources.simulated import BACKFILL_MAX_POINTS, SimulatedMarket, SimulatedSource
+from tests.unit.test_backfill import Collected
 
 START = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
 
@@ -132,3 +133,87 @@ def test_stop() -> None:
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError):
         SimulatedMarket(10, rate=0)
+
+
+# -- backfill: the same walk over the last 24 h ------------------------------------------------
+
+
+def _backfilled(
+    seed: int = 42, coins: int = 10, rate: float = 1 / 30, ticks: int = 20
+) -> tuple[Collected, list[Tick]]:
+    """A source that backfilled into a sink, and its first live ticks."""
+    market = SimulatedMarket(coins, seed=seed, rate=rate, start=START)
+    source = SimulatedSource(market, paced=False, max_ticks=ticks, clock=FakeClock())
+    sink = Collected()
+    source.backfill_to(sink, window_seconds=30, retry=600)
+    live = [t for batch in source for t in batch.ticks]
+    return sink, live
+
+
+def test_backfill_fills_24h_of_windows_per_coin_before_the_first_live_tick() -> None:
+    sink, live = _backfilled()
+    assert sink.rounds == [10]
+    assert list(sink.windows) == list(DEFAULT_COINS)
+    for coin, windows in sink.windows.items():
+        assert len(windows) == 2880  # 24 h of 30 s windows, one tick each at the default rate
+        assert windows[0].window_start == START - timedelta(days=1)
+        assert windows[-1].window_end == START  # the window of the first live tick is live
+        assert all(w.kind == "backfill" and w.final and w.coin == coin for w in windows)
+        assert all(w.tick_count == 1 and w.avg_change_24h is not None for w in windows)
+    assert live[0].timestamp == START  # live ticks keep their times
+
+
+def test_backfill_is_deterministic_for_a_seed() -> None:
+    a, live_a = _backfilled(seed=7, coins=3)
+    b, live_b = _backfilled(seed=7, coins=3)
+    assert a.windows == b.windows and _json(live_a) == _json(live_b)
+    c, _ = _backfilled(seed=8, coins=3)
+    assert a.windows["bitcoin"] != c.windows["bitcoin"]
+
+
+def test_live_ticks_continue_the_backfilled_walk() -> None:
+    """No jump at the live edge: with backfill, the live ticks are exactly the ticks that follow
+    the backfilled 24 h in one walk started a day earlier, and each window holds that walk's
+    price at its time."""
+    sink, live = _backfilled(coins=3, ticks=30)
+    walk = SimulatedMarket(3, seed=42, rate=1 / 30, start=START - timedelta(days=1))
+    whole = walk.ticks(2880 * 3 + 30)
+    assert _json(live) == _json(whole[2880 * 3 :])
+    past = [t for t in whole[: 2880 * 3] if t.coin == "bitcoin"]
+    assert [w.close for w in sink.windows["bitcoin"]] == [t.price for t in past]
+    assert [w.avg_change_24h for w in sink.windows["bitcoin"]] == [t.change_24h for t in past]
+    last, first = past[-1].price, live[0].price
+    assert abs(first / last - 1) < 0.05  # one step of the walk, not a restart
+
+
+def test_backfill_is_bounded_for_many_coins_or_fast_rates() -> None:
+    many = SimulatedMarket(5000, seed=1, rate=1 / 30, start=START)
+    rounds = many.backfill_rounds()
+    assert rounds * 5000 <= BACKFILL_MAX_POINTS and rounds >= 1
+    fast = SimulatedMarket(20, seed=1, rate=10.0, start=START)
+    assert fast.backfill_rounds() * 20 <= BACKFILL_MAX_POINTS
+    assert SimulatedMarket(10, rate=1 / 30, start=START).backfill_rounds() == 2880
+
+
+def test_paced_live_ticks_start_at_once_after_the_backfill() -> None:
+    clock = FakeClock(START.timestamp())
+    settings = ProducerSettings(source="simulated", simulated_coins=2, simulated_rate=0.1, seed=1)
+    source = SimulatedSource.from_settings(settings, clock=clock, max_ticks=20)
+    sink = Collected()
+    source.backfill_to(sink, window_seconds=30, retry=600)
+    batches = list(source)
+    assert sum(len(b.ticks) for b in batches) == 20  # max_ticks counts live ticks only
+    assert batches[0].ticks[0].timestamp == START
+    assert sum(clock.sleeps) == pytest.approx(95, abs=2)  # paced as without backfill
+    # 0.1 ticks a second per coin: three ticks in each 30 s window of the last 24 h
+    windows = [w for coin in sink.windows.values() for w in coin]
+    assert len(windows) == 2 * 2880 and sum(w.tick_count for w in windows) == 2 * 8640
+    assert max(w.window_end for w in windows) == START
+    assert all(w.tick_count == 3 for w in windows)
+
+
+def test_history_only_before_the_first_tick() -> None:
+    market = SimulatedMarket(10, start=START)
+    market.ticks(1)
+    with pytest.raises(RuntimeError):
+        market.history(10)
