@@ -8,6 +8,9 @@ Delivery results arrive in callbacks and are counted (and exported as Prometheus
 `drive()` runs a source into any sink (the producer, or a capture file for `record`) until
 the source ends, a tick or time budget is reached, or `stop()` is called (Ctrl-C), logging
 one line per cycle: published N, skipped M with reasons, unchanged K.
+
+`BackfillPublisher` takes a source's past (`backfill` windows, see `cryptopulse.backfill`) to the
+windows topic with the same client, keyed and encoded as the Spark job writes windows.
 """
 
 from __future__ import annotations
@@ -16,18 +19,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import ValidationError
 
+from cryptopulse.backfill import encode_window
 from cryptopulse.config import KafkaSecurity, Settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.kafka_client import REFUSALS, describe, librdkafka_config
 from cryptopulse.kafka_link import QUIET_CLIENT_LOG, KafkaLink
 from cryptopulse.producer_metrics import Counts, ProducerMetrics, reasons
-from cryptopulse.schema import SourceStatus, Tick, status_to_json, tick_from_json, tick_to_json
-from cryptopulse.sources.base import Batch, Source
+from cryptopulse.schema import (
+    SourceStatus,
+    Tick,
+    WindowAggregate,
+    status_to_json,
+    tick_from_json,
+    tick_to_json,
+)
+from cryptopulse.sources.base import BackfillSink, Batch, Source
 from cryptopulse.status import StatusTracker
 
 log = logging.getLogger("cryptopulse.producer")
@@ -259,6 +270,41 @@ class TickProducer:
             except BufferError:
                 continue
         return False
+
+    def has_topic(self, topic: str, timeout: float = 5.0) -> bool:
+        """Whether `topic` exists on the broker (records to a missing one would wait in the
+        buffer until they time out)."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("TickProducer.start() first")
+        try:
+            return topic in producer.list_topics(timeout=timeout).topics
+        except KafkaException:
+            return False
+
+    def publish_records(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> int:
+        """Send (key, value) records to another topic (backfill windows); their deliveries are
+        counted apart from the ticks'. How many were handed to Kafka."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("TickProducer.start() first")
+        sent = 0
+        on_delivery = self._on_record_delivery
+        for key, value in records:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            except BufferError:
+                if not self._produce_when_room(producer, topic, key, value, on_delivery):
+                    break
+            sent += 1
+        producer.poll(0)
+        return sent
+
+    def _on_record_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        self.metrics.count_backfill_delivery(None if err is None else err.name())
+        if err is not None and "backfill" not in self._errors_logged:
+            self._errors_logged.add("backfill")
+            log.error("backfill window not delivered (%s); further failures are counted", err.str())
 
     def interrupt(self) -> None:
         """Stop waiting for buffer room (a stop was requested); `stop()` still flushes."""
@@ -510,6 +556,78 @@ def publish_source(
         on_batch=status.on_batch if status is not None else None,
         on_stop=producer.interrupt,
     )
+
+
+class _Backfilling(Protocol):
+    def backfill_to(self, sink: BackfillSink, *, window_seconds: float, retry: float) -> None: ...
+
+
+class BackfillPublisher:
+    """A source's `BackfillSink`: its backfill windows go to the windows topic through the
+    producer's client (key = coin, the Spark job's JSON), counted in the producer's metrics;
+    one log line per failed coin and one summary line."""
+
+    def __init__(self, producer: TickProducer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.metrics = producer.metrics
+        self._lock = threading.Lock()
+        self._coins: set[str] = set()
+        self._failed: set[str] = set()
+
+    def publish(self, coin: str, windows: Sequence[WindowAggregate]) -> int:
+        sent = self.producer.publish_records(self.topic, [encode_window(w) for w in windows])
+        self.metrics.count_backfill(sent)
+        with self._lock:
+            retried = coin in self._failed
+            self._coins.add(coin)
+            self._failed.discard(coin)
+        if retried:
+            log.info("backfill of %s: %d windows (on a retry)", coin, sent)
+        return sent
+
+    def failed(self, coin: str, reason: str, retry_in: float | None) -> None:
+        self.metrics.count_backfill_failure(reason)
+        with self._lock:
+            self._failed.add(coin)
+        later = f"; trying again in {retry_in:g} s" if retry_in is not None else ""
+        log.warning("backfill of %s skipped (%s)%s", coin, reason.replace("_", " "), later)
+
+    def round_done(self, coins: int, seconds: float) -> None:
+        with self._lock:
+            done, failed = len(self._coins), len(self._failed)
+        log.info(
+            "backfill: %d windows for %d of %d coins in %.2f s to %s%s",
+            self.metrics.backfill_windows,
+            done,
+            coins,
+            seconds,
+            self.topic,
+            f"; {failed} coin(s) failed, tried again later" if failed else "",
+        )
+
+
+def enable_backfill(
+    source: Source, producer: TickProducer, settings: Settings
+) -> BackfillPublisher | None:
+    """Have `source` publish its past as backfill windows, when `producer.backfill` is on and the
+    source can (CoinGecko, simulated; not replay). The sink, or None."""
+    if not settings.producer.backfill or not hasattr(source, "backfill_to"):
+        return None
+    topic = settings.kafka.topic_windows
+    if not producer.has_topic(topic):
+        log.warning(
+            "no backfill: the windows topic %s does not exist on %s", topic, producer.bootstrap
+        )
+        return None
+    sink = BackfillPublisher(producer, topic)
+    backfilling: _Backfilling = source  # type: ignore[assignment]
+    backfilling.backfill_to(
+        sink,
+        window_seconds=settings.spark.window_seconds,
+        retry=settings.producer.backfill_retry,
+    )
+    return sink
 
 
 # -- command-line support -----------------------------------------------------------------

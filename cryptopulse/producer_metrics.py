@@ -3,7 +3,8 @@
 Counted here and nowhere else: what the source did (batches, requests, retries, quotes
 skipped by reason, quotes unchanged, cycles that failed by reason, from each `Batch`), what
 the sink took (`sent`: ticks handed to Kafka, or written to a capture), and what Kafka said
-(delivered, delivery failures by error, ticks refused by schema validation). A Prometheus
+(delivered, delivery failures by error, ticks refused by schema validation), and the backfill
+(windows handed to Kafka and acknowledged, coins whose backfill failed by reason). A Prometheus
 collector turns the same numbers into `cryptopulse_producer_*` samples when scraped.
 """
 
@@ -37,6 +38,10 @@ class Counts:
     skipped: Counter[str] = field(default_factory=Counter)
     failed_cycles: Counter[str] = field(default_factory=Counter)
     delivery_errors: Counter[str] = field(default_factory=Counter)
+    backfill_windows: int = 0
+    backfill_delivered: int = 0
+    backfill_undelivered: int = 0
+    backfill_failures: Counter[str] = field(default_factory=Counter)
 
     def since(self, earlier: Counts) -> Counts:
         """What was counted after `earlier` (a `snapshot()` of this object)."""
@@ -81,6 +86,23 @@ class ProducerMetrics(Counts):
                 self.failed += count
                 self.delivery_errors[error] += count
 
+    def count_backfill(self, windows: int) -> None:
+        """Backfill windows handed to Kafka."""
+        with self._lock:
+            self.backfill_windows += windows
+
+    def count_backfill_delivery(self, error: str | None) -> None:
+        with self._lock:
+            if error is None:
+                self.backfill_delivered += 1
+            else:
+                self.backfill_undelivered += 1
+
+    def count_backfill_failure(self, reason: str) -> None:
+        """A coin's backfill failed (it is tried again later)."""
+        with self._lock:
+            self.backfill_failures[reason] += 1
+
     def count_invalid(self) -> None:
         with self._lock:
             self.invalid += 1
@@ -103,6 +125,12 @@ class ProducerMetrics(Counts):
             parts.append(f"unchanged {self.unchanged:,}")
         if self.failed_cycles:
             parts.append(f"failed cycles {self.failed_cycles.total()}")
+        if self.backfill_windows or self.backfill_failures:
+            parts.append(f"backfill windows {self.backfill_windows:,}")
+        if self.backfill_undelivered:
+            parts.append(f"backfill undelivered {self.backfill_undelivered:,}")
+        if self.backfill_failures:
+            parts.append(f"backfill failed {reasons(self.backfill_failures)}")
         return ", ".join(parts)
 
 
@@ -117,11 +145,20 @@ _COUNTERS = (
     ("unchanged", "Quotes not republished because the source had not updated them."),
     ("requests", "Requests made to the source (CoinGecko), retries included."),
     ("retries", "Requests to the source that were retries."),
+    ("backfill_windows", "Backfill windows handed to Kafka (the windows topic)."),
+    ("backfill_delivered", "Backfill windows acknowledged by the broker."),
+    ("backfill_undelivered", "Backfill windows the broker did not acknowledge."),
 )
 _LABELLED = (
     ("delivery_errors", "delivery_failures", "error", "Ticks the broker did not acknowledge."),
     ("skipped", "skipped", "reason", "Quotes the source left out, by reason."),
     ("failed_cycles", "failed_cycles", "reason", "Source cycles with no data after retries."),
+    (
+        "backfill_failures",
+        "backfill_failures",
+        "reason",
+        "Coin backfills that failed, by reason (each is tried again later).",
+    ),
 )
 
 

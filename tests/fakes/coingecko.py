@@ -1,13 +1,15 @@
 """A local CoinGecko: real HTTP on 127.0.0.1, speaking the public API's exact wire format.
 
-Serves `/api/v3/simple/price`, `/api/v3/coins/markets` (paginated) and `/api/v3/ping` from an
+Serves `/api/v3/simple/price`, `/api/v3/coins/markets` (paginated), `/api/v3/coins/{id}/market_chart`
+(the last 24 h: 5-minute points, about 288, as `days=1` gives) and `/api/v3/ping` from an
 in-memory market, gzip-compressed when the client accepts it (as CoinGecko's CDN does).
 Tests script misbehaviour for the next requests with `respond(...)`:
 `rate_limited()` (with or without Retry-After, in seconds or as an HTTP date),
 `server_error()`, `hang()` (past the client's timeout), `garbage()`, `html_page()`,
 `error_body()`, and hostile answers: `redirect(url)`, `gzip_bomb()` (small on the wire, huge
 decompressed), `drip()` (a body, or headers, that arrive a byte at a time and never end);
-and bad data per coin with `corrupt(coin, entry)` / `extra_ids`.
+and bad data per coin with `corrupt(coin, entry)` / `extra_ids`. A coin's market_chart can be
+scripted on its own with `fail_chart(coin, reply, times)` (a 429, garbage, a hang).
 Every request is recorded (time, path, query, headers) for assertions: a second fake is the
 target of a redirect that records whether a key reached it.
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 import email.utils
 import functools
 import gzip
+import math
+import re
 import threading
 import time
 import zlib
@@ -158,6 +162,8 @@ class FakeCoinGecko:
         self.hidden: set[str] = set()  # coins left out of answers (as if unknown upstream)
         self.extra_ids: dict[str, Any] = {}  # ids nobody asked for, added to /simple/price
         self.requests: list[Request] = []
+        self.chart_points = 288  # days=1: 5-minute points over 24 h
+        self._chart_faults: dict[str, tuple[Reply, int | None]] = {}
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -173,6 +179,27 @@ class FakeCoinGecko:
 
     def corrupt(self, coin: str, entry: Any) -> None:
         self.corrupted[coin] = entry
+
+    def fail_chart(self, coin: str, reply: Reply, times: int | None = None) -> None:
+        """Answer `coin`'s market_chart with `reply` the next `times` times (None: always)."""
+        with self._lock:
+            self._chart_faults[coin] = (reply, times)
+
+    def chart_requests(self, coin: str) -> list[Request]:
+        return self.requests_to(f"/coins/{coin}/market_chart")
+
+    def _chart_fault(self, path: str) -> Reply | None:
+        match = _CHART_PATH.fullmatch(path)
+        fault = self._chart_faults.get(match.group(1)) if match else None
+        if match is None or fault is None:
+            return None
+        reply, times = fault
+        if times is not None:
+            if times <= 1:
+                del self._chart_faults[match.group(1)]
+            else:
+                self._chart_faults[match.group(1)] = (reply, times - 1)
+        return reply
 
     def advance(self, seconds: int = 60, factor: float = 1.01) -> None:
         """Move the market: every price changes and `last_updated_at` moves forward."""
@@ -247,7 +274,8 @@ class FakeCoinGecko:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self._lock:
             self.requests.append(Request(time.monotonic(), parts.path, query, headers))
-            reply = self._script.popleft() if self._script else Reply()
+            reply = self._script.popleft() if self._script else None
+            reply = reply or self._chart_fault(parts.path) or Reply()
         if reply.delay and self._closing.wait(reply.delay):
             return
         if reply.drip:
@@ -298,7 +326,19 @@ class FakeCoinGecko:
             return self._simple_price(query)
         if path == "/api/v3/coins/markets":
             return self._markets(query)
+        chart = _CHART_PATH.fullmatch(path)
+        if chart is not None:
+            return self._market_chart(chart.group(1), query)
         return Reply(404, b'{"error":"Not Found"}')
+
+    def _market_chart(self, coin: str, query: dict[str, str]) -> Reply:
+        if query.get("vs_currency") != "usd" or query.get("days") != "1":
+            return Reply(400, b'{"error":"Missing parameter vs_currency or days"}')
+        with self._lock:
+            q = self.quotes.get(coin)
+            if q is None or coin in self.hidden:
+                return Reply(404, b'{"error":"coin not found"}')
+            return Reply(200, orjson.dumps(market_chart(q, self.chart_points, time.time())))
 
     def _simple_price(self, query: dict[str, str]) -> Reply:
         if query.get("vs_currencies") != "usd":
@@ -380,6 +420,29 @@ def _market_row(coin: str, q: Quote) -> dict[str, Any]:
         "last_updated": updated.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "price_change_percentage_24h_in_currency": q.change,
     }
+
+
+_CHART_PATH = re.compile(r"/api/v3/coins/([a-z0-9._-]+)/market_chart")
+
+
+def market_chart(q: Quote, points: int, now: float) -> dict[str, list[list[float]]]:
+    """A day of `q`'s past as CoinGecko's market_chart gives it: `points` pairs per array,
+    `[unix ms, value]`, 5 minutes apart at irregular seconds, the last one now at the current
+    price; the price moves from its level 24 h ago (given by the 24 h change) to now, with a wave."""
+    then = q.price / (1 + q.change / 100)
+    step = 86_400 / points
+    start = now - step * (points - 1)
+    prices, caps, volumes = [], [], []
+    for i in range(points):
+        at = now if i == points - 1 else start + i * step + (i * 7) % 40
+        share = i / (points - 1)
+        wave = 1 + 0.01 * math.sin(i / 12)
+        price = q.price if i == points - 1 else (then + (q.price - then) * share) * wave
+        ms = int(at * 1000)
+        prices.append([ms, round(price, 8)])
+        caps.append([ms, round(q.market_cap * price / q.price, 2)])
+        volumes.append([ms, round(q.volume * (0.9 + 0.1 * share), 2)])
+    return {"prices": prices, "market_caps": caps, "total_volumes": volumes}
 
 
 def many_coins(count: int) -> dict[str, tuple[str, str, float, float, float, float]]:

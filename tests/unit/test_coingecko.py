@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import gzip
+import itertools
 import logging
 import threading
 import time
@@ -29,6 +30,8 @@ from cryptopulse.sources.coingecko import CoinGeckoSource
 from cryptopulse.sources.coingecko.client import PRO_BASE_URL
 from cryptopulse.sources.coingecko.errors import BadQuote, CoinGeckoError, TryAgain
 from cryptopulse.sources.coingecko.models import (
+    ChartProblem,
+    MarketChart,
     MarketRow,
     SimplePriceQuote,
     decode_body,
@@ -42,6 +45,7 @@ from cryptopulse.sources.coingecko.retry import (
     parse_retry_after,
     retry_delay,
 )
+from tests.unit.test_backfill import Collected
 
 T0 = 1_732_485_600  # 2024-11-24T22:00:00Z
 DEFAULT = list(ProducerSettings().coins)
@@ -883,3 +887,157 @@ def test_get_cuts_a_body_off_at_the_deadline_between_chunks() -> None:
             http.get(client, "/x", {}, max_bytes=1 << 20, deadline=0.3)
     assert late.value.reason == "deadline_exceeded"
     assert 0.3 <= time.monotonic() - started < 1.0
+
+
+# -- backfill: /coins/{id}/market_chart ---------------------------------------------------------
+
+
+def _chart(now: float, points: int = 288, price: float = 100.0) -> dict[str, list[list[float]]]:
+    """A market_chart body of the real shape: `[unix ms, value]` pairs, 5 minutes apart."""
+    times = [int((now - 300 * (points - 1 - i)) * 1000) for i in range(points)]
+    return {
+        "prices": [[ms, price + i * 0.01] for i, ms in enumerate(times)],
+        "market_caps": [[ms, 1e9 + i] for i, ms in enumerate(times)],
+        "total_volumes": [[ms, 5e7 + i] for i, ms in enumerate(times)],
+    }
+
+
+def test_market_chart_real_shape() -> None:
+    chart = MarketChart.read(_chart(T0, points=3))
+    points, skipped = chart.points()
+    assert not skipped
+    assert [p.at for p in points] == [T0 - 600, T0 - 300, T0]
+    assert [p.price for p in points] == [100.0, 100.01, 100.02]
+    assert [(p.market_cap, p.volume_24h) for p in points][-1] == (1e9 + 2, 5e7 + 2)
+    assert all(p.change_24h is None for p in points)  # the chart has none; see with_day_change
+
+
+def test_market_chart_pairs_are_read_one_by_one() -> None:
+    body = _chart(T0, points=2)
+    body["prices"] += [[T0 * 1000 + 1, None], ["x", 1.0], [1, 2, 3], [T0 * 1000 + 2, True], 7]
+    body["market_caps"].append([T0 * 1000, "big"])  # an unreadable cap: that point has none
+    points, skipped = MarketChart.read(body).points()
+    assert len(points) == 2
+    assert skipped == {"null_price": 1, "malformed_point": 4}
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ([1, 2], "malformed_chart"),
+        ({"prices": "no"}, "malformed_chart"),
+        ({"market_caps": []}, "malformed_chart"),
+        ({"prices": []}, "no_points"),
+        ({"prices": [[T0 * 1000, 1.0]] * 5001}, "too_many_points"),
+        ({"error": "coin not found"}, "malformed_chart"),
+    ],
+)
+def test_unusable_market_charts_are_refused_with_a_reason(payload: Any, reason: str) -> None:
+    with pytest.raises(ChartProblem) as refused:
+        MarketChart.read(payload)
+    assert refused.value.reason == reason
+
+
+class Charts(Scripted):
+    """/simple/price as usual, and each coin's market_chart: normal, or a scripted failure."""
+
+    def __init__(self, clock: FakeClock, **faults: list[Handler]) -> None:
+        super().__init__(clock)
+        self.faults = faults
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if not path.endswith("/market_chart"):
+            return super().__call__(request)
+        self.calls.append((self.clock.monotonic(), request))
+        coin = path.split("/")[-2]
+        assert request.url.params["vs_currency"] == "usd" and request.url.params["days"] == "1"
+        if self.faults.get(coin):
+            return self.faults[coin].pop(0)(request)
+        return httpx.Response(200, json=_chart(self.clock.time() - 1))
+
+    def times(self, kind: str) -> list[float]:
+        return [at - self.calls[0][0] for at, r in self.calls if r.url.path.endswith(kind)]
+
+
+def _backfilling(
+    clock: FakeClock, handler: Scripted, **kwargs: Any
+) -> tuple[CoinGeckoSource, Collected]:
+    retry = kwargs.pop("retry", 600.0)
+    source = _source(clock, handler, **kwargs)
+    sink = Collected()
+    source.backfill_to(sink, window_seconds=30.0, retry=retry)
+    return source, sink
+
+
+def test_backfill_takes_only_the_slots_polls_leave() -> None:
+    """Keyless budget: 5 calls a minute (12 s apart), a poll every 30 s. A chart goes out only
+    where the next poll still gets its own slot, so polls stay exactly on their grid."""
+    clock = FakeClock(T0)
+    handler = Charts(clock)
+    source, sink = _backfilling(
+        clock, handler, coins=DEFAULT[:3], max_cycles=4, calls_per_minute=5.0, poll_interval=30.0
+    )
+    batches, metrics = metered(source)
+    assert handler.times("/simple/price") == [0.0, 30.0, 60.0, 90.0]
+    assert handler.times("/market_chart") == [12.0, 42.0, 72.0]  # 24 s would crowd the poll at 30
+    starts = sorted(at for at, _ in handler.calls)
+    assert all(b - a >= 12.0 for a, b in itertools.pairwise(starts))  # the budget
+    assert list(sink.windows) == DEFAULT[:3]
+    assert sink.rounds == [3] and sink.failures == []
+    assert metrics.requests == 7  # charts counted with the polls
+    live_start = batches[0].ticks[0].timestamp
+    for windows in sink.windows.values():
+        assert len(windows) == 287  # the newest point is in the live window
+        assert windows[-1].window_end <= live_start
+        assert all(w.kind == "backfill" and w.source == "coingecko" for w in windows)
+        assert windows[0].symbol == symbol_of(windows[0].coin)
+
+
+def test_a_failed_chart_skips_its_coin_once_and_is_tried_again_later() -> None:
+    clock = FakeClock(T0)
+    handler = Charts(
+        clock,
+        bitcoin=[status(429, {"Retry-After": "5"})],
+        ethereum=[lambda r: httpx.Response(200, content=b'{"prices": [[1,')],
+        ripple=[timeout],
+    )
+    coins = ["bitcoin", "ethereum", "ripple", "solana"]
+    source, sink = _backfilling(
+        clock, handler, coins=coins, max_cycles=4, poll_interval=30.0, retry=40.0
+    )
+    list(source)
+    assert sink.failures == [
+        ("bitcoin", "rate_limited", 40.0),
+        ("ethereum", "malformed_json", 40.0),
+        ("ripple", "timeout", 40.0),
+    ]
+    assert sink.rounds == [4]
+    assert set(sink.windows) == set(coins)  # each made it on its retry
+    charts = [(at, r.url.path.split("/")[-2]) for at, r in handler.calls if "chart" in r.url.path]
+    tries = {coin: [at for at, c in charts if c == coin] for coin in coins}
+    assert all(len(t) == 2 for c, t in tries.items() if c != "solana")  # no quick retries
+    assert tries["bitcoin"][1] - tries["bitcoin"][0] >= 40.0
+    assert tries["ethereum"][0] - tries["bitcoin"][0] >= 5.0  # Retry-After holds every chart
+    assert handler.times("/simple/price") == [0.0, 30.0, 60.0, 90.0]
+
+
+def test_top_n_backfills_the_coins_its_first_page_names() -> None:
+    def page(request: httpx.Request) -> httpx.Response:
+        rows = [{**MARKET_ROW, "id": f"c{i}", "symbol": f"S{i}"} for i in range(3)]
+        return httpx.Response(200, json=rows)
+
+    clock = FakeClock(T0)
+    handler = Charts(clock)
+    handler.script = [page, page]
+    source, sink = _backfilling(clock, handler, coins=[], top=3, max_cycles=2)
+    list(source)
+    assert list(sink.windows) == ["c0", "c1", "c2"]
+    assert sink.windows["c1"][0].symbol == "s1"
+
+
+def test_without_a_sink_no_chart_is_fetched() -> None:
+    clock = FakeClock(T0)
+    handler = Charts(clock)
+    list(_source(clock, handler, max_cycles=3, poll_interval=30.0))
+    assert handler.times("/market_chart") == []

@@ -13,13 +13,16 @@ from typing import Any
 import orjson
 import pytest
 
+from cryptopulse.backfill import Point, to_windows
 from cryptopulse.config import load_settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.platform.ports import free_port
 from cryptopulse.producer import (
+    BackfillPublisher,
     Runner,
     StatusReporter,
     TickProducer,
+    enable_backfill,
     kafka_config,
     publish_source,
     with_producer_overrides,
@@ -53,9 +56,10 @@ class FakeKafka:
         self.fail = fail or set()
         self.full_once = True
         self.undeliverable = 0
+        self.topics: dict[str, None] = {"ticks": None}
 
     def list_topics(self, timeout: float) -> Any:
-        return SimpleNamespace(topics={"ticks": None})
+        return SimpleNamespace(topics=self.topics)
 
     def produce(
         self, topic: str, value: bytes, key: bytes, on_delivery: Callable[..., None]
@@ -304,3 +308,66 @@ def test_the_logs_and_metrics_read_one_set_of_counts() -> None:
         == 1
     )
     assert result.summary() == ("sent 3, delivered 3, skipped 2 (null_price 2), failed cycles 1")
+
+
+# -- backfill windows ------------------------------------------------------------------------
+
+
+def _backfill_windows(coin: str, count: int) -> list[Any]:
+    points = [Point(START.timestamp() + 30 * i, 100.0 + i) for i in range(count)]
+    made = to_windows(points, source="simulated", coin=coin, symbol=coin[:3], window_seconds=30)
+    return made.windows
+
+
+def test_backfill_windows_go_to_the_windows_topic_counted_apart_from_ticks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    producer, made = _producer(fail={"solana"})
+    producer.start()
+    sink = BackfillPublisher(producer, "windows")
+    caplog.set_level(logging.INFO, logger="cryptopulse.producer")
+    assert sink.publish("bitcoin", _backfill_windows("bitcoin", 4)) == 4
+    assert sink.publish("solana", _backfill_windows("solana", 2)) == 2
+    sink.failed("ethereum", "rate_limited", 600.0)
+    sink.round_done(3, 0.5)
+    producer.stop()
+    kafka = made[0]
+    assert {topic for topic, _, _ in kafka.records} == {"windows"}
+    assert [k for _, k, _ in kafka.records] == [b"bitcoin"] * 4 + [b"solana"] * 2
+    first = orjson.loads(kafka.records[0][2])
+    assert first["kind"] == "backfill" and first["window_start"] == "2026-11-24T22:00:00.000Z"
+    metrics = producer.metrics
+    assert (metrics.sent, metrics.delivered, metrics.failed) == (0, 0, 0)  # ticks untouched
+    assert (metrics.backfill_windows, metrics.backfill_delivered) == (6, 4)
+    assert metrics.backfill_undelivered == 2
+    assert metrics.backfill_failures == {"rate_limited": 1}
+    registry = metrics.registry
+    assert registry.get_sample_value("cryptopulse_producer_backfill_windows_total") == 6
+    assert (
+        registry.get_sample_value(
+            "cryptopulse_producer_backfill_failures_total", {"reason": "rate_limited"}
+        )
+        == 1
+    )
+    lines = [r.getMessage() for r in caplog.records if "backfill" in r.getMessage()]
+    assert "backfill of ethereum skipped (rate limited); trying again in 600 s" in lines
+    assert any(line.startswith("backfill: 6 windows for 2 of 3 coins") for line in lines)
+    assert "backfill windows 6" in metrics.summary()
+
+
+def test_backfill_is_enabled_only_when_on_the_source_can_and_the_topic_exists() -> None:
+    settings = load_settings()
+    topic = settings.kafka.topic_windows
+    producer, made = _producer()
+    producer.start()
+    source = SimulatedSource(SimulatedMarket(2, start=START), paced=False, clock=FakeClock())
+    assert enable_backfill(source, producer, settings) is None  # no windows topic
+    made[0].topics[topic] = None
+    sink = enable_backfill(source, producer, settings)
+    assert sink is not None and sink.topic == topic
+    assert source._backfill_to is not None
+    off = with_producer_overrides(settings, backfill=False)
+    fresh = SimulatedSource(SimulatedMarket(2, start=START), paced=False, clock=FakeClock())
+    assert enable_backfill(fresh, producer, off) is None and fresh._backfill_to is None
+    replay = SimpleNamespace(name="replay")  # a source without backfill_to
+    assert enable_backfill(replay, producer, settings) is None  # type: ignore[arg-type]

@@ -162,35 +162,64 @@ class CoinGeckoClient:
         elif self.clock.stopped:
             raise CycleFailed("stopped")
 
-    def _attempt(self, path: str, params: Mapping[str, str], tally: Batch) -> Any:
+    def ready_at(self) -> float:
+        """The earliest `clock.monotonic()` time the budget lets the next request go out."""
+        now = self.clock.monotonic()
+        if self._last_request is None:
+            return max(now, self._not_before)
+        return max(now, self._not_before, self._last_request + self.min_spacing)
+
+    def fetch_once(
+        self, path: str, params: Mapping[str, str], tally: Batch, *, deadline: float
+    ) -> Any:
+        """One request within `deadline` s, no retry and no log line (a backfill: the caller
+        tries again much later and says why once). Raises as `get`'s attempts do."""
+        return self._attempt(path, params, tally, deadline=deadline, quiet=True)
+
+    def _attempt(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        tally: Batch,
+        *,
+        deadline: float | None = None,
+        quiet: bool = False,
+    ) -> Any:
         """One request: the payload, `TryAgain` for a failure that may pass, else `CycleFailed`."""
         self._throttle()
         self._last_request = self.clock.monotonic()
         tally.requests += 1
         try:
             reply = http.get(
-                self._http, path, params, max_bytes=self.max_body_bytes, deadline=self.deadline
+                self._http,
+                path,
+                params,
+                max_bytes=self.max_body_bytes,
+                deadline=self.deadline if deadline is None else deadline,
             )
         except http.FetchError as failed:
             if failed.reason in RETRIED:
                 log.debug("CoinGecko %s: %s", path, self.safe(str(failed)))
                 raise TryAgain(failed.reason) from None
-            log.warning("CoinGecko %s: %s; trying again next cycle", path, self.safe(str(failed)))
+            if not quiet:
+                log.warning(
+                    "CoinGecko %s: %s; trying again next cycle", path, self.safe(str(failed))
+                )
             raise CycleFailed(failed.reason) from None
         if reply.status == 429:
             header = reply.headers.get("retry-after")
             raise TryAgain("rate_limited", parse_retry_after(header, self.clock.time()))
         if reply.status >= 500:
             raise TryAgain(f"http_{reply.status}")
-        return self._accept(reply)
+        return self._accept(reply, quiet=quiet)
 
-    def _accept(self, reply: http.Reply) -> Any:
+    def _accept(self, reply: http.Reply, *, quiet: bool = False) -> Any:
         """A final response: its JSON payload, or `CycleFailed` with a reason."""
         status = reply.status
         payload, bad = decode_body(reply.body, reply.headers.get("content-type", ""))
         problem = key_problem(status, payload)
         if problem is not None:
-            if not self._key_error_reported:
+            if not self._key_error_reported and not quiet:
                 self._key_error_reported = True
                 log.error(
                     "%s. The producer keeps polling but publishes nothing until fixed.",
@@ -199,16 +228,18 @@ class CoinGeckoClient:
             raise CycleFailed("key_error")
         code, message = error_code(payload)
         if status >= 400:
-            if status not in self._warned_status:
+            if status not in self._warned_status and not quiet:
                 self._warned_status.add(status)
                 said = f": {self.safe(message)}" if message else ""
                 log.error("CoinGecko answered HTTP %d%s", status, said)
             raise CycleFailed(f"http_{status}")
         if bad is not None:
-            log.warning("CoinGecko returned an unreadable body (%s); skipping this cycle", bad)
+            if not quiet:
+                log.warning("CoinGecko returned an unreadable body (%s); skipping this cycle", bad)
             raise CycleFailed(bad)
         if code is not None or message is not None:
-            log.warning("CoinGecko returned an error body: %s", self.safe(message or str(code)))
+            if not quiet:
+                log.warning("CoinGecko returned an error body: %s", self.safe(message or str(code)))
             raise CycleFailed("error_body")
         return payload
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from cryptopulse.backfill import Point
 from cryptopulse.coins import symbol_of
 from cryptopulse.schema import Tick
 from cryptopulse.sources.coingecko.errors import BadQuote
@@ -219,6 +220,90 @@ def market_ids(payload: object) -> set[str]:
     if not isinstance(payload, list):
         return set()
     return {e["id"] for e in payload if isinstance(e, dict) and isinstance(e.get("id"), str)}
+
+
+# -- past prices (backfill) ----------------------------------------------------------------
+
+MAX_CHART_POINTS: Final = 5000  # days=1 gives ~288 (5-minute points); more is not a chart
+
+
+class ChartProblem(ValueError):
+    """A `market_chart` body that cannot be used at all; `reason` names why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_Pairs = Annotated[list[Any], Field(max_length=MAX_CHART_POINTS)]
+
+
+class MarketChart(BaseModel):
+    """`GET /coins/{id}/market_chart?vs_currency=usd&days=1`: three arrays of
+    `[unix ms, number]` pairs (prices, market caps, total 24 h volumes), bounded in length.
+    The pairs themselves are read one by one by `points`: a bad pair is skipped, not the chart."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    prices: _Pairs
+    market_caps: _Pairs = Field(default_factory=list)
+    total_volumes: _Pairs = Field(default_factory=list)
+
+    @classmethod
+    def read(cls, payload: object) -> MarketChart:
+        """The chart, or `ChartProblem`: `malformed_chart` (not the shape above),
+        `too_many_points`, `no_points` (an empty price array)."""
+        if not isinstance(payload, dict):
+            raise ChartProblem("malformed_chart")
+        try:
+            chart = cls.model_validate(payload)
+        except ValidationError as exc:
+            too_long = any(e["type"] == "too_long" for e in exc.errors())
+            raise ChartProblem("too_many_points" if too_long else "malformed_chart") from None
+        if not chart.prices:
+            raise ChartProblem("no_points")
+        return chart
+
+    def points(self) -> tuple[list[Point], Counter[str]]:
+        """Price points with the cap and volume of the same instant (when given), and the pairs
+        skipped by reason: `malformed_point` (not `[number, number]`), `null_price`."""
+        skipped: Counter[str] = Counter()
+        caps = _by_time(self.market_caps)
+        volumes = _by_time(self.total_volumes)
+        out: list[Point] = []
+        for pair in self.prices:
+            read = _pair(pair)
+            if read is None:
+                skipped["malformed_point"] += 1
+                continue
+            ms, price = read
+            if price is None:
+                skipped["null_price"] += 1
+            else:
+                out.append(Point(ms / 1000, price, None, volumes.get(ms), caps.get(ms)))
+        return out, skipped
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _pair(pair: object) -> tuple[float, float | None] | None:
+    """`[ms, value]` as numbers (value may be null), else None. Range checks are `backfill`'s."""
+    if not isinstance(pair, list) or len(pair) != 2:
+        return None
+    ms, value = pair
+    if not _number(ms) or not (value is None or _number(value)):
+        return None
+    return float(ms), (float(value) if value is not None else None)
+
+
+def _by_time(pairs: list[Any]) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for pair in pairs:
+        read = _pair(pair)
+        if read is not None and read[1] is not None:
+            out[read[0]] = read[1]
+    return out
 
 
 # -- error bodies ---------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from cryptopulse.config import ProducerSettings
-from cryptopulse.sources.base import Batch, Clock, SystemClock, next_deadline
+from cryptopulse.sources.base import BackfillSink, Batch, Clock, SystemClock, next_deadline
+from cryptopulse.sources.coingecko.backfill import ChartBackfill
 from cryptopulse.sources.coingecko.client import CoinGeckoClient
 from cryptopulse.sources.coingecko.errors import CycleFailed
 from cryptopulse.sources.coingecko.models import (
@@ -79,6 +80,12 @@ class CoinGeckoSource:
         self.client = CoinGeckoClient(self.clock, **client)
         self.cycles = 0
         self._last_seen: dict[str, float] = {}
+        self._backfill_to: tuple[BackfillSink, float, float] | None = None
+        self.backfill: ChartBackfill | None = None  # from the first poll on, when asked for
+
+    def backfill_to(self, sink: BackfillSink, *, window_seconds: float, retry: float) -> None:
+        """Also fetch each polled coin's last 24 h into `sink`, between polls (see `backfill`)."""
+        self._backfill_to = (sink, window_seconds, retry)
 
     @classmethod
     def from_settings(
@@ -127,8 +134,20 @@ class CoinGeckoSource:
         deadline = start
         log.info("polling %s", self.describe())
         self._warn_if_too_slow()
+        if self._backfill_to is not None:
+            sink, window_seconds, retry = self._backfill_to
+            self.backfill = ChartBackfill(
+                self.client,
+                self.clock,
+                sink,
+                window_seconds=window_seconds,
+                retry=retry,
+            )
         while not self.clock.stopped:
             batch = self.poll_once()
+            if self.backfill is not None:
+                self.backfill.add(batch.ticks)
+                self.backfill.take_requests(batch)
             if self.clock.stopped and not batch.ticks:
                 return
             yield batch
@@ -140,8 +159,14 @@ class CoinGeckoSource:
             if missed > 0:
                 log.warning("cycle %d overran; skipping %d scheduled poll(s)", batch.cycle, missed)
             deadline = upcoming
-            if self.clock.sleep(upcoming - now):
+            if self._wait(upcoming):
                 return
+
+    def _wait(self, until: float) -> bool:
+        """Wait for the next poll (fetching backfill charts meanwhile); True when stopped."""
+        if self.backfill is not None:
+            return self.backfill.wait_until(until)
+        return self.clock.sleep(until - self.clock.monotonic())
 
     def _warn_if_too_slow(self) -> None:
         pages = self._pages_per_cycle()
