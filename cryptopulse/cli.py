@@ -210,6 +210,12 @@ KeepTimesOpt = Annotated[
 ]
 MaxTicksOpt = Annotated[int | None, typer.Option(help="Stop after this many ticks.")]
 DurationOpt = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
+NoBackfillOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-backfill", help="Do not publish the last 24 h as backfill windows at start."
+    ),
+]
 
 
 def _coin_list(coins: str | None) -> list[str] | None:
@@ -241,6 +247,7 @@ def up(
     rate: RateOpt = None,
     poll_interval: IntervalOpt = None,
     replay_file: FileOpt = None,
+    no_backfill: NoBackfillOpt = False,
 ) -> None:
     """Run the whole pipeline (Kafka, API, Spark job, producer) and print the dashboard URL."""
     from rich.text import Text
@@ -258,6 +265,7 @@ def up(
         "producer__simulated_rate": rate,
         "producer__poll_interval": poll_interval,
         "producer__replay_file": replay_file.resolve() if replay_file else None,
+        "producer__backfill": False if no_backfill else None,
     }
     env = _up_env(overrides)
     os.environ.update(env)
@@ -482,6 +490,7 @@ def _source_settings(options: dict[str, Any]) -> Settings:
             replay_file=options["replay_file"],
             replay_speed=options["speed"],
             replay_retime=False if options["keep_timestamps"] else None,
+            backfill=False if options.get("no_backfill") else None,
         )
     except ValueError as exc:  # pydantic's ValidationError names the bad option
         _say_error("Invalid option:", exc)
@@ -502,6 +511,7 @@ def produce(
     replay_file: FileOpt = None,
     speed: SpeedOpt = None,
     keep_timestamps: KeepTimesOpt = False,
+    no_backfill: NoBackfillOpt = False,
     bootstrap: Annotated[
         str | None, typer.Option(help="Kafka host:port (default: settings).")
     ] = None,
@@ -520,7 +530,12 @@ def produce(
     ] = None,
 ) -> None:
     """Publish market Ticks to Kafka from CoinGecko, the simulator or a capture (Ctrl-C stops)."""
-    from cryptopulse.producer import TickProducer, publish_source, run_until_signalled
+    from cryptopulse.producer import (
+        TickProducer,
+        enable_backfill,
+        publish_source,
+        run_until_signalled,
+    )
     from cryptopulse.sources import open_source
 
     settings = _source_settings(ctx.params)  # the source options above, by name
@@ -537,6 +552,7 @@ def produce(
         _report(report_fd, producer)
         raise _fail(exc) from exc
     status = _start_reporting(settings, src, producer, metrics_port)
+    enable_backfill(src, producer, settings)
     runner = publish_source(src, producer, max_ticks=max_ticks, duration=duration, status=status)
     try:
         result = run_until_signalled(runner)
