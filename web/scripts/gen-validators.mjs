@@ -1,4 +1,4 @@
-// Generates the runtime checks of server messages from the backend's JSON Schema
+// Generates the runtime checks of server messages and /api/* answers from the backend's JSON Schema
 // (src/generated/schema.json, written by `cryptopulse schema`), so no check is written by hand:
 //   validators.js    Ajv validators compiled to plain code here, at generation time. The page's
 //                    Content-Security-Policy has no 'unsafe-eval', so Ajv must never compile in the
@@ -25,6 +25,8 @@ const VALIDATORS = {
   validateWindow: ["WindowAggregate", "WindowAggregate"],
   validateStatus: ["SourceStatus", "SourceStatus"],
   validateSourceId: ["WindowAggregate/properties/source", "string"],
+  validateHistory: ["HistoryResponse", "HistoryResponse"],
+  validateSparklines: ["SparklinesResponse", "SparklinesResponse"],
 };
 /** Exported constant -> [definition, property] whose `enum` it lists, and the type of its items. */
 const ENUMS = {

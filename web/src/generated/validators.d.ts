@@ -4,7 +4,7 @@
  * (`cryptopulse schema`). Do not edit by hand.
  */
 import type { ValidateFunction } from "ajv";
-import type { SourceStatus, WindowAggregate } from "./types";
+import type { HistoryResponse, SourceStatus, SparklinesResponse, WindowAggregate } from "./types";
 
 /** Checks `$defs/WindowAggregate` of schema.json (absent defaults are filled in place). */
 export declare const validateWindow: ValidateFunction<WindowAggregate>;
@@ -12,3 +12,7 @@ export declare const validateWindow: ValidateFunction<WindowAggregate>;
 export declare const validateStatus: ValidateFunction<SourceStatus>;
 /** Checks `$defs/WindowAggregate/properties/source` of schema.json (absent defaults are filled in place). */
 export declare const validateSourceId: ValidateFunction<string>;
+/** Checks `$defs/HistoryResponse` of schema.json (absent defaults are filled in place). */
+export declare const validateHistory: ValidateFunction<HistoryResponse>;
+/** Checks `$defs/SparklinesResponse` of schema.json (absent defaults are filled in place). */
+export declare const validateSparklines: ValidateFunction<SparklinesResponse>;

@@ -1450,3 +1450,1627 @@ function validate13(data, { instancePath = "", parentData, parentDataProperty, r
   validate13.errors = vErrors;
   return errors === 0;
 }
+export const validateHistory = validate14;
+const schema15 = {
+  additionalProperties: false,
+  description: "GET /api/history/{coin}: candles oldest first, no empty candles (gaps stay gaps).",
+  properties: {
+    candles: { items: { $ref: "#/$defs/Candle" }, title: "Candles", type: "array" },
+    coin: { maxLength: 100, minLength: 1, pattern: "^[a-z0-9][a-z0-9._-]*$", title: "Coin", type: "string" },
+    end: { description: "The range asked for (`to`), exclusive.", format: "date-time", title: "End", type: "string" },
+    interval: { enum: ["30s", "1m", "5m", "15m", "1h", "4h", "1d"], title: "Interval", type: "string" },
+    source: {
+      description: "Where the data comes from: coingecko, simulated, replay, ...",
+      maxLength: 40,
+      minLength: 1,
+      pattern: "^[a-z0-9][a-z0-9._-]*$",
+      title: "Source",
+      type: "string",
+    },
+    start: {
+      description: "The range asked for (`from`), inclusive.",
+      format: "date-time",
+      title: "Start",
+      type: "string",
+    },
+    symbol: {
+      anyOf: [{ type: "string" }, { type: "null" }],
+      description: "The coin's symbol, when any window is stored.",
+      title: "Symbol",
+      default: null,
+    },
+  },
+  required: ["source", "coin", "symbol", "interval", "start", "end", "candles"],
+  title: "HistoryResponse",
+  type: "object",
+};
+const schema16 = {
+  additionalProperties: false,
+  description:
+    "The windows of one series whose start falls in [start, end), rolled up: open of the\nfirst, close of the last, max high, min low, tick-weighted average price and 24 h change,\nlast market cap, max 24 h volume, summed ticks; labels from `classify` on that change.",
+  properties: {
+    avg_change_24h: { anyOf: [{ type: "number" }, { type: "null" }], title: "Avg Change 24H", default: null },
+    avg_price: { exclusiveMinimum: 0, title: "Avg Price", type: "number" },
+    close: { exclusiveMinimum: 0, title: "Close", type: "number" },
+    end: { format: "date-time", title: "End", type: "string" },
+    high: { exclusiveMinimum: 0, title: "High", type: "number" },
+    kind: {
+      description: "`backfill` when every window in it is backfill, else `live`.",
+      enum: ["live", "backfill"],
+      title: "Kind",
+      type: "string",
+    },
+    low: { exclusiveMinimum: 0, title: "Low", type: "number" },
+    market_cap: { anyOf: [{ minimum: 0, type: "number" }, { type: "null" }], title: "Market Cap", default: null },
+    max_volume_24h: {
+      anyOf: [{ minimum: 0, type: "number" }, { type: "null" }],
+      title: "Max Volume 24H",
+      default: null,
+    },
+    open: { exclusiveMinimum: 0, title: "Open", type: "number" },
+    start: { format: "date-time", title: "Start", type: "string" },
+    tick_count: { maximum: 9007199254740991, minimum: 1, title: "Tick Count", type: "integer" },
+    trend: {
+      enum: ["🚀 Surging", "📈 Rising", "➡️ Stable", "📉 Falling", "💥 Crashing"],
+      title: "Trend",
+      type: "string",
+    },
+    volatility: {
+      enum: ["Stable", "Moving", "Volatile", "High Volatility", "Extreme"],
+      title: "Volatility",
+      type: "string",
+    },
+    windows: { description: "Stored windows rolled into this candle.", minimum: 1, title: "Windows", type: "integer" },
+  },
+  required: [
+    "start",
+    "end",
+    "open",
+    "high",
+    "low",
+    "close",
+    "avg_price",
+    "avg_change_24h",
+    "max_volume_24h",
+    "market_cap",
+    "tick_count",
+    "windows",
+    "volatility",
+    "trend",
+    "kind",
+  ],
+  title: "Candle",
+  type: "object",
+};
+function validate14(data, { instancePath = "", parentData, parentDataProperty, rootData = data } = {}) {
+  let vErrors = null;
+  let errors = 0;
+  if (errors === 0) {
+    if (data && typeof data == "object" && !Array.isArray(data)) {
+      if (data.symbol === undefined) {
+        data.symbol = null;
+      }
+      let missing0;
+      if (
+        (data.source === undefined && (missing0 = "source")) ||
+        (data.coin === undefined && (missing0 = "coin")) ||
+        (data.symbol === undefined && (missing0 = "symbol")) ||
+        (data.interval === undefined && (missing0 = "interval")) ||
+        (data.start === undefined && (missing0 = "start")) ||
+        (data.end === undefined && (missing0 = "end")) ||
+        (data.candles === undefined && (missing0 = "candles"))
+      ) {
+        validate14.errors = [
+          {
+            instancePath,
+            schemaPath: "#/required",
+            keyword: "required",
+            params: { missingProperty: missing0 },
+            message: "must have required property '" + missing0 + "'",
+          },
+        ];
+        return false;
+      } else {
+        const _errs1 = errors;
+        for (const key0 in data) {
+          if (!(
+            key0 === "candles" ||
+            key0 === "coin" ||
+            key0 === "end" ||
+            key0 === "interval" ||
+            key0 === "source" ||
+            key0 === "start" ||
+            key0 === "symbol"
+          )) {
+            validate14.errors = [
+              {
+                instancePath,
+                schemaPath: "#/additionalProperties",
+                keyword: "additionalProperties",
+                params: { additionalProperty: key0 },
+                message: "must NOT have additional properties",
+              },
+            ];
+            return false;
+            break;
+          }
+        }
+        if (_errs1 === errors) {
+          if (data.candles !== undefined) {
+            let data0 = data.candles;
+            const _errs2 = errors;
+            if (errors === _errs2) {
+              if (Array.isArray(data0)) {
+                var valid1 = true;
+                const len0 = data0.length;
+                for (let i0 = 0; i0 < len0; i0++) {
+                  let data1 = data0[i0];
+                  const _errs4 = errors;
+                  const _errs5 = errors;
+                  if (errors === _errs5) {
+                    if (data1 && typeof data1 == "object" && !Array.isArray(data1)) {
+                      if (data1.avg_change_24h === undefined) {
+                        data1.avg_change_24h = null;
+                      }
+                      if (data1.market_cap === undefined) {
+                        data1.market_cap = null;
+                      }
+                      if (data1.max_volume_24h === undefined) {
+                        data1.max_volume_24h = null;
+                      }
+                      let missing1;
+                      if (
+                        (data1.start === undefined && (missing1 = "start")) ||
+                        (data1.end === undefined && (missing1 = "end")) ||
+                        (data1.open === undefined && (missing1 = "open")) ||
+                        (data1.high === undefined && (missing1 = "high")) ||
+                        (data1.low === undefined && (missing1 = "low")) ||
+                        (data1.close === undefined && (missing1 = "close")) ||
+                        (data1.avg_price === undefined && (missing1 = "avg_price")) ||
+                        (data1.avg_change_24h === undefined && (missing1 = "avg_change_24h")) ||
+                        (data1.max_volume_24h === undefined && (missing1 = "max_volume_24h")) ||
+                        (data1.market_cap === undefined && (missing1 = "market_cap")) ||
+                        (data1.tick_count === undefined && (missing1 = "tick_count")) ||
+                        (data1.windows === undefined && (missing1 = "windows")) ||
+                        (data1.volatility === undefined && (missing1 = "volatility")) ||
+                        (data1.trend === undefined && (missing1 = "trend")) ||
+                        (data1.kind === undefined && (missing1 = "kind"))
+                      ) {
+                        validate14.errors = [
+                          {
+                            instancePath: instancePath + "/candles/" + i0,
+                            schemaPath: "#/$defs/Candle/required",
+                            keyword: "required",
+                            params: { missingProperty: missing1 },
+                            message: "must have required property '" + missing1 + "'",
+                          },
+                        ];
+                        return false;
+                      } else {
+                        const _errs7 = errors;
+                        for (const key1 in data1) {
+                          if (!func2.call(schema16.properties, key1)) {
+                            validate14.errors = [
+                              {
+                                instancePath: instancePath + "/candles/" + i0,
+                                schemaPath: "#/$defs/Candle/additionalProperties",
+                                keyword: "additionalProperties",
+                                params: { additionalProperty: key1 },
+                                message: "must NOT have additional properties",
+                              },
+                            ];
+                            return false;
+                            break;
+                          }
+                        }
+                        if (_errs7 === errors) {
+                          let data2 = data1.avg_change_24h;
+                          const _errs8 = errors;
+                          const _errs9 = errors;
+                          let valid4 = false;
+                          const _errs10 = errors;
+                          if (!(typeof data2 == "number" && isFinite(data2))) {
+                            const err0 = {
+                              instancePath: instancePath + "/candles/" + i0 + "/avg_change_24h",
+                              schemaPath: "#/$defs/Candle/properties/avg_change_24h/anyOf/0/type",
+                              keyword: "type",
+                              params: { type: "number" },
+                              message: "must be number",
+                            };
+                            if (vErrors === null) {
+                              vErrors = [err0];
+                            } else {
+                              vErrors.push(err0);
+                            }
+                            errors++;
+                          }
+                          var _valid0 = _errs10 === errors;
+                          valid4 = valid4 || _valid0;
+                          if (!valid4) {
+                            const _errs12 = errors;
+                            if (data2 !== null) {
+                              const err1 = {
+                                instancePath: instancePath + "/candles/" + i0 + "/avg_change_24h",
+                                schemaPath: "#/$defs/Candle/properties/avg_change_24h/anyOf/1/type",
+                                keyword: "type",
+                                params: { type: "null" },
+                                message: "must be null",
+                              };
+                              if (vErrors === null) {
+                                vErrors = [err1];
+                              } else {
+                                vErrors.push(err1);
+                              }
+                              errors++;
+                            }
+                            var _valid0 = _errs12 === errors;
+                            valid4 = valid4 || _valid0;
+                          }
+                          if (!valid4) {
+                            const err2 = {
+                              instancePath: instancePath + "/candles/" + i0 + "/avg_change_24h",
+                              schemaPath: "#/$defs/Candle/properties/avg_change_24h/anyOf",
+                              keyword: "anyOf",
+                              params: {},
+                              message: "must match a schema in anyOf",
+                            };
+                            if (vErrors === null) {
+                              vErrors = [err2];
+                            } else {
+                              vErrors.push(err2);
+                            }
+                            errors++;
+                            validate14.errors = vErrors;
+                            return false;
+                          } else {
+                            errors = _errs9;
+                            if (vErrors !== null) {
+                              if (_errs9) {
+                                vErrors.length = _errs9;
+                              } else {
+                                vErrors = null;
+                              }
+                            }
+                          }
+                          var valid3 = _errs8 === errors;
+                          if (valid3) {
+                            if (data1.avg_price !== undefined) {
+                              let data3 = data1.avg_price;
+                              const _errs14 = errors;
+                              if (errors === _errs14) {
+                                if (typeof data3 == "number" && isFinite(data3)) {
+                                  if (data3 <= 0 || isNaN(data3)) {
+                                    validate14.errors = [
+                                      {
+                                        instancePath: instancePath + "/candles/" + i0 + "/avg_price",
+                                        schemaPath: "#/$defs/Candle/properties/avg_price/exclusiveMinimum",
+                                        keyword: "exclusiveMinimum",
+                                        params: { comparison: ">", limit: 0 },
+                                        message: "must be > 0",
+                                      },
+                                    ];
+                                    return false;
+                                  }
+                                } else {
+                                  validate14.errors = [
+                                    {
+                                      instancePath: instancePath + "/candles/" + i0 + "/avg_price",
+                                      schemaPath: "#/$defs/Candle/properties/avg_price/type",
+                                      keyword: "type",
+                                      params: { type: "number" },
+                                      message: "must be number",
+                                    },
+                                  ];
+                                  return false;
+                                }
+                              }
+                              var valid3 = _errs14 === errors;
+                            } else {
+                              var valid3 = true;
+                            }
+                            if (valid3) {
+                              if (data1.close !== undefined) {
+                                let data4 = data1.close;
+                                const _errs16 = errors;
+                                if (errors === _errs16) {
+                                  if (typeof data4 == "number" && isFinite(data4)) {
+                                    if (data4 <= 0 || isNaN(data4)) {
+                                      validate14.errors = [
+                                        {
+                                          instancePath: instancePath + "/candles/" + i0 + "/close",
+                                          schemaPath: "#/$defs/Candle/properties/close/exclusiveMinimum",
+                                          keyword: "exclusiveMinimum",
+                                          params: { comparison: ">", limit: 0 },
+                                          message: "must be > 0",
+                                        },
+                                      ];
+                                      return false;
+                                    }
+                                  } else {
+                                    validate14.errors = [
+                                      {
+                                        instancePath: instancePath + "/candles/" + i0 + "/close",
+                                        schemaPath: "#/$defs/Candle/properties/close/type",
+                                        keyword: "type",
+                                        params: { type: "number" },
+                                        message: "must be number",
+                                      },
+                                    ];
+                                    return false;
+                                  }
+                                }
+                                var valid3 = _errs16 === errors;
+                              } else {
+                                var valid3 = true;
+                              }
+                              if (valid3) {
+                                if (data1.end !== undefined) {
+                                  let data5 = data1.end;
+                                  const _errs18 = errors;
+                                  if (errors === _errs18) {
+                                    if (errors === _errs18) {
+                                      if (typeof data5 === "string") {
+                                        if (!formats0.validate(data5)) {
+                                          validate14.errors = [
+                                            {
+                                              instancePath: instancePath + "/candles/" + i0 + "/end",
+                                              schemaPath: "#/$defs/Candle/properties/end/format",
+                                              keyword: "format",
+                                              params: { format: "date-time" },
+                                              message: 'must match format "' + "date-time" + '"',
+                                            },
+                                          ];
+                                          return false;
+                                        }
+                                      } else {
+                                        validate14.errors = [
+                                          {
+                                            instancePath: instancePath + "/candles/" + i0 + "/end",
+                                            schemaPath: "#/$defs/Candle/properties/end/type",
+                                            keyword: "type",
+                                            params: { type: "string" },
+                                            message: "must be string",
+                                          },
+                                        ];
+                                        return false;
+                                      }
+                                    }
+                                  }
+                                  var valid3 = _errs18 === errors;
+                                } else {
+                                  var valid3 = true;
+                                }
+                                if (valid3) {
+                                  if (data1.high !== undefined) {
+                                    let data6 = data1.high;
+                                    const _errs20 = errors;
+                                    if (errors === _errs20) {
+                                      if (typeof data6 == "number" && isFinite(data6)) {
+                                        if (data6 <= 0 || isNaN(data6)) {
+                                          validate14.errors = [
+                                            {
+                                              instancePath: instancePath + "/candles/" + i0 + "/high",
+                                              schemaPath: "#/$defs/Candle/properties/high/exclusiveMinimum",
+                                              keyword: "exclusiveMinimum",
+                                              params: { comparison: ">", limit: 0 },
+                                              message: "must be > 0",
+                                            },
+                                          ];
+                                          return false;
+                                        }
+                                      } else {
+                                        validate14.errors = [
+                                          {
+                                            instancePath: instancePath + "/candles/" + i0 + "/high",
+                                            schemaPath: "#/$defs/Candle/properties/high/type",
+                                            keyword: "type",
+                                            params: { type: "number" },
+                                            message: "must be number",
+                                          },
+                                        ];
+                                        return false;
+                                      }
+                                    }
+                                    var valid3 = _errs20 === errors;
+                                  } else {
+                                    var valid3 = true;
+                                  }
+                                  if (valid3) {
+                                    if (data1.kind !== undefined) {
+                                      let data7 = data1.kind;
+                                      const _errs22 = errors;
+                                      if (typeof data7 !== "string") {
+                                        validate14.errors = [
+                                          {
+                                            instancePath: instancePath + "/candles/" + i0 + "/kind",
+                                            schemaPath: "#/$defs/Candle/properties/kind/type",
+                                            keyword: "type",
+                                            params: { type: "string" },
+                                            message: "must be string",
+                                          },
+                                        ];
+                                        return false;
+                                      }
+                                      if (!(data7 === "live" || data7 === "backfill")) {
+                                        validate14.errors = [
+                                          {
+                                            instancePath: instancePath + "/candles/" + i0 + "/kind",
+                                            schemaPath: "#/$defs/Candle/properties/kind/enum",
+                                            keyword: "enum",
+                                            params: { allowedValues: schema16.properties.kind.enum },
+                                            message: "must be equal to one of the allowed values",
+                                          },
+                                        ];
+                                        return false;
+                                      }
+                                      var valid3 = _errs22 === errors;
+                                    } else {
+                                      var valid3 = true;
+                                    }
+                                    if (valid3) {
+                                      if (data1.low !== undefined) {
+                                        let data8 = data1.low;
+                                        const _errs24 = errors;
+                                        if (errors === _errs24) {
+                                          if (typeof data8 == "number" && isFinite(data8)) {
+                                            if (data8 <= 0 || isNaN(data8)) {
+                                              validate14.errors = [
+                                                {
+                                                  instancePath: instancePath + "/candles/" + i0 + "/low",
+                                                  schemaPath: "#/$defs/Candle/properties/low/exclusiveMinimum",
+                                                  keyword: "exclusiveMinimum",
+                                                  params: { comparison: ">", limit: 0 },
+                                                  message: "must be > 0",
+                                                },
+                                              ];
+                                              return false;
+                                            }
+                                          } else {
+                                            validate14.errors = [
+                                              {
+                                                instancePath: instancePath + "/candles/" + i0 + "/low",
+                                                schemaPath: "#/$defs/Candle/properties/low/type",
+                                                keyword: "type",
+                                                params: { type: "number" },
+                                                message: "must be number",
+                                              },
+                                            ];
+                                            return false;
+                                          }
+                                        }
+                                        var valid3 = _errs24 === errors;
+                                      } else {
+                                        var valid3 = true;
+                                      }
+                                      if (valid3) {
+                                        let data9 = data1.market_cap;
+                                        const _errs26 = errors;
+                                        const _errs27 = errors;
+                                        let valid5 = false;
+                                        const _errs28 = errors;
+                                        if (errors === _errs28) {
+                                          if (typeof data9 == "number" && isFinite(data9)) {
+                                            if (data9 < 0 || isNaN(data9)) {
+                                              const err3 = {
+                                                instancePath: instancePath + "/candles/" + i0 + "/market_cap",
+                                                schemaPath: "#/$defs/Candle/properties/market_cap/anyOf/0/minimum",
+                                                keyword: "minimum",
+                                                params: { comparison: ">=", limit: 0 },
+                                                message: "must be >= 0",
+                                              };
+                                              if (vErrors === null) {
+                                                vErrors = [err3];
+                                              } else {
+                                                vErrors.push(err3);
+                                              }
+                                              errors++;
+                                            }
+                                          } else {
+                                            const err4 = {
+                                              instancePath: instancePath + "/candles/" + i0 + "/market_cap",
+                                              schemaPath: "#/$defs/Candle/properties/market_cap/anyOf/0/type",
+                                              keyword: "type",
+                                              params: { type: "number" },
+                                              message: "must be number",
+                                            };
+                                            if (vErrors === null) {
+                                              vErrors = [err4];
+                                            } else {
+                                              vErrors.push(err4);
+                                            }
+                                            errors++;
+                                          }
+                                        }
+                                        var _valid1 = _errs28 === errors;
+                                        valid5 = valid5 || _valid1;
+                                        if (!valid5) {
+                                          const _errs30 = errors;
+                                          if (data9 !== null) {
+                                            const err5 = {
+                                              instancePath: instancePath + "/candles/" + i0 + "/market_cap",
+                                              schemaPath: "#/$defs/Candle/properties/market_cap/anyOf/1/type",
+                                              keyword: "type",
+                                              params: { type: "null" },
+                                              message: "must be null",
+                                            };
+                                            if (vErrors === null) {
+                                              vErrors = [err5];
+                                            } else {
+                                              vErrors.push(err5);
+                                            }
+                                            errors++;
+                                          }
+                                          var _valid1 = _errs30 === errors;
+                                          valid5 = valid5 || _valid1;
+                                        }
+                                        if (!valid5) {
+                                          const err6 = {
+                                            instancePath: instancePath + "/candles/" + i0 + "/market_cap",
+                                            schemaPath: "#/$defs/Candle/properties/market_cap/anyOf",
+                                            keyword: "anyOf",
+                                            params: {},
+                                            message: "must match a schema in anyOf",
+                                          };
+                                          if (vErrors === null) {
+                                            vErrors = [err6];
+                                          } else {
+                                            vErrors.push(err6);
+                                          }
+                                          errors++;
+                                          validate14.errors = vErrors;
+                                          return false;
+                                        } else {
+                                          errors = _errs27;
+                                          if (vErrors !== null) {
+                                            if (_errs27) {
+                                              vErrors.length = _errs27;
+                                            } else {
+                                              vErrors = null;
+                                            }
+                                          }
+                                        }
+                                        var valid3 = _errs26 === errors;
+                                        if (valid3) {
+                                          let data10 = data1.max_volume_24h;
+                                          const _errs32 = errors;
+                                          const _errs33 = errors;
+                                          let valid6 = false;
+                                          const _errs34 = errors;
+                                          if (errors === _errs34) {
+                                            if (typeof data10 == "number" && isFinite(data10)) {
+                                              if (data10 < 0 || isNaN(data10)) {
+                                                const err7 = {
+                                                  instancePath: instancePath + "/candles/" + i0 + "/max_volume_24h",
+                                                  schemaPath:
+                                                    "#/$defs/Candle/properties/max_volume_24h/anyOf/0/minimum",
+                                                  keyword: "minimum",
+                                                  params: { comparison: ">=", limit: 0 },
+                                                  message: "must be >= 0",
+                                                };
+                                                if (vErrors === null) {
+                                                  vErrors = [err7];
+                                                } else {
+                                                  vErrors.push(err7);
+                                                }
+                                                errors++;
+                                              }
+                                            } else {
+                                              const err8 = {
+                                                instancePath: instancePath + "/candles/" + i0 + "/max_volume_24h",
+                                                schemaPath: "#/$defs/Candle/properties/max_volume_24h/anyOf/0/type",
+                                                keyword: "type",
+                                                params: { type: "number" },
+                                                message: "must be number",
+                                              };
+                                              if (vErrors === null) {
+                                                vErrors = [err8];
+                                              } else {
+                                                vErrors.push(err8);
+                                              }
+                                              errors++;
+                                            }
+                                          }
+                                          var _valid2 = _errs34 === errors;
+                                          valid6 = valid6 || _valid2;
+                                          if (!valid6) {
+                                            const _errs36 = errors;
+                                            if (data10 !== null) {
+                                              const err9 = {
+                                                instancePath: instancePath + "/candles/" + i0 + "/max_volume_24h",
+                                                schemaPath: "#/$defs/Candle/properties/max_volume_24h/anyOf/1/type",
+                                                keyword: "type",
+                                                params: { type: "null" },
+                                                message: "must be null",
+                                              };
+                                              if (vErrors === null) {
+                                                vErrors = [err9];
+                                              } else {
+                                                vErrors.push(err9);
+                                              }
+                                              errors++;
+                                            }
+                                            var _valid2 = _errs36 === errors;
+                                            valid6 = valid6 || _valid2;
+                                          }
+                                          if (!valid6) {
+                                            const err10 = {
+                                              instancePath: instancePath + "/candles/" + i0 + "/max_volume_24h",
+                                              schemaPath: "#/$defs/Candle/properties/max_volume_24h/anyOf",
+                                              keyword: "anyOf",
+                                              params: {},
+                                              message: "must match a schema in anyOf",
+                                            };
+                                            if (vErrors === null) {
+                                              vErrors = [err10];
+                                            } else {
+                                              vErrors.push(err10);
+                                            }
+                                            errors++;
+                                            validate14.errors = vErrors;
+                                            return false;
+                                          } else {
+                                            errors = _errs33;
+                                            if (vErrors !== null) {
+                                              if (_errs33) {
+                                                vErrors.length = _errs33;
+                                              } else {
+                                                vErrors = null;
+                                              }
+                                            }
+                                          }
+                                          var valid3 = _errs32 === errors;
+                                          if (valid3) {
+                                            if (data1.open !== undefined) {
+                                              let data11 = data1.open;
+                                              const _errs38 = errors;
+                                              if (errors === _errs38) {
+                                                if (typeof data11 == "number" && isFinite(data11)) {
+                                                  if (data11 <= 0 || isNaN(data11)) {
+                                                    validate14.errors = [
+                                                      {
+                                                        instancePath: instancePath + "/candles/" + i0 + "/open",
+                                                        schemaPath: "#/$defs/Candle/properties/open/exclusiveMinimum",
+                                                        keyword: "exclusiveMinimum",
+                                                        params: { comparison: ">", limit: 0 },
+                                                        message: "must be > 0",
+                                                      },
+                                                    ];
+                                                    return false;
+                                                  }
+                                                } else {
+                                                  validate14.errors = [
+                                                    {
+                                                      instancePath: instancePath + "/candles/" + i0 + "/open",
+                                                      schemaPath: "#/$defs/Candle/properties/open/type",
+                                                      keyword: "type",
+                                                      params: { type: "number" },
+                                                      message: "must be number",
+                                                    },
+                                                  ];
+                                                  return false;
+                                                }
+                                              }
+                                              var valid3 = _errs38 === errors;
+                                            } else {
+                                              var valid3 = true;
+                                            }
+                                            if (valid3) {
+                                              if (data1.start !== undefined) {
+                                                let data12 = data1.start;
+                                                const _errs40 = errors;
+                                                if (errors === _errs40) {
+                                                  if (errors === _errs40) {
+                                                    if (typeof data12 === "string") {
+                                                      if (!formats0.validate(data12)) {
+                                                        validate14.errors = [
+                                                          {
+                                                            instancePath: instancePath + "/candles/" + i0 + "/start",
+                                                            schemaPath: "#/$defs/Candle/properties/start/format",
+                                                            keyword: "format",
+                                                            params: { format: "date-time" },
+                                                            message: 'must match format "' + "date-time" + '"',
+                                                          },
+                                                        ];
+                                                        return false;
+                                                      }
+                                                    } else {
+                                                      validate14.errors = [
+                                                        {
+                                                          instancePath: instancePath + "/candles/" + i0 + "/start",
+                                                          schemaPath: "#/$defs/Candle/properties/start/type",
+                                                          keyword: "type",
+                                                          params: { type: "string" },
+                                                          message: "must be string",
+                                                        },
+                                                      ];
+                                                      return false;
+                                                    }
+                                                  }
+                                                }
+                                                var valid3 = _errs40 === errors;
+                                              } else {
+                                                var valid3 = true;
+                                              }
+                                              if (valid3) {
+                                                if (data1.tick_count !== undefined) {
+                                                  let data13 = data1.tick_count;
+                                                  const _errs42 = errors;
+                                                  if (!(
+                                                    typeof data13 == "number" &&
+                                                    !(data13 % 1) &&
+                                                    !isNaN(data13) &&
+                                                    isFinite(data13)
+                                                  )) {
+                                                    validate14.errors = [
+                                                      {
+                                                        instancePath: instancePath + "/candles/" + i0 + "/tick_count",
+                                                        schemaPath: "#/$defs/Candle/properties/tick_count/type",
+                                                        keyword: "type",
+                                                        params: { type: "integer" },
+                                                        message: "must be integer",
+                                                      },
+                                                    ];
+                                                    return false;
+                                                  }
+                                                  if (errors === _errs42) {
+                                                    if (typeof data13 == "number" && isFinite(data13)) {
+                                                      if (data13 > 9007199254740991 || isNaN(data13)) {
+                                                        validate14.errors = [
+                                                          {
+                                                            instancePath:
+                                                              instancePath + "/candles/" + i0 + "/tick_count",
+                                                            schemaPath: "#/$defs/Candle/properties/tick_count/maximum",
+                                                            keyword: "maximum",
+                                                            params: { comparison: "<=", limit: 9007199254740991 },
+                                                            message: "must be <= 9007199254740991",
+                                                          },
+                                                        ];
+                                                        return false;
+                                                      } else {
+                                                        if (data13 < 1 || isNaN(data13)) {
+                                                          validate14.errors = [
+                                                            {
+                                                              instancePath:
+                                                                instancePath + "/candles/" + i0 + "/tick_count",
+                                                              schemaPath:
+                                                                "#/$defs/Candle/properties/tick_count/minimum",
+                                                              keyword: "minimum",
+                                                              params: { comparison: ">=", limit: 1 },
+                                                              message: "must be >= 1",
+                                                            },
+                                                          ];
+                                                          return false;
+                                                        }
+                                                      }
+                                                    }
+                                                  }
+                                                  var valid3 = _errs42 === errors;
+                                                } else {
+                                                  var valid3 = true;
+                                                }
+                                                if (valid3) {
+                                                  if (data1.trend !== undefined) {
+                                                    let data14 = data1.trend;
+                                                    const _errs44 = errors;
+                                                    if (typeof data14 !== "string") {
+                                                      validate14.errors = [
+                                                        {
+                                                          instancePath: instancePath + "/candles/" + i0 + "/trend",
+                                                          schemaPath: "#/$defs/Candle/properties/trend/type",
+                                                          keyword: "type",
+                                                          params: { type: "string" },
+                                                          message: "must be string",
+                                                        },
+                                                      ];
+                                                      return false;
+                                                    }
+                                                    if (!(
+                                                      data14 === "🚀 Surging" ||
+                                                      data14 === "📈 Rising" ||
+                                                      data14 === "➡️ Stable" ||
+                                                      data14 === "📉 Falling" ||
+                                                      data14 === "💥 Crashing"
+                                                    )) {
+                                                      validate14.errors = [
+                                                        {
+                                                          instancePath: instancePath + "/candles/" + i0 + "/trend",
+                                                          schemaPath: "#/$defs/Candle/properties/trend/enum",
+                                                          keyword: "enum",
+                                                          params: { allowedValues: schema16.properties.trend.enum },
+                                                          message: "must be equal to one of the allowed values",
+                                                        },
+                                                      ];
+                                                      return false;
+                                                    }
+                                                    var valid3 = _errs44 === errors;
+                                                  } else {
+                                                    var valid3 = true;
+                                                  }
+                                                  if (valid3) {
+                                                    if (data1.volatility !== undefined) {
+                                                      let data15 = data1.volatility;
+                                                      const _errs46 = errors;
+                                                      if (typeof data15 !== "string") {
+                                                        validate14.errors = [
+                                                          {
+                                                            instancePath:
+                                                              instancePath + "/candles/" + i0 + "/volatility",
+                                                            schemaPath: "#/$defs/Candle/properties/volatility/type",
+                                                            keyword: "type",
+                                                            params: { type: "string" },
+                                                            message: "must be string",
+                                                          },
+                                                        ];
+                                                        return false;
+                                                      }
+                                                      if (!(
+                                                        data15 === "Stable" ||
+                                                        data15 === "Moving" ||
+                                                        data15 === "Volatile" ||
+                                                        data15 === "High Volatility" ||
+                                                        data15 === "Extreme"
+                                                      )) {
+                                                        validate14.errors = [
+                                                          {
+                                                            instancePath:
+                                                              instancePath + "/candles/" + i0 + "/volatility",
+                                                            schemaPath: "#/$defs/Candle/properties/volatility/enum",
+                                                            keyword: "enum",
+                                                            params: {
+                                                              allowedValues: schema16.properties.volatility.enum,
+                                                            },
+                                                            message: "must be equal to one of the allowed values",
+                                                          },
+                                                        ];
+                                                        return false;
+                                                      }
+                                                      var valid3 = _errs46 === errors;
+                                                    } else {
+                                                      var valid3 = true;
+                                                    }
+                                                    if (valid3) {
+                                                      if (data1.windows !== undefined) {
+                                                        let data16 = data1.windows;
+                                                        const _errs48 = errors;
+                                                        if (!(
+                                                          typeof data16 == "number" &&
+                                                          !(data16 % 1) &&
+                                                          !isNaN(data16) &&
+                                                          isFinite(data16)
+                                                        )) {
+                                                          validate14.errors = [
+                                                            {
+                                                              instancePath:
+                                                                instancePath + "/candles/" + i0 + "/windows",
+                                                              schemaPath: "#/$defs/Candle/properties/windows/type",
+                                                              keyword: "type",
+                                                              params: { type: "integer" },
+                                                              message: "must be integer",
+                                                            },
+                                                          ];
+                                                          return false;
+                                                        }
+                                                        if (errors === _errs48) {
+                                                          if (typeof data16 == "number" && isFinite(data16)) {
+                                                            if (data16 < 1 || isNaN(data16)) {
+                                                              validate14.errors = [
+                                                                {
+                                                                  instancePath:
+                                                                    instancePath + "/candles/" + i0 + "/windows",
+                                                                  schemaPath:
+                                                                    "#/$defs/Candle/properties/windows/minimum",
+                                                                  keyword: "minimum",
+                                                                  params: { comparison: ">=", limit: 1 },
+                                                                  message: "must be >= 1",
+                                                                },
+                                                              ];
+                                                              return false;
+                                                            }
+                                                          }
+                                                        }
+                                                        var valid3 = _errs48 === errors;
+                                                      } else {
+                                                        var valid3 = true;
+                                                      }
+                                                    }
+                                                  }
+                                                }
+                                              }
+                                            }
+                                          }
+                                        }
+                                      }
+                                    }
+                                  }
+                                }
+                              }
+                            }
+                          }
+                        }
+                      }
+                    } else {
+                      validate14.errors = [
+                        {
+                          instancePath: instancePath + "/candles/" + i0,
+                          schemaPath: "#/$defs/Candle/type",
+                          keyword: "type",
+                          params: { type: "object" },
+                          message: "must be object",
+                        },
+                      ];
+                      return false;
+                    }
+                  }
+                  var valid1 = _errs4 === errors;
+                  if (!valid1) {
+                    break;
+                  }
+                }
+              } else {
+                validate14.errors = [
+                  {
+                    instancePath: instancePath + "/candles",
+                    schemaPath: "#/properties/candles/type",
+                    keyword: "type",
+                    params: { type: "array" },
+                    message: "must be array",
+                  },
+                ];
+                return false;
+              }
+            }
+            var valid0 = _errs2 === errors;
+          } else {
+            var valid0 = true;
+          }
+          if (valid0) {
+            if (data.coin !== undefined) {
+              let data17 = data.coin;
+              const _errs50 = errors;
+              if (errors === _errs50) {
+                if (typeof data17 === "string") {
+                  if (func3(data17) > 100) {
+                    validate14.errors = [
+                      {
+                        instancePath: instancePath + "/coin",
+                        schemaPath: "#/properties/coin/maxLength",
+                        keyword: "maxLength",
+                        params: { limit: 100 },
+                        message: "must NOT have more than 100 characters",
+                      },
+                    ];
+                    return false;
+                  } else {
+                    if (func3(data17) < 1) {
+                      validate14.errors = [
+                        {
+                          instancePath: instancePath + "/coin",
+                          schemaPath: "#/properties/coin/minLength",
+                          keyword: "minLength",
+                          params: { limit: 1 },
+                          message: "must NOT have fewer than 1 characters",
+                        },
+                      ];
+                      return false;
+                    } else {
+                      if (!pattern0.test(data17)) {
+                        validate14.errors = [
+                          {
+                            instancePath: instancePath + "/coin",
+                            schemaPath: "#/properties/coin/pattern",
+                            keyword: "pattern",
+                            params: { pattern: "^[a-z0-9][a-z0-9._-]*$" },
+                            message: 'must match pattern "' + "^[a-z0-9][a-z0-9._-]*$" + '"',
+                          },
+                        ];
+                        return false;
+                      }
+                    }
+                  }
+                } else {
+                  validate14.errors = [
+                    {
+                      instancePath: instancePath + "/coin",
+                      schemaPath: "#/properties/coin/type",
+                      keyword: "type",
+                      params: { type: "string" },
+                      message: "must be string",
+                    },
+                  ];
+                  return false;
+                }
+              }
+              var valid0 = _errs50 === errors;
+            } else {
+              var valid0 = true;
+            }
+            if (valid0) {
+              if (data.end !== undefined) {
+                let data18 = data.end;
+                const _errs52 = errors;
+                if (errors === _errs52) {
+                  if (errors === _errs52) {
+                    if (typeof data18 === "string") {
+                      if (!formats0.validate(data18)) {
+                        validate14.errors = [
+                          {
+                            instancePath: instancePath + "/end",
+                            schemaPath: "#/properties/end/format",
+                            keyword: "format",
+                            params: { format: "date-time" },
+                            message: 'must match format "' + "date-time" + '"',
+                          },
+                        ];
+                        return false;
+                      }
+                    } else {
+                      validate14.errors = [
+                        {
+                          instancePath: instancePath + "/end",
+                          schemaPath: "#/properties/end/type",
+                          keyword: "type",
+                          params: { type: "string" },
+                          message: "must be string",
+                        },
+                      ];
+                      return false;
+                    }
+                  }
+                }
+                var valid0 = _errs52 === errors;
+              } else {
+                var valid0 = true;
+              }
+              if (valid0) {
+                if (data.interval !== undefined) {
+                  let data19 = data.interval;
+                  const _errs54 = errors;
+                  if (typeof data19 !== "string") {
+                    validate14.errors = [
+                      {
+                        instancePath: instancePath + "/interval",
+                        schemaPath: "#/properties/interval/type",
+                        keyword: "type",
+                        params: { type: "string" },
+                        message: "must be string",
+                      },
+                    ];
+                    return false;
+                  }
+                  if (!(
+                    data19 === "30s" ||
+                    data19 === "1m" ||
+                    data19 === "5m" ||
+                    data19 === "15m" ||
+                    data19 === "1h" ||
+                    data19 === "4h" ||
+                    data19 === "1d"
+                  )) {
+                    validate14.errors = [
+                      {
+                        instancePath: instancePath + "/interval",
+                        schemaPath: "#/properties/interval/enum",
+                        keyword: "enum",
+                        params: { allowedValues: schema15.properties.interval.enum },
+                        message: "must be equal to one of the allowed values",
+                      },
+                    ];
+                    return false;
+                  }
+                  var valid0 = _errs54 === errors;
+                } else {
+                  var valid0 = true;
+                }
+                if (valid0) {
+                  if (data.source !== undefined) {
+                    let data20 = data.source;
+                    const _errs56 = errors;
+                    if (errors === _errs56) {
+                      if (typeof data20 === "string") {
+                        if (func3(data20) > 40) {
+                          validate14.errors = [
+                            {
+                              instancePath: instancePath + "/source",
+                              schemaPath: "#/properties/source/maxLength",
+                              keyword: "maxLength",
+                              params: { limit: 40 },
+                              message: "must NOT have more than 40 characters",
+                            },
+                          ];
+                          return false;
+                        } else {
+                          if (func3(data20) < 1) {
+                            validate14.errors = [
+                              {
+                                instancePath: instancePath + "/source",
+                                schemaPath: "#/properties/source/minLength",
+                                keyword: "minLength",
+                                params: { limit: 1 },
+                                message: "must NOT have fewer than 1 characters",
+                              },
+                            ];
+                            return false;
+                          } else {
+                            if (!pattern0.test(data20)) {
+                              validate14.errors = [
+                                {
+                                  instancePath: instancePath + "/source",
+                                  schemaPath: "#/properties/source/pattern",
+                                  keyword: "pattern",
+                                  params: { pattern: "^[a-z0-9][a-z0-9._-]*$" },
+                                  message: 'must match pattern "' + "^[a-z0-9][a-z0-9._-]*$" + '"',
+                                },
+                              ];
+                              return false;
+                            }
+                          }
+                        }
+                      } else {
+                        validate14.errors = [
+                          {
+                            instancePath: instancePath + "/source",
+                            schemaPath: "#/properties/source/type",
+                            keyword: "type",
+                            params: { type: "string" },
+                            message: "must be string",
+                          },
+                        ];
+                        return false;
+                      }
+                    }
+                    var valid0 = _errs56 === errors;
+                  } else {
+                    var valid0 = true;
+                  }
+                  if (valid0) {
+                    if (data.start !== undefined) {
+                      let data21 = data.start;
+                      const _errs58 = errors;
+                      if (errors === _errs58) {
+                        if (errors === _errs58) {
+                          if (typeof data21 === "string") {
+                            if (!formats0.validate(data21)) {
+                              validate14.errors = [
+                                {
+                                  instancePath: instancePath + "/start",
+                                  schemaPath: "#/properties/start/format",
+                                  keyword: "format",
+                                  params: { format: "date-time" },
+                                  message: 'must match format "' + "date-time" + '"',
+                                },
+                              ];
+                              return false;
+                            }
+                          } else {
+                            validate14.errors = [
+                              {
+                                instancePath: instancePath + "/start",
+                                schemaPath: "#/properties/start/type",
+                                keyword: "type",
+                                params: { type: "string" },
+                                message: "must be string",
+                              },
+                            ];
+                            return false;
+                          }
+                        }
+                      }
+                      var valid0 = _errs58 === errors;
+                    } else {
+                      var valid0 = true;
+                    }
+                    if (valid0) {
+                      let data22 = data.symbol;
+                      const _errs60 = errors;
+                      const _errs61 = errors;
+                      let valid7 = false;
+                      const _errs62 = errors;
+                      if (typeof data22 !== "string") {
+                        const err11 = {
+                          instancePath: instancePath + "/symbol",
+                          schemaPath: "#/properties/symbol/anyOf/0/type",
+                          keyword: "type",
+                          params: { type: "string" },
+                          message: "must be string",
+                        };
+                        if (vErrors === null) {
+                          vErrors = [err11];
+                        } else {
+                          vErrors.push(err11);
+                        }
+                        errors++;
+                      }
+                      var _valid3 = _errs62 === errors;
+                      valid7 = valid7 || _valid3;
+                      if (!valid7) {
+                        const _errs64 = errors;
+                        if (data22 !== null) {
+                          const err12 = {
+                            instancePath: instancePath + "/symbol",
+                            schemaPath: "#/properties/symbol/anyOf/1/type",
+                            keyword: "type",
+                            params: { type: "null" },
+                            message: "must be null",
+                          };
+                          if (vErrors === null) {
+                            vErrors = [err12];
+                          } else {
+                            vErrors.push(err12);
+                          }
+                          errors++;
+                        }
+                        var _valid3 = _errs64 === errors;
+                        valid7 = valid7 || _valid3;
+                      }
+                      if (!valid7) {
+                        const err13 = {
+                          instancePath: instancePath + "/symbol",
+                          schemaPath: "#/properties/symbol/anyOf",
+                          keyword: "anyOf",
+                          params: {},
+                          message: "must match a schema in anyOf",
+                        };
+                        if (vErrors === null) {
+                          vErrors = [err13];
+                        } else {
+                          vErrors.push(err13);
+                        }
+                        errors++;
+                        validate14.errors = vErrors;
+                        return false;
+                      } else {
+                        errors = _errs61;
+                        if (vErrors !== null) {
+                          if (_errs61) {
+                            vErrors.length = _errs61;
+                          } else {
+                            vErrors = null;
+                          }
+                        }
+                      }
+                      var valid0 = _errs60 === errors;
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    } else {
+      validate14.errors = [
+        { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" },
+      ];
+      return false;
+    }
+  }
+  validate14.errors = vErrors;
+  return errors === 0;
+}
+export const validateSparklines = validate15;
+const schema17 = {
+  additionalProperties: false,
+  description: "GET /api/sparklines: each coin's closing prices over the last hours, for the coins table.",
+  properties: {
+    closes: {
+      additionalProperties: { items: { type: "number" }, type: "array" },
+      description: "Coin id → closes of its candles, oldest first (only candles with data).",
+      title: "Closes",
+      type: "object",
+    },
+    end: { format: "date-time", title: "End", type: "string" },
+    interval: { enum: ["30s", "1m", "5m", "15m", "1h", "4h", "1d"], title: "Interval", type: "string" },
+    source: {
+      description: "Where the data comes from: coingecko, simulated, replay, ...",
+      maxLength: 40,
+      minLength: 1,
+      pattern: "^[a-z0-9][a-z0-9._-]*$",
+      title: "Source",
+      type: "string",
+    },
+    start: { format: "date-time", title: "Start", type: "string" },
+  },
+  required: ["source", "interval", "start", "end", "closes"],
+  title: "SparklinesResponse",
+  type: "object",
+};
+function validate15(data, { instancePath = "", parentData, parentDataProperty, rootData = data } = {}) {
+  let vErrors = null;
+  let errors = 0;
+  if (errors === 0) {
+    if (data && typeof data == "object" && !Array.isArray(data)) {
+      let missing0;
+      if (
+        (data.source === undefined && (missing0 = "source")) ||
+        (data.interval === undefined && (missing0 = "interval")) ||
+        (data.start === undefined && (missing0 = "start")) ||
+        (data.end === undefined && (missing0 = "end")) ||
+        (data.closes === undefined && (missing0 = "closes"))
+      ) {
+        validate15.errors = [
+          {
+            instancePath,
+            schemaPath: "#/required",
+            keyword: "required",
+            params: { missingProperty: missing0 },
+            message: "must have required property '" + missing0 + "'",
+          },
+        ];
+        return false;
+      } else {
+        const _errs1 = errors;
+        for (const key0 in data) {
+          if (!(key0 === "closes" || key0 === "end" || key0 === "interval" || key0 === "source" || key0 === "start")) {
+            validate15.errors = [
+              {
+                instancePath,
+                schemaPath: "#/additionalProperties",
+                keyword: "additionalProperties",
+                params: { additionalProperty: key0 },
+                message: "must NOT have additional properties",
+              },
+            ];
+            return false;
+            break;
+          }
+        }
+        if (_errs1 === errors) {
+          if (data.closes !== undefined) {
+            let data0 = data.closes;
+            const _errs2 = errors;
+            if (errors === _errs2) {
+              if (data0 && typeof data0 == "object" && !Array.isArray(data0)) {
+                for (const key1 in data0) {
+                  let data1 = data0[key1];
+                  const _errs5 = errors;
+                  if (errors === _errs5) {
+                    if (Array.isArray(data1)) {
+                      var valid2 = true;
+                      const len0 = data1.length;
+                      for (let i0 = 0; i0 < len0; i0++) {
+                        let data2 = data1[i0];
+                        const _errs7 = errors;
+                        if (!(typeof data2 == "number" && isFinite(data2))) {
+                          validate15.errors = [
+                            {
+                              instancePath:
+                                instancePath + "/closes/" + key1.replace(/~/g, "~0").replace(/\//g, "~1") + "/" + i0,
+                              schemaPath: "#/properties/closes/additionalProperties/items/type",
+                              keyword: "type",
+                              params: { type: "number" },
+                              message: "must be number",
+                            },
+                          ];
+                          return false;
+                        }
+                        var valid2 = _errs7 === errors;
+                        if (!valid2) {
+                          break;
+                        }
+                      }
+                    } else {
+                      validate15.errors = [
+                        {
+                          instancePath: instancePath + "/closes/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),
+                          schemaPath: "#/properties/closes/additionalProperties/type",
+                          keyword: "type",
+                          params: { type: "array" },
+                          message: "must be array",
+                        },
+                      ];
+                      return false;
+                    }
+                  }
+                  var valid1 = _errs5 === errors;
+                  if (!valid1) {
+                    break;
+                  }
+                }
+              } else {
+                validate15.errors = [
+                  {
+                    instancePath: instancePath + "/closes",
+                    schemaPath: "#/properties/closes/type",
+                    keyword: "type",
+                    params: { type: "object" },
+                    message: "must be object",
+                  },
+                ];
+                return false;
+              }
+            }
+            var valid0 = _errs2 === errors;
+          } else {
+            var valid0 = true;
+          }
+          if (valid0) {
+            if (data.end !== undefined) {
+              let data3 = data.end;
+              const _errs9 = errors;
+              if (errors === _errs9) {
+                if (errors === _errs9) {
+                  if (typeof data3 === "string") {
+                    if (!formats0.validate(data3)) {
+                      validate15.errors = [
+                        {
+                          instancePath: instancePath + "/end",
+                          schemaPath: "#/properties/end/format",
+                          keyword: "format",
+                          params: { format: "date-time" },
+                          message: 'must match format "' + "date-time" + '"',
+                        },
+                      ];
+                      return false;
+                    }
+                  } else {
+                    validate15.errors = [
+                      {
+                        instancePath: instancePath + "/end",
+                        schemaPath: "#/properties/end/type",
+                        keyword: "type",
+                        params: { type: "string" },
+                        message: "must be string",
+                      },
+                    ];
+                    return false;
+                  }
+                }
+              }
+              var valid0 = _errs9 === errors;
+            } else {
+              var valid0 = true;
+            }
+            if (valid0) {
+              if (data.interval !== undefined) {
+                let data4 = data.interval;
+                const _errs11 = errors;
+                if (typeof data4 !== "string") {
+                  validate15.errors = [
+                    {
+                      instancePath: instancePath + "/interval",
+                      schemaPath: "#/properties/interval/type",
+                      keyword: "type",
+                      params: { type: "string" },
+                      message: "must be string",
+                    },
+                  ];
+                  return false;
+                }
+                if (!(
+                  data4 === "30s" ||
+                  data4 === "1m" ||
+                  data4 === "5m" ||
+                  data4 === "15m" ||
+                  data4 === "1h" ||
+                  data4 === "4h" ||
+                  data4 === "1d"
+                )) {
+                  validate15.errors = [
+                    {
+                      instancePath: instancePath + "/interval",
+                      schemaPath: "#/properties/interval/enum",
+                      keyword: "enum",
+                      params: { allowedValues: schema17.properties.interval.enum },
+                      message: "must be equal to one of the allowed values",
+                    },
+                  ];
+                  return false;
+                }
+                var valid0 = _errs11 === errors;
+              } else {
+                var valid0 = true;
+              }
+              if (valid0) {
+                if (data.source !== undefined) {
+                  let data5 = data.source;
+                  const _errs13 = errors;
+                  if (errors === _errs13) {
+                    if (typeof data5 === "string") {
+                      if (func3(data5) > 40) {
+                        validate15.errors = [
+                          {
+                            instancePath: instancePath + "/source",
+                            schemaPath: "#/properties/source/maxLength",
+                            keyword: "maxLength",
+                            params: { limit: 40 },
+                            message: "must NOT have more than 40 characters",
+                          },
+                        ];
+                        return false;
+                      } else {
+                        if (func3(data5) < 1) {
+                          validate15.errors = [
+                            {
+                              instancePath: instancePath + "/source",
+                              schemaPath: "#/properties/source/minLength",
+                              keyword: "minLength",
+                              params: { limit: 1 },
+                              message: "must NOT have fewer than 1 characters",
+                            },
+                          ];
+                          return false;
+                        } else {
+                          if (!pattern0.test(data5)) {
+                            validate15.errors = [
+                              {
+                                instancePath: instancePath + "/source",
+                                schemaPath: "#/properties/source/pattern",
+                                keyword: "pattern",
+                                params: { pattern: "^[a-z0-9][a-z0-9._-]*$" },
+                                message: 'must match pattern "' + "^[a-z0-9][a-z0-9._-]*$" + '"',
+                              },
+                            ];
+                            return false;
+                          }
+                        }
+                      }
+                    } else {
+                      validate15.errors = [
+                        {
+                          instancePath: instancePath + "/source",
+                          schemaPath: "#/properties/source/type",
+                          keyword: "type",
+                          params: { type: "string" },
+                          message: "must be string",
+                        },
+                      ];
+                      return false;
+                    }
+                  }
+                  var valid0 = _errs13 === errors;
+                } else {
+                  var valid0 = true;
+                }
+                if (valid0) {
+                  if (data.start !== undefined) {
+                    let data6 = data.start;
+                    const _errs15 = errors;
+                    if (errors === _errs15) {
+                      if (errors === _errs15) {
+                        if (typeof data6 === "string") {
+                          if (!formats0.validate(data6)) {
+                            validate15.errors = [
+                              {
+                                instancePath: instancePath + "/start",
+                                schemaPath: "#/properties/start/format",
+                                keyword: "format",
+                                params: { format: "date-time" },
+                                message: 'must match format "' + "date-time" + '"',
+                              },
+                            ];
+                            return false;
+                          }
+                        } else {
+                          validate15.errors = [
+                            {
+                              instancePath: instancePath + "/start",
+                              schemaPath: "#/properties/start/type",
+                              keyword: "type",
+                              params: { type: "string" },
+                              message: "must be string",
+                            },
+                          ];
+                          return false;
+                        }
+                      }
+                    }
+                    var valid0 = _errs15 === errors;
+                  } else {
+                    var valid0 = true;
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    } else {
+      validate15.errors = [
+        { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" },
+      ];
+      return false;
+    }
+  }
+  validate15.errors = vErrors;
+  return errors === 0;
+}
