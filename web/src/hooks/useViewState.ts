@@ -1,14 +1,15 @@
-// View state (selected source and coin, bar metric, chart kind) mirrored in the URL; back/forward work.
+// View state (selected source and coin, bar metric, chart kind and range) mirrored in the URL; back/forward work.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { readView, writeView, type ViewState } from "../lib/url";
 
-/** Puts `next` into the address bar: a source or coin change is a navigation (back returns to the
- * previous one); metric and chart kind just replace. */
+/** Puts `next` into the address bar: a source, coin or range change is a navigation (back returns to
+ * the previous one); metric and chart kind just replace. */
 function writeHistory(prev: ViewState, next: ViewState): void {
   const search = writeView(window.location.search, next);
   if (search === window.location.search) return;
   const url = `${window.location.pathname}${search}${window.location.hash}`;
-  if (next.coin !== prev.coin || next.source !== prev.source) window.history.pushState(null, "", url);
+  if (next.coin !== prev.coin || next.source !== prev.source || next.range !== prev.range)
+    window.history.pushState(null, "", url);
   else window.history.replaceState(null, "", url);
 }
 

@@ -4,7 +4,7 @@ import { backoffDelay } from "./backoff";
 import { coinName } from "./coins";
 import { barChartHeight, wantsLogScale } from "./metrics";
 import { sortWindows } from "./sort";
-import { readView, socketUrl, writeView } from "./url";
+import { DEFAULT_VIEW, readView, socketUrl, writeView, type ViewState } from "./url";
 
 describe("backoffDelay", () => {
   const opts = { baseMs: 500, maxMs: 8000 };
@@ -66,29 +66,40 @@ describe("sortWindows", () => {
 });
 
 describe("url view state", () => {
+  const view = (over: Partial<ViewState>): ViewState => ({ ...DEFAULT_VIEW, ...over });
   it("round-trips and omits defaults", () => {
-    expect(readView("")).toEqual({ source: null, coin: null, metric: "price", chart: "line" });
-    expect(readView("?coin=solana&metric=change&chart=candles")).toEqual({
+    expect(readView("")).toEqual({ source: null, coin: null, metric: "price", chart: "line", range: "24h" });
+    expect(readView("?coin=solana&metric=change&chart=candles&range=7d")).toEqual({
       source: null,
       coin: "solana",
       metric: "change",
       chart: "candles",
+      range: "7d",
     });
-    expect(readView("?coin=all&metric=bogus")).toEqual({ source: null, coin: null, metric: "price", chart: "line" });
-    expect(writeView("", { source: null, coin: "solana", metric: "price", chart: "line" })).toBe("?coin=solana");
-    expect(writeView("?coin=solana&ws=%2Fother", { source: null, coin: null, metric: "volume", chart: "line" })).toBe(
-      "?ws=%2Fother&metric=volume",
-    );
+    expect(readView("?coin=all&metric=bogus")).toEqual(DEFAULT_VIEW);
+    expect(writeView("", view({ coin: "solana" }))).toBe("?coin=solana");
+    expect(writeView("?coin=solana&ws=%2Fother", view({ metric: "volume" }))).toBe("?ws=%2Fother&metric=volume");
   });
 
   it("keeps the chosen source in the URL", () => {
     expect(readView("?source=simulated&coin=bitcoin").source).toBe("simulated");
     expect(readView("?source=Not%20a%20source").source).toBeNull();
     expect(readView("?source=").source).toBeNull();
-    expect(writeView("?coin=bitcoin", { source: "replay", coin: "bitcoin", metric: "price", chart: "line" })).toBe(
-      "?coin=bitcoin&source=replay",
-    );
-    expect(writeView("?source=replay", { source: null, coin: null, metric: "price", chart: "line" })).toBe("");
+    expect(writeView("?coin=bitcoin", view({ source: "replay", coin: "bitcoin" }))).toBe("?coin=bitcoin&source=replay");
+    expect(writeView("?source=replay", DEFAULT_VIEW)).toBe("");
+  });
+
+  it("keeps the range next to the coin; unknown ranges fall back to 24H", () => {
+    expect(writeView("?coin=bitcoin", view({ coin: "bitcoin", range: "30d" }))).toBe("?coin=bitcoin&range=30d");
+    expect(writeView("?coin=bitcoin&range=7d", view({ coin: "bitcoin" }))).toBe("?coin=bitcoin");
+    expect(readView("?range=1H").range).toBe("1h");
+    for (const bad of ["?range=2h", "?range=", "?range=24", "?range=%00", `?range=${"7d".repeat(1000)}`]) {
+      expect(readView(bad).range).toBe("24h");
+    }
+    // What a link says is what the next reader gets.
+    for (const range of ["1h", "24h", "7d", "30d"] as const) {
+      expect(readView(writeView("", view({ range }))).range).toBe(range);
+    }
   });
 
   it("connects to /ws on the same origin unless configured", () => {

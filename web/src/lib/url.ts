@@ -1,5 +1,6 @@
 // View state kept in the URL so a link opens the same view.
 import { isSourceId } from "./protocol";
+import { DEFAULT_RANGE, parseRange, type Range } from "./range";
 
 export type Metric = "price" | "change" | "volume" | "marketCap";
 export type ChartView = "line" | "candles";
@@ -10,12 +11,20 @@ export interface ViewState {
   coin: string | null;
   metric: Metric;
   chart: ChartView;
+  /** The line/candle chart's time range. */
+  range: Range;
 }
 
 const METRICS: readonly Metric[] = ["price", "change", "volume", "marketCap"];
 const VIEWS: readonly ChartView[] = ["line", "candles"];
 
-export const DEFAULT_VIEW: ViewState = { source: null, coin: null, metric: "price", chart: "line" };
+export const DEFAULT_VIEW: ViewState = {
+  source: null,
+  coin: null,
+  metric: "price",
+  chart: "line",
+  range: DEFAULT_RANGE,
+};
 
 export function readView(search: string): ViewState {
   const q = new URLSearchParams(search);
@@ -28,6 +37,7 @@ export function readView(search: string): ViewState {
     coin: coin && coin !== "all" ? coin : null,
     metric: metric && METRICS.includes(metric) ? metric : DEFAULT_VIEW.metric,
     chart: chart && VIEWS.includes(chart) ? chart : DEFAULT_VIEW.chart,
+    range: parseRange(q.get("range")) ?? DEFAULT_VIEW.range,
   };
 }
 
@@ -42,6 +52,7 @@ export function writeView(search: string, view: ViewState): string {
   set("coin", view.coin, null);
   set("metric", view.metric, DEFAULT_VIEW.metric);
   set("chart", view.chart, DEFAULT_VIEW.chart);
+  set("range", view.range, DEFAULT_VIEW.range);
   const s = q.toString();
   return s ? `?${s}` : "";
 }
