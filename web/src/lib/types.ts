@@ -1,10 +1,14 @@
 // Wire types come from the generated module (JSON Schema of cryptopulse/schema.py);
 // this file only re-exports them and adds client-side shapes.
 import type {
+  Candle,
+  HistoryResponse,
+  Interval,
   MarketUpdateMessage,
   SnapshotMessage,
   SourceStatus,
   SourceStatusMessage,
+  SparklinesResponse,
   State as SourceState,
   Trend,
   Volatility,
@@ -12,11 +16,15 @@ import type {
 } from "../generated/types";
 
 export type {
+  Candle,
+  HistoryResponse,
+  Interval,
   MarketUpdateMessage,
   SnapshotMessage,
   SourceState,
   SourceStatus,
   SourceStatusMessage,
+  SparklinesResponse,
   Trend,
   Volatility,
   WindowAggregate,

@@ -1,0 +1,168 @@
+// Candles of the selected range: the server's history (/api/history) up to a boundary, then the
+// live 30 s windows of the WebSocket rolled up here by the server's rules. The history covers the
+// windows that start before the boundary (the oldest live window held when it was fetched), the
+// live windows the rest, so no window is counted twice and none is missed; the one bucket that
+// holds the boundary gets a part from each, combined exactly. Pure functions, unit-tested.
+import { trend, volatility } from "./classify";
+import { bucketStart } from "./range";
+import type { Candle, WindowPoint } from "./types";
+
+/** A candle with its times parsed once. */
+export interface CandlePoint extends Candle {
+  startMs: number;
+  endMs: number;
+  /** Ticks of the windows whose 24 h change is known: the weight of `avg_change_24h`. */
+  changeTicks: number;
+}
+
+/** A server candle with its times parsed, or null when they do not parse. */
+export function candlePoint(c: Candle): CandlePoint | null {
+  const startMs = Date.parse(c.start);
+  const endMs = Date.parse(c.end);
+  if (!Number.isFinite(startMs) || !Number.isFinite(endMs) || endMs <= startMs) return null;
+  return { ...c, startMs, endMs, changeTicks: c.avg_change_24h === null ? 0 : c.tick_count };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** One window as a candle of its epoch-aligned bucket of `intervalMs`. */
+export function windowCandle(w: WindowPoint, intervalMs: number): CandlePoint {
+  const startMs = bucketStart(w.startMs, intervalMs);
+  const endMs = startMs + intervalMs;
+  return {
+    start: iso(startMs),
+    end: iso(endMs),
+    startMs,
+    endMs,
+    open: w.open,
+    high: w.high,
+    low: w.low,
+    close: w.close,
+    avg_price: w.avg_price,
+    avg_change_24h: w.avg_change_24h,
+    max_volume_24h: w.max_volume_24h,
+    market_cap: w.market_cap,
+    tick_count: w.tick_count,
+    windows: 1,
+    volatility: w.volatility,
+    trend: w.trend,
+    kind: w.kind ?? "live",
+    changeTicks: w.avg_change_24h === null ? 0 : w.tick_count,
+  };
+}
+
+function weighted(a: number | null, wa: number, b: number | null, wb: number): number | null {
+  if (a === null || wa <= 0) return b;
+  if (b === null || wb <= 0) return a;
+  return (a * wa + b * wb) / (wa + wb);
+}
+
+const maxKnown = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
+
+/**
+ * Two parts of one bucket, `a` made of earlier windows than `b`: open of the first, close of the
+ * last, max high, min low, tick-weighted price and change, last market cap, max volume, summed
+ * ticks. Associative, so a candle is the same however its windows were grouped.
+ */
+export function combine(a: CandlePoint, b: CandlePoint): CandlePoint {
+  const change = weighted(a.avg_change_24h, a.changeTicks, b.avg_change_24h, b.changeTicks);
+  const startMs = Math.min(a.startMs, b.startMs);
+  const endMs = Math.max(a.endMs, b.endMs);
+  return {
+    start: iso(startMs),
+    end: iso(endMs),
+    startMs,
+    endMs,
+    open: a.open,
+    high: Math.max(a.high, b.high),
+    low: Math.min(a.low, b.low),
+    close: b.close,
+    avg_price: weighted(a.avg_price, a.tick_count, b.avg_price, b.tick_count) ?? b.avg_price,
+    avg_change_24h: change,
+    max_volume_24h: maxKnown(a.max_volume_24h, b.max_volume_24h),
+    market_cap: b.market_cap ?? a.market_cap,
+    tick_count: a.tick_count + b.tick_count,
+    windows: a.windows + b.windows,
+    volatility: volatility(change),
+    trend: trend(change),
+    kind: a.kind === "backfill" && b.kind === "backfill" ? "backfill" : "live",
+    changeTicks: a.changeTicks + b.changeTicks,
+  };
+}
+
+/** Windows (oldest first, one per start) rolled into candles of `intervalMs`, oldest first. */
+export function rollup(windows: readonly WindowPoint[], intervalMs: number): CandlePoint[] {
+  const out: CandlePoint[] = [];
+  for (const w of windows) {
+    const c = windowCandle(w, intervalMs);
+    const last = out[out.length - 1];
+    if (last !== undefined && last.startMs === c.startMs) out[out.length - 1] = combine(last, c);
+    else out.push(c);
+  }
+  return out;
+}
+
+/**
+ * The live windows to roll up: `held` (the ones already taken, oldest first) with the series'
+ * windows that start at or after `boundaryMs`, one per start (a later record of a window replaces
+ * the earlier one, in whatever order they came). Kept apart from the socket's series, which keeps
+ * only its last windows: a window it drops stays here. Returns `held` itself when nothing changed.
+ */
+export function holdWindows(
+  held: readonly WindowPoint[],
+  series: readonly WindowPoint[],
+  boundaryMs: number,
+): readonly WindowPoint[] {
+  const byStart = new Map<number, WindowPoint>();
+  for (const w of held) byStart.set(w.startMs, w);
+  let changed = false;
+  for (const w of series) {
+    if (w.startMs < boundaryMs || byStart.get(w.startMs) === w) continue;
+    byStart.set(w.startMs, w);
+    changed = true;
+  }
+  if (!changed) return held;
+  return [...byStart.values()].sort((a, b) => a.startMs - b.startMs);
+}
+
+/**
+ * History candles and live candles (each oldest first, one per start) as one series: a bucket in
+ * both is the history's part (earlier windows) combined with the live part.
+ */
+export function mergeCandles(history: readonly CandlePoint[], live: readonly CandlePoint[]): CandlePoint[] {
+  const out: CandlePoint[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < history.length || j < live.length) {
+    const h = history[i];
+    const l = live[j];
+    if (h !== undefined && (l === undefined || h.startMs < l.startMs)) {
+      out.push(h);
+      i++;
+    } else if (l !== undefined && (h === undefined || l.startMs < h.startMs)) {
+      out.push(l);
+      j++;
+    } else if (h !== undefined && l !== undefined) {
+      out.push(combine(h, l));
+      i++;
+      j++;
+    }
+  }
+  return out;
+}
+
+/** Index of the first candle that is not backfill (data.length when all are). */
+export function firstLive(data: readonly CandlePoint[]): number {
+  const i = data.findIndex((d) => d.kind !== "backfill");
+  return i === -1 ? data.length : i;
+}
+
+/** The candles of the last `rangeMs` up to the newest one: the range follows the live edge. */
+export function lastRange(candles: readonly CandlePoint[], rangeMs: number): readonly CandlePoint[] {
+  const last = candles[candles.length - 1];
+  if (last === undefined) return candles;
+  const from = last.endMs - rangeMs;
+  let i = 0;
+  while (i < candles.length && (candles[i] as CandlePoint).startMs < from) i++;
+  return i === 0 ? candles : candles.slice(i);
+}
