@@ -5,7 +5,7 @@
 import { act, createElement, memo, type FunctionComponent } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, expect, it, vi } from "vitest";
-import { agg, T0, WIN } from "./test/fixtures";
+import { agg, historyAnswer, T0, WIN } from "./test/fixtures";
 
 const renders = vi.hoisted(() => ({ BarChart: 0, LineChart: 0, CoinTable: 0 }));
 
@@ -50,6 +50,23 @@ class FakeSocket {
   send() {}
 }
 
+/** The history reads, answered in the server's wire format (the API server is not running here). */
+const requests: URL[] = [];
+async function serve(input: string | URL | Request): Promise<Response> {
+  const url = new URL(input instanceof Request ? input.url : input);
+  requests.push(url);
+  const body = url.pathname.startsWith("/api/history/")
+    ? historyAnswer(url)
+    : {
+        source: url.searchParams.get("source"),
+        interval: "5m",
+        start: "2026-11-23T22:00:00Z",
+        end: "2026-11-24T22:00:00Z",
+        closes: { bitcoin: [1, 2, 3] },
+      };
+  return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
+}
+
 let root: Root;
 let container: HTMLElement;
 
@@ -57,6 +74,8 @@ beforeEach(async () => {
   (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
   vi.useFakeTimers({ now: T0 + WIN });
   vi.stubGlobal("WebSocket", FakeSocket);
+  vi.stubGlobal("fetch", vi.fn(serve));
+  requests.length = 0;
   window.history.replaceState(null, "", "/");
   const { App } = await import("./App");
   container = document.createElement("div");
@@ -70,7 +89,7 @@ beforeEach(async () => {
     ws.readyState = 1;
     ws.onopen?.();
     ws.onmessage?.({ data: JSON.stringify(snapshot) });
-    await vi.advanceTimersByTimeAsync(100); // the per-frame batch is flushed
+    await vi.advanceTimersByTimeAsync(100); // the per-frame batch is flushed, the history read
   });
 });
 
@@ -116,4 +135,64 @@ it("a coin choice is a navigation in history, a metric choice replaces; the view
   expect(replace).toHaveBeenCalledOnce();
   expect(push).toHaveBeenCalledOnce();
   expect(window.location.search).toBe("?coin=ethereum&metric=change");
+});
+
+it("the chart loads its range from the history, follows the live edge, and switches range in the URL", async () => {
+  const click = (el: Element | null) => act(async () => el?.dispatchEvent(new MouseEvent("click", { bubbles: true })));
+  const history = () => requests.filter((u) => u.pathname === "/api/history/bitcoin");
+  const starts = () =>
+    [...container.querySelectorAll('[data-testid="candle"]')].map((c) => c.getAttribute("data-start"));
+  // The history ends where the live windows this page holds begin (the snapshot's oldest).
+  expect(history()).toHaveLength(1);
+  const first = history()[0] as URL;
+  expect(first.searchParams.get("interval")).toBe("5m");
+  expect(first.searchParams.get("to")).toBe(new Date(T0).toISOString());
+  expect(first.searchParams.get("source")).toBe("coingecko");
+  expect(text("chart-interval")).toContain("24H · 5m candles");
+
+  await click([...container.querySelectorAll("button")].find((b) => b.textContent?.includes("Candles")) ?? null);
+  expect(window.location.search).toBe("?chart=candles");
+  const loaded = starts();
+  expect(loaded.length).toBe(288); // 287 backfilled 5 min candles, then the live one
+  expect(new Set(loaded).size).toBe(loaded.length);
+  const marks = container.querySelectorAll('[data-testid="candle"]');
+  expect(marks[0]?.getAttribute("data-kind")).toBe("backfill");
+  expect(marks[marks.length - 1]?.getAttribute("data-kind")).toBe("live");
+
+  // A live window in the same 5 min bucket updates the last candle; one in the next adds one.
+  const ws = FakeSocket.last as FakeSocket;
+  const send = (data: unknown[]) =>
+    act(async () => {
+      ws.onmessage?.({ data: JSON.stringify({ type: "market_update", data }) });
+      await vi.advanceTimersByTimeAsync(300);
+    });
+  await send([agg("bitcoin", 1, { close: 150, final: false })]);
+  expect(starts()).toEqual(loaded);
+  await send([agg("bitcoin", 10, { close: 160, final: false })]);
+  // The range follows the live edge: the new candle comes in, the oldest goes out.
+  expect(starts()).toEqual([...loaded.slice(1), new Date(T0 + 300_000).toISOString()]);
+
+  // 7D: a navigation, a history read at 1 h, and the chart redrawn at that interval.
+  const push = vi.spyOn(window.history, "pushState");
+  await click(container.querySelector('[data-testid="range-7d"]'));
+  await act(async () => vi.advanceTimersByTimeAsync(100));
+  expect(push).toHaveBeenCalledOnce();
+  expect(window.location.search).toBe("?chart=candles&range=7d");
+  expect(container.querySelector('[data-testid="range-7d"]')?.getAttribute("aria-pressed")).toBe("true");
+  expect(history().at(-1)?.searchParams.get("interval")).toBe("1h");
+  expect(text("chart-interval")).toContain("7D · 1h candles");
+  expect(container.querySelector('[data-testid="line-chart"]')?.getAttribute("data-points")).toBe(
+    String(starts().length),
+  );
+  expect(starts().length).toBeGreaterThan(160);
+  expect(starts().length).toBeLessThanOrEqual(169);
+});
+
+it("shows each coin's last 24 h as a sparkline in the table", () => {
+  const spark = (coin: string) =>
+    container.querySelector(`[data-testid="coin-row"][data-coin="${coin}"] [data-testid="sparkline"]`);
+  expect(spark("bitcoin")?.getAttribute("data-points")).toBe("3");
+  expect(spark("bitcoin")?.querySelector("path")?.getAttribute("d")).toMatch(/^M/);
+  expect(spark("ethereum")?.getAttribute("data-points")).toBe("0");
+  expect(requests.some((u) => u.pathname === "/api/sparklines" && u.searchParams.get("hours") === "24")).toBe(true);
 });

@@ -2,14 +2,17 @@ import { BarChart3, CandlestickChart, LineChart as LineIcon } from "lucide-react
 import { useCallback, useEffect, useMemo } from "react";
 import { AlertsPanel } from "./components/AlertsPanel";
 import { BarChart } from "./components/BarChart";
+import { CandleChart } from "./components/CandleChart";
 import { CoinSelector } from "./components/CoinSelector";
 import { CoinTable } from "./components/CoinTable";
 import { Header } from "./components/Header";
 import { LineChart } from "./components/LineChart";
 import { TokenPrompt } from "./components/TokenPrompt";
 import { useElementSize } from "./hooks/useElementSize";
+import { useHistory } from "./hooks/useHistory";
 import { useMarketSocket } from "./hooks/useMarketSocket";
 import { useClock } from "./hooks/useNow";
+import { useSparklines } from "./hooks/useSparklines";
 import { forgetStoredToken, useToken } from "./hooks/useToken";
 import { useViewState } from "./hooks/useViewState";
 import { selectAlerts } from "./lib/alerts";
@@ -17,11 +20,16 @@ import { coinName } from "./lib/coins";
 import { formatPercent, formatPrice } from "./lib/format";
 import { dataAge, DEFAULT_HISTORY_LIMIT, defaultSource, knownSources, sourceView } from "./lib/market";
 import { barChartHeight, METRIC_DEFS, METRIC_ORDER } from "./lib/metrics";
+import { RANGE_DEFS, RANGES } from "./lib/range";
 import { marketStats } from "./lib/stats";
+import type { WindowPoint } from "./lib/types";
 import { socketUrl } from "./lib/url";
 
 const WS_URL = socketUrl(window.location, import.meta.env.VITE_WS_URL as string | undefined);
 const HISTORY_LIMIT = Number(import.meta.env.VITE_HISTORY_LIMIT) || DEFAULT_HISTORY_LIMIT;
+
+// One empty series, so that "no data" is the same value on every render.
+const NO_WINDOWS: readonly WindowPoint[] = [];
 
 export function App() {
   const [credential, submitToken] = useToken();
@@ -47,9 +55,15 @@ export function App() {
 
   // With "All" selected the line chart follows the largest coin, so it is never empty.
   const chartCoin = view.coin ?? latest[0]?.coin ?? null;
-  const series = chartCoin ? (sv.history[chartCoin] ?? []) : [];
+  const series = (chartCoin ? sv.history[chartCoin] : undefined) ?? NO_WINDOWS;
+  // The header's figures above come from the live windows; the chart from the range's candles.
   const current = series[series.length - 1];
+  const finalCount = useMemo(() => series.filter((w) => w.final).length, [series]);
+  const connected = connection.status === "connected";
+  const history = useHistory(WS_URL, source, chartCoin, view.range, series, credential.token, connected);
+  const sparklines = useSparklines(WS_URL, source, credential.token);
 
+  const PriceChart = view.chart === "line" ? LineChart : CandleChart;
   const [lineRef, lineSize] = useElementSize<HTMLDivElement>();
   const [barRef, barSize] = useElementSize<HTMLDivElement>();
   // Stable callbacks, so that memo() keeps the charts and the table from re-rendering with App.
@@ -107,22 +121,47 @@ export function App() {
                     <CandlestickChart size={14} aria-hidden /> Candles
                   </button>
                 </div>
+                <div className="segmented" role="group" aria-label="Range">
+                  {RANGES.map((r) => (
+                    <button
+                      key={r}
+                      type="button"
+                      aria-pressed={view.range === r}
+                      onClick={() => setView({ range: r })}
+                      data-testid={`range-${r}`}
+                      title={`Last ${RANGE_DEFS[r].label}, ${RANGE_DEFS[r].interval} candles`}
+                    >
+                      {RANGE_DEFS[r].label}
+                    </button>
+                  ))}
+                </div>
               </div>
             </div>
             <div className="chart-box line-box" ref={lineRef}>
-              {series.length > 0 && lineSize.width > 0 ? (
-                <LineChart
+              {history.candles.length > 0 && lineSize.width > 0 && source ? (
+                <PriceChart
                   width={lineSize.width}
                   height={lineSize.height}
-                  data={series}
-                  view={view.chart}
-                  windowMs={sv.windowMs}
+                  data={history.candles}
+                  intervalMs={history.intervalMs}
+                  source={source}
+                  finalCount={finalCount}
                 />
               ) : (
-                <p className="empty">
-                  {chartCoin ? `No ${source ?? ""} history for this coin yet.` : "Waiting for market data…"}
+                <p className="empty" data-testid="chart-empty" data-status={history.status}>
+                  {!chartCoin
+                    ? "Waiting for market data…"
+                    : history.status === "loading"
+                      ? `Loading the last ${RANGE_DEFS[view.range].label}…`
+                      : history.status === "error"
+                        ? `History unavailable (${history.error ?? "error"}).`
+                        : `No ${source ?? ""} history for this coin yet.`}
                 </p>
               )}
+            </div>
+            <div className="muted chart-interval" data-testid="chart-interval" data-interval={history.interval}>
+              {RANGE_DEFS[view.range].label} · {history.interval} candles
+              {history.status === "loading" && history.candles.length > 0 ? " · loading…" : ""}
             </div>
           </section>
 
@@ -165,7 +204,7 @@ export function App() {
             </div>
           </section>
 
-          <CoinTable data={latest} selected={view.coin} onSelect={selectCoin} />
+          <CoinTable data={latest} selected={view.coin} onSelect={selectCoin} sparklines={sparklines} />
         </main>
       )}
       <footer className="footer">

@@ -5,12 +5,19 @@ import { coinName } from "../lib/coins";
 import { formatMoneyCompact, formatPercent, formatPrice } from "../lib/format";
 import { sortWindows, type SortDir, type SortKey } from "../lib/sort";
 import type { WindowPoint } from "../lib/types";
+import { Sparkline } from "./Sparkline";
 
 interface Props {
   data: readonly WindowPoint[];
   selected: string | null;
   onSelect: (coin: string) => void;
+  /** Coin -> closes over the last 24 h (the sparkline column); a coin without any shows none. */
+  sparklines: Readonly<Record<string, readonly number[]>>;
 }
+
+const SPARK_W = 96;
+const SPARK_H = 24;
+const NO_CLOSES: readonly number[] = [];
 
 const COLUMNS: readonly { key: SortKey; label: string; numeric: boolean }[] = [
   { key: "symbol", label: "Coin", numeric: false },
@@ -22,7 +29,7 @@ const COLUMNS: readonly { key: SortKey; label: string; numeric: boolean }[] = [
   { key: "trend", label: "Trend", numeric: false },
 ];
 
-export const CoinTable = memo(function CoinTable({ data, selected, onSelect }: Props) {
+export const CoinTable = memo(function CoinTable({ data, selected, onSelect, sparklines }: Props) {
   const [sort, setSort] = useState<{ key: SortKey; dir: SortDir }>({ key: "marketCap", dir: "desc" });
   const rows = useMemo(() => sortWindows(data, sort.key, sort.dir), [data, sort]);
 
@@ -57,6 +64,9 @@ export const CoinTable = memo(function CoinTable({ data, selected, onSelect }: P
                   </th>
                 );
               })}
+              <th scope="col" className="spark-col">
+                Last 24 h
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -102,6 +112,9 @@ export const CoinTable = memo(function CoinTable({ data, selected, onSelect }: P
                   </td>
                   <td data-col="trend" className="trend">
                     {w.trend}
+                  </td>
+                  <td data-col="spark" className="spark-col">
+                    <Sparkline width={SPARK_W} height={SPARK_H} data={sparklines[w.coin] ?? NO_CLOSES} />
                   </td>
                 </tr>
               );
