@@ -575,6 +575,12 @@ class BackfillPublisher:
         self._coins: set[str] = set()
         self._failed: set[str] = set()
 
+    @property
+    def coins(self) -> int:
+        """Coins whose backfill was published."""
+        with self._lock:
+            return len(self._coins)
+
     def publish(self, coin: str, windows: Sequence[WindowAggregate]) -> int:
         sent = self.producer.publish_records(self.topic, [encode_window(w) for w in windows])
         self.metrics.count_backfill(sent)
@@ -597,8 +603,8 @@ class BackfillPublisher:
         with self._lock:
             done, failed = len(self._coins), len(self._failed)
         log.info(
-            "backfill: %d windows for %d of %d coins in %.2f s to %s%s",
-            self.metrics.backfill_windows,
+            "backfill: %s windows for %d of %d coins in %.2f s to %s%s",
+            f"{self.metrics.backfill_windows:,}",
             done,
             coins,
             seconds,

@@ -58,6 +58,9 @@ def test_produce_simulated_fills_the_topic_with_valid_ticks(
     kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
+    windows_topic = new_topic(
+        "windows"
+    )  # backfill (on by default): tests/integration/test_backfill.py
     read_fd, write_fd = os.pipe()
     try:
         done = subprocess.run(
@@ -66,7 +69,12 @@ def test_produce_simulated_fills_the_topic_with_valid_ticks(
                 "--max-ticks", "300", "--bootstrap", kafka_bootstrap, "--topic", topic,
                 "--report-fd", str(write_fd),
             ],
-            cwd=tmp_path, env={**_env(tmp_path), "CRYPTOPULSE_KAFKA__TOPIC_STATUS": status_topic},
+            cwd=tmp_path,
+            env={
+                **_env(tmp_path),
+                "CRYPTOPULSE_KAFKA__TOPIC_STATUS": status_topic,
+                "CRYPTOPULSE_KAFKA__TOPIC_WINDOWS": windows_topic,
+            },
             capture_output=True, text=True, timeout=120, pass_fds=(write_fd,),
         )  # fmt: skip
         os.close(write_fd)
@@ -91,13 +99,14 @@ def test_produce_simulated_fills_the_topic_with_valid_ticks(
 def test_ctrl_c_flushes_and_exits_cleanly(
     kafka_bootstrap: str, new_topic: Callable[..., str], group_id: str, tmp_path: Path
 ) -> None:
-    topic = new_topic("ticks")
+    topic, windows_topic = new_topic("ticks"), new_topic("windows")
     proc = subprocess.Popen(
         [
             *CLI, "produce", "--source", "simulated", "--simulated-coins", "10", "--rate", "20",
             "--bootstrap", kafka_bootstrap, "--topic", topic,
         ],
-        cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, env={**_env(tmp_path), "CRYPTOPULSE_KAFKA__TOPIC_WINDOWS": windows_topic},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         read_back_some(kafka_bootstrap, topic, group_id + "-first")  # it is publishing
