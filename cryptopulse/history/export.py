@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cryptopulse.errors import CryptoPulseError
+from cryptopulse.history.rollup import CandleRow
 from cryptopulse.history.sqlite import SqliteHistory
-from cryptopulse.schema import INTERVAL_SECONDS, Candle, Interval
+from cryptopulse.schema import INTERVAL_SECONDS, Interval
 
 COLUMNS = (
     "source",
@@ -70,8 +71,8 @@ def _source(store: SqliteHistory, wanted: str | None) -> str:
     )
 
 
-def _rows(source: str, coin: str, candles: Sequence[Candle]) -> list[dict[str, Any]]:
-    return [{"source": source, "coin": coin, **c.model_dump()} for c in candles]
+def _rows(source: str, coin: str, candles: Sequence[CandleRow]) -> list[dict[str, Any]]:
+    return [{"source": source, "coin": coin, **asdict(c)} for c in candles]
 
 
 def _write_csv(output: Path, rows: list[dict[str, Any]]) -> None:

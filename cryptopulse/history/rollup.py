@@ -4,7 +4,7 @@ match (a test compares both on random windows), and the choice of a default inte
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -82,15 +82,39 @@ class Totals:
     kind: int
 
 
-def candle(totals: Totals, interval: int) -> Candle:
+@dataclass(frozen=True, slots=True)
+class CandleRow:
+    """A `Candle` as plain data: built and serialized (orjson) many times faster than the
+    pydantic model, for the API's hot path; `as_candle` validates it into the contract."""
+
+    start: datetime
+    end: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    avg_price: float
+    avg_change_24h: float | None
+    max_volume_24h: float | None
+    market_cap: float | None
+    tick_count: int
+    windows: int
+    volatility: classify.Volatility
+    trend: classify.Trend
+    kind: WindowKind
+
+    def as_candle(self) -> Candle:
+        return Candle.model_validate({f: getattr(self, f) for f in self.__slots__})
+
+
+def candle(totals: Totals, interval: int) -> CandleRow:
     """The candle of one bucket's totals; labels from `classify` on the rolled-up change."""
     change = (
         totals.change_sum / totals.change_ticks
         if totals.change_sum is not None and totals.change_ticks
         else None
     )
-    # model_construct: every number was validated when its window was admitted
-    return Candle.model_construct(
+    return CandleRow(
         start=moment(totals.bucket),
         end=moment(totals.bucket + interval),
         open=totals.open,
@@ -107,6 +131,41 @@ def candle(totals: Totals, interval: int) -> Candle:
         trend=classify.trend(change),
         kind=KINDS[totals.kind],
     )
+
+
+def _some(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+def merge(parts: Sequence[Totals], bucket: int) -> Totals:
+    """Totals of consecutive parts (sorted by time) as one: hours into a 4 h or 1 d candle."""
+    changes = [p for p in parts if p.change_sum is not None]
+    volumes, caps = _some(p.volume for p in parts), _some(p.cap for p in parts)
+    return Totals(
+        bucket=bucket,
+        open=parts[0].open,
+        close=parts[-1].close,
+        high=max(p.high for p in parts),
+        low=min(p.low for p in parts),
+        price_sum=sum(p.price_sum for p in parts),
+        ticks=sum(p.ticks for p in parts),
+        change_sum=sum(p.change_sum for p in changes if p.change_sum is not None)
+        if changes
+        else None,
+        change_ticks=sum(p.change_ticks or 0 for p in changes) if changes else None,
+        volume=max(volumes) if volumes else None,
+        cap=caps[-1] if caps else None,
+        windows=sum(p.windows for p in parts),
+        kind=min(p.kind for p in parts),
+    )
+
+
+def regroup(parts: Iterable[Totals], interval: int) -> list[Totals]:
+    """Finer totals (sorted by bucket) merged into `interval`-second buckets."""
+    groups: dict[int, list[Totals]] = {}
+    for part in parts:
+        groups.setdefault(bucket_of(part.bucket, interval), []).append(part)
+    return [merge(groups[b], b) for b in sorted(groups)]
 
 
 def _totals(bucket: int, rows: list[WindowRow]) -> Totals:
@@ -133,7 +192,7 @@ def _totals(bucket: int, rows: list[WindowRow]) -> Totals:
     )
 
 
-def rollup(rows: Iterable[WindowRow], interval: int) -> list[Candle]:
+def rollup(rows: Iterable[WindowRow], interval: int) -> list[CandleRow]:
     """Candles of `interval` seconds, oldest first, from one series' windows (any order, one
     per start); buckets without a window give no candle."""
     buckets: dict[int, list[WindowRow]] = {}

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from cryptopulse.config import Settings
+from cryptopulse.history.rollup import CandleRow
 from cryptopulse.history.sqlite import SqliteHistory
 from cryptopulse.history.store import HistoryStore
 from cryptopulse.history.writer import HistoryMetrics, HistoryWriter, WriterConfig
-from cryptopulse.schema import Candle
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ class History:
 
     async def candles(
         self, source: str, coin: str, interval: int, start: datetime, end: datetime
-    ) -> tuple[str | None, list[Candle]]:
+    ) -> tuple[str | None, list[CandleRow]]:
         """The coin's symbol (None when nothing is stored) and its candles."""
         store = self.store
         return await self._read(

@@ -11,22 +11,33 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from cryptopulse.errors import CryptoPulseError
-from cryptopulse.history.rollup import Totals, candle, epoch, row_of
-from cryptopulse.schema import Candle, WindowAggregate
+from cryptopulse.history.rollup import (
+    CandleRow,
+    Totals,
+    bucket_of,
+    candle,
+    epoch,
+    regroup,
+    row_of,
+)
+from cryptopulse.schema import WindowAggregate
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: the first schema
+
+def _v1_windows(conn: sqlite3.Connection) -> None:
+    conn.execute(
         """CREATE TABLE series (
             id INTEGER PRIMARY KEY,
             source TEXT NOT NULL,
             coin TEXT NOT NULL,
             symbol TEXT NOT NULL,
-            UNIQUE (source, coin))""",
+            UNIQUE (source, coin))"""
+    )
+    conn.execute(
         """CREATE TABLE windows (
             series_id INTEGER NOT NULL REFERENCES series (id),
             start INTEGER NOT NULL,
@@ -40,10 +51,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             cap REAL,
             ticks INTEGER NOT NULL,
             kind INTEGER NOT NULL,
-            PRIMARY KEY (series_id, start)) WITHOUT ROWID""",
-    ),
-)
-"""Migration i brings the schema from version i to i + 1. Only ever append."""
+            PRIMARY KEY (series_id, start)) WITHOUT ROWID"""
+    )
+
+
+def _v2_hours(conn: sqlite3.Connection) -> None:
+    """Each series' hours rolled up (kept in step with `windows` by every write and purge):
+    candles of 1 h and longer read ~120x fewer rows."""
+    conn.execute(
+        """CREATE TABLE hours (
+            series_id INTEGER NOT NULL REFERENCES series (id),
+            bucket INTEGER NOT NULL,
+            open REAL NOT NULL,
+            close REAL NOT NULL,
+            high REAL NOT NULL,
+            low REAL NOT NULL,
+            price_sum REAL NOT NULL,
+            ticks INTEGER NOT NULL,
+            change_sum REAL,
+            change_ticks INTEGER,
+            volume REAL,
+            cap REAL,
+            windows INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            PRIMARY KEY (series_id, bucket)) WITHOUT ROWID"""
+    )
+    for (sid,) in conn.execute("SELECT id FROM series").fetchall():
+        _rebuild_hours(conn, sid, -(2**62), 2**62)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_windows, _v2_hours)
+"""Migration i brings the schema from version i to i + 1, in the open transaction. Only ever
+append."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -59,6 +98,8 @@ _UPSERT = """INSERT INTO windows
 
 # Floor of start to the interval in SQL, equal to Python's `start - start % iv` for any sign.
 _BUCKET = "(start - ((start % :iv) + :iv) % :iv)"
+
+HOUR = 3600
 
 # Aggregates per bucket over the PK range, then open/close/cap by PK lookups of the first,
 # last and last-with-a-cap window of each bucket.
@@ -88,6 +129,32 @@ SELECT s.coin, w.close FROM b
 JOIN windows w ON w.series_id = b.series_id AND w.start = b.last
 JOIN series s ON s.id = b.series_id
 ORDER BY s.coin, b.bucket"""
+
+
+_HOURS = """SELECT bucket, open, close, high, low, price_sum, ticks, change_sum, change_ticks,
+    volume, cap, windows, kind FROM hours
+WHERE series_id = :sid AND bucket >= :from AND bucket < :to ORDER BY bucket"""
+
+
+def _rebuild_hours(conn: sqlite3.Connection, sid: int, first: int, last: int) -> None:
+    """Recompute the series' hours from `first` to `last` (hour starts, inclusive) from its
+    windows, in the caller's transaction."""
+    span = {"sid": sid, "from": first, "to": last + HOUR}
+    conn.execute(
+        "DELETE FROM hours WHERE series_id = :sid AND bucket >= :from AND bucket < :to", span
+    )
+    conn.execute(f"INSERT INTO hours SELECT :sid, * FROM ({_CANDLES})", {**span, "iv": HOUR})
+
+
+def _rebuild(conn: sqlite3.Connection, touched: Iterable[tuple[int, int]]) -> None:
+    """The hours of the (series id, window start) pairs just written."""
+    spans: dict[int, tuple[int, int]] = {}
+    for sid, start in touched:
+        hour = bucket_of(start, HOUR)
+        lo, hi = spans.get(sid, (hour, hour))
+        spans[sid] = (min(lo, hour), max(hi, hour))
+    for sid, (lo, hi) in spans.items():
+        _rebuild_hours(conn, sid, lo, hi)
 
 
 class HistoryDatabaseError(CryptoPulseError):
@@ -175,9 +242,8 @@ class SqliteHistory:
         conn.execute("BEGIN IMMEDIATE")  # one migrator at a time
         try:
             version = self._check_version(conn)
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    conn.execute(statement)
+            for migration in MIGRATIONS[version:]:
+                migration(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -230,6 +296,7 @@ class SqliteHistory:
             before = conn.total_changes
             conn.executemany(_UPSERT, rows)
             changed = conn.total_changes - before
+            _rebuild(conn, ((row[0], row[1]) for row in rows))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -244,6 +311,7 @@ class SqliteHistory:
         conn.execute("BEGIN IMMEDIATE")
         sid = self._series_id(conn, source, coin, symbol)
         conn.executemany(_UPSERT, [(sid, *row) for row in rows])
+        _rebuild(conn, ((sid, row[0]) for row in rows))
         conn.execute("COMMIT")
 
     def purge(self, before: datetime) -> int:
@@ -259,6 +327,12 @@ class SqliteHistory:
                     "DELETE FROM windows WHERE series_id = ? AND start < ?", (sid, cutoff)
                 )
                 deleted += cursor.rowcount
+                if cursor.rowcount:
+                    hour = bucket_of(cutoff, HOUR)  # the cut one is recomputed
+                    conn.execute(
+                        "DELETE FROM hours WHERE series_id = ? AND bucket < ?", (sid, hour)
+                    )
+                    _rebuild_hours(conn, sid, hour, hour)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -288,13 +362,39 @@ class SqliteHistory:
 
     def candles(
         self, source: str, coin: str, interval: int, start: datetime, end: datetime
-    ) -> list[Candle]:
+    ) -> list[CandleRow]:
         held = self._sid(source, coin)
         if held is None:
             return []
-        params = {"sid": held[0], "iv": interval, "from": epoch(start), "to": epoch(end)}
-        rows = self._reader().execute(_CANDLES, params).fetchall()
-        return [candle(Totals(*row), interval) for row in rows]
+        sid, lo, hi = held[0], epoch(start), epoch(end)
+        if interval % HOUR:
+            totals = self._totals(sid, interval, lo, hi)
+        else:
+            totals = regroup(self._hour_totals(sid, lo, hi), interval)
+        return [candle(t, interval) for t in totals]
+
+    def _totals(self, sid: int, interval: int, lo: int, hi: int) -> list[Totals]:
+        """Buckets of `interval` over the windows starting in [lo, hi)."""
+        if lo >= hi:
+            return []
+        params = {"sid": sid, "iv": interval, "from": lo, "to": hi}
+        return [Totals(*row) for row in self._reader().execute(_CANDLES, params)]
+
+    def _hour_totals(self, sid: int, lo: int, hi: int) -> list[Totals]:
+        """Hour totals over [lo, hi): whole hours from `hours`, a cut first or last hour from
+        the windows (one read transaction, so both agree)."""
+        first = min(hi, -(-lo // HOUR) * HOUR)  # first whole hour
+        last = max(first, bucket_of(hi, HOUR))  # end of the whole hours
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            head = self._totals(sid, HOUR, lo, first)
+            params = {"sid": sid, "from": first, "to": last}
+            whole = [Totals(*row) for row in conn.execute(_HOURS, params)]
+            tail = self._totals(sid, HOUR, last, hi)
+        finally:
+            conn.execute("COMMIT")
+        return head + whole + tail
 
     def closes(
         self, source: str, interval: int, start: datetime, end: datetime

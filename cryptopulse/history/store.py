@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from cryptopulse.schema import Candle, WindowAggregate
+from cryptopulse.history.rollup import CandleRow
+from cryptopulse.schema import WindowAggregate
 
 
 class HistoryStore(Protocol):
@@ -27,9 +28,10 @@ class HistoryStore(Protocol):
 
     def candles(
         self, source: str, coin: str, interval: int, start: datetime, end: datetime
-    ) -> list[Candle]:
+    ) -> list[CandleRow]:
         """The coin's windows starting in [start, end) rolled up into candles of `interval`
-        seconds (epoch-aligned), oldest first; no candle where there is no window."""
+        seconds (epoch-aligned), oldest first; no candle where there is no window. Equal to
+        `rollup.rollup` of those windows."""
         ...
 
     def closes(

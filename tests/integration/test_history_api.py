@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from cryptopulse.platform.ports import free_port
-from cryptopulse.schema import WindowAggregate
+from cryptopulse.schema import HistoryResponse, SparklinesResponse, WindowAggregate
 from tests.factories import WINDOW, window
 from tests.waiting import wait_for
 
@@ -127,6 +127,7 @@ def candles(served: Served, coin: str = "bitcoin", **params: str) -> list[dict[s
     if response.status_code == 404 and response.json()["reason"] == "no_data":
         return []
     assert response.status_code == 200, response.text
+    HistoryResponse.model_validate(response.json())  # the documented contract
     found: list[dict[str, Any]] = response.json()["candles"]
     return found
 
@@ -168,6 +169,7 @@ def test_history_survives_a_sigkill_and_a_repeated_final_replaces(tmp_path: Path
         )
         assert len(first) == 120 and first[0]["windows"] == 1  # replaced, not duplicated
         sparks = httpx.get(f"{server.url}/api/sparklines", params={"hours": 6}).json()
+        SparklinesResponse.model_validate(sparks)
         assert set(sparks["closes"]) == {"bitcoin", "solana"}
         assert sparks["closes"]["solana"] and set(sparks["closes"]["solana"]) == {5.0}
 

@@ -8,12 +8,13 @@ import random
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from cryptopulse.history.rollup import WindowRow, rollup, row_of
+from cryptopulse.history.rollup import CandleRow, rollup, row_of
 from cryptopulse.history.sqlite import SCHEMA_VERSION, HistoryDatabaseError, SqliteHistory
 from cryptopulse.schema import INTERVAL_SECONDS, WindowAggregate
 from tests.factories import T0, WINDOW, window
@@ -158,27 +159,70 @@ def random_windows(rng: random.Random, coin: str, count: int) -> list[WindowAggr
     return out
 
 
+def assert_same(got: list[CandleRow], want: list[CandleRow]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        gd, wd = asdict(g), asdict(w)
+        for key in ("avg_price", "avg_change_24h"):  # sums: the order of addition differs
+            a, b = gd.pop(key), wd.pop(key)
+            assert (a is None and b is None) or math.isclose(a, b, rel_tol=1e-12), key
+        assert gd == wd
+
+
+def check_every_interval(
+    store: SqliteHistory, rng: random.Random, windows: list[WindowAggregate]
+) -> None:
+    """SQL candles (hours table for 1 h and longer, cut edges included) equal rollup.py's."""
+    compared = 0
+    for interval in INTERVAL_SECONDS.values():
+        lo = T0 + rng.randint(-3000, 0) * WINDOW + timedelta(seconds=rng.choice([0, 7, 30]))
+        hi = lo + rng.randint(1, 6000) * WINDOW
+        inside = [row_of(w) for w in windows if lo <= w.window_start < hi]
+        got = store.candles("simulated", "bitcoin", interval, lo, hi)
+        assert_same(got, rollup(inside, interval))
+        compared += len(got)
+    assert compared  # not only empty ranges
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_sql_candles_equal_rollup_on_random_windows(store: SqliteHistory, seed: int) -> None:
     rng = random.Random(seed)
     data = {coin: random_windows(rng, coin, 800) for coin in ("bitcoin", "solana")}
     for coin in data:
         store.write(data[coin])
-    for interval in INTERVAL_SECONDS.values():
-        lo = T0 + rng.randint(-3000, 0) * WINDOW
-        hi = lo + rng.randint(1, 6000) * WINDOW
-        inside: list[WindowRow] = [row_of(w) for w in data["bitcoin"] if lo <= w.window_start < hi]
-        want = rollup(inside, interval)
-        got = store.candles("simulated", "bitcoin", interval, lo, hi)
-        assert len(got) == len(want) and len(got) > 0
-        for g, w in zip(got, want, strict=True):
-            gd, wd = g.model_dump(), w.model_dump()
-            for key in ("avg_price", "avg_change_24h"):
-                a, b = gd.pop(key), wd.pop(key)
-                assert (a is None and b is None) or math.isclose(a, b, rel_tol=1e-12), key
-            assert gd == wd
+    check_every_interval(store, rng, data["bitcoin"])
     closes = store.closes("simulated", 3600, T0 - DAY, T0 + DAY)
     assert set(closes) == {"bitcoin", "solana"}
     solana = [row_of(w) for w in data["solana"] if T0 - DAY <= w.window_start < T0 + DAY]
-    want_closes = [c.close for c in rollup(solana, 3600)]
-    assert closes["solana"] == want_closes
+    assert closes["solana"] == [c.close for c in rollup(solana, 3600)]
+
+    # replaced windows (a live one replaces anything; a backfill only a backfill) and a
+    # purge keep the hours in step with the windows
+    held = {w.window_start: w for w in data["bitcoin"]}
+    again = random_windows(rng, "bitcoin", 400)
+    store.write(again)
+    for w in again:
+        if w.window_start not in held or w.kind == "live" or held[w.window_start].kind != "live":
+            held[w.window_start] = w
+    cutoff = T0 + rng.randint(-2000, 0) * WINDOW + timedelta(seconds=rng.randint(0, 29))
+    store.purge(cutoff)
+    remaining = [w for w in held.values() if w.window_start >= cutoff]
+    assert store.count() == len(remaining) + len(
+        [w for w in data["solana"] if w.window_start >= cutoff]
+    )
+    check_every_interval(store, rng, remaining)
+
+
+def test_the_hours_migration_fills_from_existing_windows(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = SqliteHistory(path)
+    data = random_windows(random.Random(7), "bitcoin", 500)
+    store.write(data)
+    conn = store._write_connection()
+    conn.execute("DROP TABLE hours")  # as a version-1 file had it
+    conn.execute("PRAGMA user_version = 1")
+    store.close()
+    migrated = SqliteHistory(path)
+    assert migrated.schema_version() == SCHEMA_VERSION == 2
+    check_every_interval(migrated, random.Random(1), data)
+    migrated.close()

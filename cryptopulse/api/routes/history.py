@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from cryptopulse.api.deps import Ctx, SourceParam
 from cryptopulse.api.errors import ApiRejection
+from cryptopulse.api.responses import json_response
 from cryptopulse.history.rollup import default_interval, interval_for_points
 from cryptopulse.history.service import History
 from cryptopulse.schema import (
@@ -28,8 +30,21 @@ SPARKLINE_POINTS = 48
 
 router = APIRouter(prefix="/api", tags=["history"])
 
+
+class Refusal(BaseModel):
+    detail: str | list[dict[str, Any]] = Field(description="What is wrong and what to do.")
+    reason: str = Field(
+        description="invalid (a parameter), bad_range (`to` not after `from`, or out of "
+        "range), range_too_long (more than history.retention_days), too_many_candles."
+    )
+
+
 NO_HISTORY: dict[int | str, dict[str, Any]] = {
     404: {"description": "No history database, or nothing stored for this coin"}
+}
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    **NO_HISTORY,
+    422: {"model": Refusal, "description": "A bad parameter, or a range that cannot be served"},
 }
 
 
@@ -85,7 +100,7 @@ ToParam = Annotated[
 ]
 
 
-@router.get("/history/{coin}", response_model=HistoryResponse, responses=NO_HISTORY)
+@router.get("/history/{coin}", response_model=HistoryResponse, responses=REFUSALS)
 async def history(
     ctx: Ctx,
     coin: Annotated[str, Path(min_length=1, max_length=100, pattern=COIN_PATTERN)],
@@ -114,35 +129,34 @@ async def history(
     symbol, candles = await store.candles(name, coin, INTERVAL_SECONDS[interval], start, end)
     if symbol is None:
         raise ApiRejection(404, "no_data", f"no history for coin {coin!r} from source {name!r}")
-    body = HistoryResponse.model_construct(
-        source=name,
-        coin=coin,
-        symbol=symbol,
-        interval=interval,
-        start=start,
-        end=end,
-        candles=candles,
-    )
-    return Response(
-        HistoryResponse.__pydantic_serializer__.to_json(body), media_type="application/json"
+    # a HistoryResponse, serialized by orjson from plain data: 1,440 candles in ~1 ms
+    return json_response(
+        {
+            "source": name,
+            "coin": coin,
+            "symbol": symbol,
+            "interval": interval,
+            "start": start,
+            "end": end,
+            "candles": candles,
+        }
     )
 
 
-@router.get("/sparklines", response_model=SparklinesResponse, responses=NO_HISTORY)
+@router.get("/sparklines", response_model=SparklinesResponse, responses=REFUSALS)
 async def sparklines(
     ctx: Ctx,
     source: SourceParam = None,
-    hours: Annotated[float, Query(gt=0, le=24 * 366, description="How far back.")] = 24.0,
+    hours: Annotated[float, Query(ge=0.1, le=24 * 366, description="How far back.")] = 24.0,
 ) -> Response:
-    """Every coin's closes over the last `hours` at an interval giving about 48 points."""
+    """Every coin's closes over the last `hours` (at most the retention) at an interval giving
+    about 48 points."""
     store = _history(ctx)
+    hours = min(hours, ctx.settings.history.retention_days * 24)  # nothing older is kept
     start, end = _range(ctx, None, None, timedelta(hours=hours))
     interval = interval_for_points((end - start).total_seconds(), SPARKLINE_POINTS)
     name = await _source(ctx, store, source)
     closes = await store.closes(name, INTERVAL_SECONDS[interval], start, end)
-    body = SparklinesResponse.model_construct(
-        source=name, interval=interval, start=start, end=end, closes=closes
-    )
-    return Response(
-        SparklinesResponse.__pydantic_serializer__.to_json(body), media_type="application/json"
+    return json_response(
+        {"source": name, "interval": interval, "start": start, "end": end, "closes": closes}
     )
