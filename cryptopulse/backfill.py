@@ -65,8 +65,27 @@ def _finite(value: float | None) -> bool:
     return value is None or (isinstance(value, int | float) and math.isfinite(value))
 
 
+def _in_range(value: float | None, low: float, high: float) -> bool:
+    return value is None or low <= value <= high  # False for NaN
+
+
 def point_problem(point: Point) -> str | None:
     """Why a point cannot be used, or None."""
+    try:  # the fast path: comparisons are False for NaN, so anything odd takes the slow one
+        if (
+            MIN_TIME <= point.at < MAX_TIME
+            and 0 < point.price <= MAX_FIGURE
+            and _in_range(point.change_24h, -MAX_CHANGE, MAX_CHANGE)
+            and _in_range(point.volume_24h, 0, MAX_FIGURE)
+            and _in_range(point.market_cap, 0, MAX_FIGURE)
+        ):
+            return None
+    except TypeError:  # not a number at all
+        pass
+    return _reason(point)
+
+
+def _reason(point: Point) -> str:
     if not (isinstance(point.at, int | float) and MIN_TIME <= point.at < MAX_TIME):
         return "bad_time"
     if not (isinstance(point.price, int | float) and math.isfinite(point.price)):
@@ -79,9 +98,7 @@ def point_problem(point: Point) -> str | None:
         return "negative_figure"
     if max(point.price, point.volume_24h or 0, point.market_cap or 0) > MAX_FIGURE:
         return "figure_too_large"
-    if abs(point.change_24h or 0) > MAX_CHANGE:
-        return "change_too_large"
-    return None
+    return "change_too_large"
 
 
 def window_start(at: float, window_seconds: float) -> float:

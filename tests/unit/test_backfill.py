@@ -118,6 +118,8 @@ def test_windows_from_the_live_start_on_are_left_to_live_ticks() -> None:
         (Point(T0, 1.0, None, None, -1.0), "negative_figure"),
         (Point(T0, 1e300), "figure_too_large"),
         (Point(T0, 1.0, 1e9), "change_too_large"),
+        (Point(T0, "1.0"), "bad_price"),  # type: ignore[arg-type]
+        (Point(T0, 1.0, None, "5"), "bad_figure"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_points_are_rejected_with_a_reason(point: Point, reason: str) -> None:
