@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptopulse import classify
 from cryptopulse.schema import INTERVAL_SECONDS, Candle, Interval, WindowAggregate, WindowKind
@@ -190,6 +191,59 @@ def _totals(bucket: int, rows: list[WindowRow]) -> Totals:
         windows=len(rows),
         kind=min(r.kind for r in rows),
     )
+
+
+RowTuple = tuple[
+    int, float, float, float, float, float, float | None, float | None, float | None, int, int
+]
+"""A window as the database returns it: WindowRow's fields in order."""
+
+
+def stream_totals(rows: Iterable[RowTuple], interval: int) -> list[Totals]:
+    """Bucket totals in one pass over rows sorted by start (the database's key order): the
+    fast path of candles shorter than an hour. Equal to `rollup`'s (tested)."""
+    out: list[Totals] = []
+    cur: list[Any] | None = None
+    for start, o, high, low, close, price, change, volume, cap, ticks, kind in rows:
+        bucket = start - start % interval
+        if cur is None or bucket != cur[0]:
+            if cur is not None:
+                out.append(Totals(*cur))
+            cur = [
+                bucket,
+                o,
+                close,
+                high,
+                low,
+                price * ticks,
+                ticks,
+                None,
+                None,
+                volume,
+                cap,
+                1,
+                kind,
+            ]
+            if change is not None:
+                cur[7], cur[8] = change * ticks, ticks
+            continue
+        cur[2] = close
+        cur[3] = max(cur[3], high)
+        cur[4] = min(cur[4], low)
+        cur[5] += price * ticks
+        cur[6] += ticks
+        if change is not None:
+            cur[7] = change * ticks if cur[7] is None else cur[7] + change * ticks
+            cur[8] = ticks if cur[8] is None else cur[8] + ticks
+        if volume is not None and (cur[9] is None or volume > cur[9]):
+            cur[9] = volume
+        if cap is not None:
+            cur[10] = cap
+        cur[11] += 1
+        cur[12] = min(cur[12], kind)
+    if cur is not None:
+        out.append(Totals(*cur))
+    return out
 
 
 def rollup(rows: Iterable[WindowRow], interval: int) -> list[CandleRow]:

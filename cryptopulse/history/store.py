@@ -37,7 +37,8 @@ class HistoryStore(Protocol):
     def closes(
         self, source: str, interval: int, start: datetime, end: datetime
     ) -> dict[str, list[float]]:
-        """Every coin of the source: the close of each of its candles in [start, end)."""
+        """Every coin of the source: the close of each of its candles in [start, end). For
+        intervals of whole hours the range is widened to whole hours (sparklines)."""
         ...
 
     def purge(self, before: datetime) -> int:

@@ -194,7 +194,11 @@ def test_sql_candles_equal_rollup_on_random_windows(store: SqliteHistory, seed: 
     closes = store.closes("simulated", 3600, T0 - DAY, T0 + DAY)
     assert set(closes) == {"bitcoin", "solana"}
     solana = [row_of(w) for w in data["solana"] if T0 - DAY <= w.window_start < T0 + DAY]
-    assert closes["solana"] == [c.close for c in rollup(solana, 3600)]
+    assert closes["solana"] == [c.close for c in rollup(solana, 3600)]  # from the hours table
+    quarter = store.closes("simulated", 900, T0 - DAY, T0 + DAY)  # from the windows
+    assert quarter["solana"] == [c.close for c in rollup(solana, 900)]
+    four = store.closes("simulated", 4 * 3600, T0 - DAY, T0 + DAY)
+    assert four["solana"] == [c.close for c in rollup(solana, 4 * 3600)]
 
     # replaced windows (a live one replaces anything; a backfill only a backfill) and a
     # purge keep the hours in step with the windows
