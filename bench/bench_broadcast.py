@@ -10,6 +10,13 @@ processes, for N in --levels (default 100, 1,000, 10,000). At each level:
 * `/ingest` latency under load: --ingest-requests POSTs at --ingest-rate per second,
   each broadcast to all N clients.
 
+The history database's cost: with --finals-per-30s N, a feeder POSTs N final windows every
+30 s (in chunks of 500) all through each level; run once with the history on (the default)
+and once with --no-history-db, and compare the delivery p99. The feeder's windows are of kind
+`backfill`, which the server stores but never broadcasts: the clients get the same messages
+in both runs, so the difference is the storing alone (a live final is broadcast anyway,
+stored or not). The server's data folder is a fresh temporary one.
+
 The clients are a minimal asyncio WebSocket reader (handshake, unmasked server frames,
 pongs), so that on a 2-core machine the clients cost as little CPU as possible next to
 the server they measure. Run: `.venv/bin/python bench/bench_broadcast.py [--levels 100 1000]`.
@@ -30,6 +37,8 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,6 +88,56 @@ def record(coin: str, window: int, seq: int) -> dict[str, Any]:
 
 def update(seq: int, window: int) -> bytes:
     return orjson.dumps({"data": [record(c, window, seq) for c in COINS]})
+
+
+class FinalsFeeder:
+    """POSTs `per_30s` final backfill windows every 30 s, in chunks of 500, from a thread."""
+
+    CHUNK = 500
+
+    def __init__(self, base_url: str, per_30s: int) -> None:
+        self.base_url, self.per_30s = base_url, per_30s
+        self.coins = [f"hist-{i:05d}" for i in range(per_30s)]
+        self.posted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="finals-feeder", daemon=True)
+
+    def _body(self, window: int, coins: list[str]) -> bytes:
+        records = []
+        for coin in coins:
+            r = record(coin, window, 1)
+            r.update(final=True, kind="backfill")
+            records.append(r)
+        return orjson.dumps({"data": records})
+
+    def _run(self) -> None:
+        chunks = [self.coins[i : i + self.CHUNK] for i in range(0, len(self.coins), self.CHUNK)]
+        gap = 30.0 / len(chunks)
+        window = 0
+        next_at = time.monotonic()
+        with httpx.Client(base_url=self.base_url, timeout=30) as http:
+            while not self._stop.is_set():
+                for chunk in chunks:
+                    http.post(
+                        "/ingest",
+                        content=self._body(window, chunk),
+                        headers={"Content-Type": "application/json"},
+                    ).raise_for_status()
+                    self.posted += len(chunk)
+                    next_at += gap
+                    if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                        return
+                window += 1
+
+    def start(self) -> None:
+        if self.per_30s:
+            self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(60)
+        return self.posted
 
 
 # ---------------------------------------------------------------- client processes
@@ -223,6 +282,8 @@ class Level:
     ingest_samples: int
     dropped: float
     broadcast_ms: float
+    finals_posted: int = 0
+    finals_stored: float = 0.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -240,9 +301,13 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def start_server(port: int, max_clients: int, writes: str = "direct") -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, max_clients: int, writes: str = "direct", history_db: bool = True
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "CRYPTOPULSE_DATA_DIR": tempfile.mkdtemp(prefix="bench-broadcast-"),
+        "CRYPTOPULSE_HISTORY__ENABLED": "true" if history_db else "false",
         "CRYPTOPULSE_API__WEBSOCKET_WRITES": writes,
         "CRYPTOPULSE_API__PORT": str(port),
         "CRYPTOPULSE_API__MAX_CLIENTS": str(max_clients),
@@ -312,6 +377,9 @@ def run_level(
     time.sleep(1.0)
     rss_connected = server.memory_info().rss / 2**20
     dropped_before = metric(http, "cryptopulse_api_ws_dropped_total")
+    stored_before = metric(http, "cryptopulse_history_windows_stored_total")
+    feeder = FinalsFeeder(f"http://127.0.0.1:{port}", args.finals_per_30s)
+    feeder.start()
 
     # delivery latency
     gap = args.gap if clients < 5000 else max(args.gap, 2.0)
@@ -352,6 +420,7 @@ def run_level(
         next_at += 1 / rate
         time.sleep(max(0.0, next_at - time.perf_counter()))
     time.sleep(gap)
+    finals_posted = feeder.stop()
     rss_after = server.memory_info().rss / 2**20
     dropped = metric(http, "cryptopulse_api_ws_dropped_total") - dropped_before
     for _, pipe in procs:
@@ -379,6 +448,8 @@ def run_level(
         ingest_samples=len(ingest_ms),
         dropped=dropped,
         broadcast_ms=round(broadcast_ms, 2),
+        finals_posted=finals_posted,
+        finals_stored=metric(http, "cryptopulse_history_windows_stored_total") - stored_before,
     )
 
 
@@ -396,6 +467,18 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to connect")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
+        "--finals-per-30s",
+        type=int,
+        default=0,
+        help="final windows POSTed every 30 s during each level (stored, not broadcast)",
+    )
+    parser.add_argument(
+        "--no-history-db",
+        dest="history_db",
+        action="store_false",
+        help="run the server with history.enabled = false",
+    )
+    parser.add_argument(
         "--websocket-writes",
         choices=["direct", "asgi"],
         default="direct",
@@ -410,7 +493,9 @@ def main() -> None:
             f"the open-files hard limit ({hard}) is too low for {max(args.levels)} clients"
         )
 
-    proc = start_server(args.port, max(args.levels) + 100, args.websocket_writes)
+    proc = start_server(
+        args.port, max(args.levels) + 100, args.websocket_writes, history_db=args.history_db
+    )
     results: list[Level] = []
     try:
         server = psutil.Process(proc.pid)
@@ -443,6 +528,12 @@ def main() -> None:
             f"| {r.latency_ms.get('max')} ms | {r.deliveries:,}/{r.expected:,} "
             f"| {r.rss_connected_mb:.0f} / {r.rss_after_mb:.0f} MiB "
             f"| {r.ingest_ms.get('median')} ms | {r.ingest_ms.get('p99')} ms | {r.dropped:.0f} |"
+        )
+    if args.finals_per_30s:
+        print(
+            f"\nfinals: {args.finals_per_30s:,} per 30 s, history database "
+            f"{'on' if args.history_db else 'off'}; posted / stored per level: "
+            + ", ".join(f"{r.finals_posted:,} / {r.finals_stored:,.0f}" for r in results)
         )
     if args.json:
         args.json.write_text(
