@@ -124,6 +124,7 @@ def test_exact_aggregates_with_out_of_order_arrival(first_window: Finals) -> Non
         "volatility": "Moving",
         "trend": "📈 Rising",
         "final": True,
+        "kind": "live",
     }
     WindowAggregate.model_validate(alpha)
 
