@@ -8,7 +8,10 @@ A batch is written in one Kafka transaction, every record tagged with a header
   re-run writes it whole;
 * a batch committed just before the job was killed, whose sink state was not saved yet,
   is recognised after the restart: the newest committed batch id of this sink is read back
-  from the end of the topic, and a re-run of that batch or an older one is not written again.
+  from the topic (every record written since the sink last saved its state, and at least the
+  last `TAIL_RECORDS` of each partition), and a re-run of that batch or an older one is not
+  written again. Other writers share the topic (the producer's backfill windows), so the
+  records after this sink's newest batch can be many.
 
 The transactional id is derived from the sink id (one per checkpoint), so a restarted job
 fences its killed predecessor and aborts whatever transaction it left open.
@@ -33,9 +36,10 @@ log = logging.getLogger("cryptopulse.stream.publish")
 
 BATCH_HEADER = "cryptopulse-batch"
 TAIL_RECORDS = 500
-"""Records read back from the end of each partition: the newest batch of this sink is among
-them (a transaction adds one marker per partition it touched, and this sink is the topic's
-only writer)."""
+"""Records read back from the end of each partition at least."""
+CLOCK_MARGIN_S = 300.0
+"""Read back from this long before the sink's last save: record timestamps come from the
+writer's clock, which may differ from this host's."""
 
 
 class KafkaDeliveryError(RuntimeError):
@@ -100,11 +104,13 @@ class BatchPublisher:
             self.producer.init_transactions(self.timeout)
             self._ready = True
 
-    def committed(self) -> int:
-        """The newest batch id this sink committed to the topic (-1 for none)."""
+    def committed(self, since: float | None = None) -> int:
+        """The newest batch id this sink committed to the topic (-1 for none). `since`: when
+        (epoch seconds) the sink last saved its state; every batch it committed later is in
+        the records read back."""
         if self._committed is None:
             self.start()
-            self._committed = self._read_committed()
+            self._committed = self._read_committed(since)
             if self._committed >= 0:
                 log.info("the newest batch already on %s is %d", self.topic, self._committed)
         return self._committed
@@ -144,7 +150,29 @@ class BatchPublisher:
     def close(self) -> None:
         self.producer.flush(5)
 
-    def _read_committed(self) -> int:
+    def _start_offsets(
+        self, consumer: Consumer, partitions: list[int], since: float | None
+    ) -> list[TopicPartition]:
+        """Per partition: from the first record written since `since` (less the clock margin),
+        or the last TAIL_RECORDS, whichever is earlier."""
+        by_time: dict[int, int] = {}
+        if since is not None:
+            at_ms = int((since - CLOCK_MARGIN_S) * 1000)
+            wanted = [TopicPartition(self.topic, p, at_ms) for p in partitions]
+            found = consumer.offsets_for_times(wanted, timeout=self.timeout)
+            by_time = {tp.partition: tp.offset for tp in found}
+        starts = []
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(self.topic, p), timeout=self.timeout
+            )
+            start = high - TAIL_RECORDS
+            if by_time.get(p, -1) >= 0:  # -1: nothing written since then
+                start = min(start, by_time[p])
+            starts.append(TopicPartition(self.topic, p, max(low, start)))
+        return starts
+
+    def _read_committed(self, since: float | None) -> int:
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -159,13 +187,7 @@ class BatchPublisher:
         try:
             metadata = consumer.list_topics(self.topic, timeout=self.timeout)
             partitions = list(metadata.topics[self.topic].partitions)
-            assigned = []
-            for p in partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, p), timeout=self.timeout
-                )
-                assigned.append(TopicPartition(self.topic, p, max(low, high - TAIL_RECORDS)))
-            consumer.assign(assigned)
+            consumer.assign(self._start_offsets(consumer, partitions, since))
             newest = -1
             at_end: set[int] = set()
             deadline = time.monotonic() + self.timeout

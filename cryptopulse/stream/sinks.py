@@ -187,7 +187,7 @@ class WindowSink:
         step = self.tracker.advance(batch_id, self.collect(batch))
         finals = step.finals
         records = step.live + finals
-        if records and batch_id <= self.publisher.committed():
+        if records and batch_id <= self.publisher.committed(self._saved_at()):
             # Committed just before a crash that came before the state was saved.
             log.info(
                 "[%s] batch %d is already on %s; not written again",
@@ -203,6 +203,14 @@ class WindowSink:
         with self.stats.lock:
             self.stats.emitted_by_batch[(self.name, batch_id)] = len(records)
             self.stats.finals_published += len(finals)
+
+    def _saved_at(self) -> float | None:
+        """When the tracker's state was last saved (None: never): every batch this sink
+        committed without saving came later."""
+        try:
+            return self.state_file.stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     @staticmethod
     def collect(batch: DataFrame) -> list[LiveWindow]:

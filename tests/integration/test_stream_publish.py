@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import Producer
 
-from cryptopulse.stream.publish import BatchPublisher, parse_header, sink_id
+from cryptopulse.stream.publish import TAIL_RECORDS, BatchPublisher, parse_header, sink_id
 from tests.kafka_helpers import read_to_end
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,26 @@ def test_a_batch_committed_before_a_crash_is_known_after_the_restart(
     assert sorted(committed_values(kafka_bootstrap, topic)) == sorted(
         [b'{"b": 4}', b'{"b": 5}', b'{"b": 5}']
     )
+
+
+def test_the_newest_batch_is_found_behind_other_writers_records(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    """The producer's backfill shares the windows topic: thousands of its records may follow
+    the sink's last batch. Everything written since the sink's last save is read back."""
+    topic = new_topic("windows")
+    sink = sink_id(topic)
+    first = BatchPublisher(kafka_bootstrap, topic, sink)
+    first.publish(6, [("bitcoin", b'{"b": 6}')])
+    saved_at = time.time()  # the sink saved its state after batch 6 ...
+    first.publish(7, [("bitcoin", b'{"b": 7}')])  # ... and died after committing batch 7
+    backfill = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
+    for i in range(3 * TAIL_RECORDS):
+        backfill.produce(topic, key="bitcoin", value=b'{"kind": "backfill", "i": %d}' % i)
+    assert backfill.flush(30) == 0
+    assert BatchPublisher(kafka_bootstrap, topic, sink).committed(since=saved_at) == 7
+    # Without the save time only the tail is read: batch 7 is out of reach there.
+    assert BatchPublisher(kafka_bootstrap, topic, sink).committed() == -1
 
 
 def test_a_batch_killed_half_way_is_never_seen_and_its_rerun_is_written_whole(
