@@ -55,7 +55,13 @@ SourceId = Annotated[
 ]
 
 
+QuoteCurrency = Annotated[str, Field(min_length=2, max_length=10, pattern=r"^[A-Z][A-Z0-9]*$")]
+
 WindowKind = Literal["live", "backfill"]
+
+
+def _is_none(value: object) -> bool:
+    return value is None
 
 
 class _Contract(BaseModel):
@@ -63,7 +69,7 @@ class _Contract(BaseModel):
 
 
 class Tick(_Contract):
-    """One observed price of one coin."""
+    """One observed price of one coin: a trade (with its `size`) or a quote."""
 
     coin: CoinId
     symbol: Annotated[str, Field(min_length=1, max_length=20)]
@@ -73,6 +79,17 @@ class Tick(_Contract):
     market_cap: NonNegative | None = None
     timestamp: UtcDatetime = Field(description="When the source observed the price (event time).")
     source: SourceId
+    # Both left out of the JSON when None, so a quote-only source's ticks keep their bytes.
+    size: Positive | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Trade quantity in the base currency; absent for a quote/ticker observation.",
+    )
+    quote: QuoteCurrency | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Currency the price is in (USD, USDT, ...); absent when unknown.",
+    )
 
 
 class WindowAggregate(_Contract):

@@ -7,6 +7,8 @@ nothing here raises. A dead letter carries a bounded excerpt of the value, never
 
 from __future__ import annotations
 
+from typing import Annotated, Any, get_args, get_origin
+
 import annotated_types
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
@@ -18,6 +20,8 @@ CORRUPT = "_corrupt_record"
 ISO_MILLIS = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
 # Fields without which a tick is meaningless; the others may be null.
 REQUIRED = ("coin", "symbol", "price", "timestamp", "source")
+# Optional text fields, checked like the required ones when present.
+OPTIONAL_TEXT = ("quote",)
 # A dead letter's excerpt of the value: enough to see what it was, small enough for any topic.
 EXCERPT_BYTES = 4096
 # Name of the observed metric (and of its one column) that counts a batch's rejected records.
@@ -29,13 +33,26 @@ def _json_schema() -> T.StructType:
     return schema.add(T.StructField(CORRUPT, T.StringType(), True))
 
 
+def _field_metadata(name: str) -> list[Any]:
+    """A Tick field's constraints; an optional field (`X | None`) keeps them on its `X`."""
+    info = Tick.model_fields[name]
+    if info.metadata:
+        return list(info.metadata)
+    for arg in get_args(info.annotation):
+        if get_origin(arg) is Annotated:
+            return [m for extra in get_args(arg)[1:] for m in getattr(extra, "metadata", [extra])]
+    return []
+
+
 def _text_rules(name: str) -> list[tuple[Column, str]]:
-    """Length and pattern rules of one of Tick's text fields, read from the model (as /ingest)."""
+    """Length and pattern rules of one of Tick's text fields, read from the model (as /ingest).
+    A null never fails them (a rule on null is null, which `when` treats as false)."""
     col = F.col(name)
     rules: list[tuple[Column, str]] = []
-    for rule in Tick.model_fields[name].metadata:
+    for rule in _field_metadata(name):
         if isinstance(rule, annotated_types.MinLen):
-            rules.append((F.length(col) < rule.min_length, f"{name} is empty"))
+            short = "is empty" if rule.min_length == 1 else f"is shorter than {rule.min_length}"
+            rules.append((F.length(col) < rule.min_length, f"{name} {short}"))
         elif isinstance(rule, annotated_types.MaxLen):
             rules.append(
                 (F.length(col) > rule.max_length, f"{name} is longer than {rule.max_length}")
@@ -49,7 +66,7 @@ def _string_rules() -> list[tuple[Column, str]]:
     return [
         rule
         for name, info in Tick.model_fields.items()
-        if info.annotation is str
+        if info.annotation is str or name in OPTIONAL_TEXT
         for rule in _text_rules(name)
     ]
 
@@ -89,8 +106,9 @@ def _reject_reason(event_time: Column, max_future_seconds: float) -> Column:
         ),
         *(
             (col(name).isNotNull() & ~_finite(col(name)), f"{name} is not a finite number")
-            for name in ("change_24h", "volume_24h", "market_cap")
+            for name in ("change_24h", "volume_24h", "market_cap", "size")
         ),
+        (col("size").isNotNull() & (col("size") <= 0), "size is not positive"),
         *(
             (col(name).isNotNull() & (col(name) < 0), f"{name} is negative")
             for name in ("volume_24h", "market_cap")

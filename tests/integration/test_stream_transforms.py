@@ -74,6 +74,8 @@ TICK_COLUMNS = (
 )
 GOOD = '{"coin":"bitcoin","symbol":"btc","price":97012.5,"change_24h":-1.84,"volume_24h":3.1e10,"market_cap":1.9e12,"timestamp":"2026-11-24T22:00:00Z","source":"coingecko"}'
 
+TRADE = GOOD[:-1] + ',"size":0.5,"quote":"USDT"}'
+
 
 @pytest.mark.parametrize(
     ("value", "reason"),
@@ -124,6 +126,19 @@ GOOD = '{"coin":"bitcoin","symbol":"btc","price":97012.5,"change_24h":-1.84,"vol
         # Below the limit, an object where the coin goes is kept as text, and fails its rules.
         (GOOD.replace('"bitcoin"', '{"a":' * 900 + "1" + "}" * 900), "coin is longer than 100"),
         (bytes(range(32)) * 32_768, "not valid JSON or a field has the wrong type"),  # 1 MiB
+        # A trade's size and quote currency (#14): optional, checked when present.
+        (TRADE, None),
+        (TRADE.replace('"size":0.5', '"size":null'), None),
+        (TRADE.replace('"size":0.5', '"size":0'), "size is not positive"),
+        (TRADE.replace('"size":0.5', '"size":-2'), "size is not positive"),
+        (TRADE.replace('"size":0.5', '"size":1e400'), "size is not a finite number"),
+        (
+            TRADE.replace('"size":0.5', '"size":"half"'),
+            "not valid JSON or a field has the wrong type",
+        ),
+        (TRADE.replace('"USDT"', '"usdt"'), "quote does not match ^[A-Z][A-Z0-9]*$"),
+        (TRADE.replace('"USDT"', '"U"'), "quote is shorter than 2"),
+        (TRADE.replace('"USDT"', '"' + "U" * 11 + '"'), "quote is longer than 10"),
     ],
 )
 def test_parse_reasons(spark: SparkSession, value: str | bytes | None, reason: str | None) -> None:

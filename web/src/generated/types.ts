@@ -18,6 +18,14 @@ export type Coin = string;
 export type MarketCap = number | null;
 export type Price = number;
 /**
+ * Currency the price is in (USD, USDT, ...); absent when unknown.
+ */
+export type Quote = string | null;
+/**
+ * Trade quantity in the base currency; absent for a quote/ticker observation.
+ */
+export type Size = number | null;
+/**
  * Where the data comes from: coingecko, simulated, replay, ...
  */
 export type Source = string;
@@ -139,13 +147,15 @@ export type Source4 = string;
 export type Start2 = string;
 
 /**
- * One observed price of one coin.
+ * One observed price of one coin: a trade (with its `size`) or a quote.
  */
 export interface Tick {
   change_24h?: Change24H;
   coin: Coin;
   market_cap?: MarketCap;
   price: Price;
+  quote?: Quote;
+  size?: Size;
   source: Source;
   symbol: Symbol;
   timestamp: Timestamp;
