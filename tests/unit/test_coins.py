@@ -6,7 +6,17 @@ from pathlib import Path
 
 import orjson
 
-from cryptopulse.coins import BY_ID, COINS, DEFAULT_COINS, symbol_of, web_table
+from cryptopulse.coins import (
+    BY_ID,
+    COINS,
+    DEFAULT_COINS,
+    EXCHANGES,
+    Listing,
+    exchange_symbols,
+    listing_of,
+    symbol_of,
+    web_table,
+)
 from cryptopulse.config import ProducerSettings
 from cryptopulse.sources.simulated import coin_specs
 
@@ -33,3 +43,31 @@ def test_symbols_from_the_table_or_derived_from_the_id() -> None:
     assert symbol_of("polygon-ecosystem-token") == "pol"
     assert symbol_of("some-new-token") == "some"
     assert symbol_of("wormhole-3") == "wormhole"
+
+
+def test_each_default_coin_has_its_exchange_symbols_and_quote() -> None:
+    assert listing_of("bitcoin", "binance") == Listing("BTCUSDT", "USDT")
+    assert listing_of("bitcoin", "coinbase") == Listing("BTC-USD", "USD")
+    assert listing_of("bitcoin", "kraken") == Listing("BTC/USD", "USD")
+    assert listing_of("avalanche-2", "binance") == Listing("AVAXUSDT", "USDT")
+    for coin in DEFAULT_COINS:
+        assert listing_of(coin, "binance") is not None, coin
+    # Not every exchange lists every coin, and coins outside the defaults have no listings yet.
+    assert listing_of("binancecoin", "coinbase") is None
+    assert listing_of("tether", "binance") is None
+    assert listing_of("no-such-coin", "binance") is None
+    assert listing_of("bitcoin", "no-such-exchange") is None
+
+
+def test_exchange_symbols_map_back_to_the_coin_with_its_quote() -> None:
+    table = exchange_symbols("binance", ["bitcoin", "ethereum", "tether", "unknown"])
+    assert table == {
+        "BTCUSDT": ("bitcoin", Listing("BTCUSDT", "USDT")),
+        "ETHUSDT": ("ethereum", Listing("ETHUSDT", "USDT")),
+    }
+    coinbase = exchange_symbols("coinbase", DEFAULT_COINS)
+    assert "BNB-USD" not in coinbase and coinbase["SOL-USD"][0] == "solana"
+    for exchange in EXCHANGES:
+        listings = [c.listings[exchange] for c in COINS if exchange in c.listings]
+        assert len({x.symbol for x in listings}) == len(listings)  # one coin per symbol
+        assert all(x.quote in ("USD", "USDT") for x in listings)
