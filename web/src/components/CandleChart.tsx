@@ -1,6 +1,7 @@
 // Selected coin over the selected range as OHLC candles: body open→close, wick low→high, up/down
-// colours; backfilled candles lighter and thinner. Each candle is a stable test hook
-// (`data-testid="candle"`, `data-start` its ISO start). D3 gives scales and axes; React renders.
+// colours; backfilled candles lighter and narrower. Each candle is a stable test hook:
+// `data-testid="candle"`, `data-start` its start as toISOString() writes it (whatever the server
+// wrote), `data-kind`. D3 gives scales and axes; React renders the marks.
 import { memo } from "react";
 import type { CandlePoint } from "../lib/candles";
 import { Axis } from "./Axis";
@@ -25,7 +26,7 @@ function CandleMark({ d, cx, width, y }: MarkProps) {
     <g
       className={`candle ${up ? "up" : "down"} ${d.kind}`}
       data-testid="candle"
-      data-start={d.start}
+      data-start={new Date(d.startMs).toISOString()}
       data-kind={d.kind}
     >
       <line x1={cx} x2={cx} y1={y(d.high)} y2={y(d.low)} />
