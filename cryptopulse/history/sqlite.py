@@ -153,15 +153,45 @@ def _rebuild_hours(conn: sqlite3.Connection, sid: int, first: int, last: int) ->
     conn.execute(f"INSERT INTO hours SELECT :sid, * FROM ({_CANDLES})", {**span, "iv": HOUR})
 
 
+_TOUCHED = """CREATE TEMP TABLE IF NOT EXISTS touched (
+    series_id INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (series_id, bucket)
+) WITHOUT ROWID"""
+
+# Every touched hour rebuilt in one statement: a batch of finals of 5,000 coins is a few calls
+# from Python, not two per coin (the writer then holds the GIL, which the event loop needs, for
+# less time).
+_REBUILD_TOUCHED = f"""WITH b AS (
+    SELECT t.series_id AS sid, t.bucket AS bucket, min(w.start) AS first, max(w.start) AS last,
+        max(CASE WHEN w.cap IS NOT NULL THEN w.start END) AS cap_at,
+        max(w.high) AS high, min(w.low) AS low, sum(w.avg_price * w.ticks) AS price_sum,
+        sum(w.ticks) AS ticks, sum(w.change * w.ticks) AS change_sum,
+        sum(CASE WHEN w.change IS NOT NULL THEN w.ticks END) AS change_ticks,
+        max(w.volume) AS volume, count(*) AS n, min(w.kind) AS kind
+    FROM temp.touched t
+    JOIN windows w ON w.series_id = t.series_id AND w.start >= t.bucket
+        AND w.start < t.bucket + {HOUR}
+    GROUP BY t.series_id, t.bucket)
+INSERT INTO hours
+SELECT b.sid, b.bucket, o.open, c.close, b.high, b.low, b.price_sum, b.ticks, b.change_sum,
+    b.change_ticks, b.volume, m.cap, b.n, b.kind
+FROM b
+JOIN windows o ON o.series_id = b.sid AND o.start = b.first
+JOIN windows c ON c.series_id = b.sid AND c.start = b.last
+LEFT JOIN windows m ON m.series_id = b.sid AND m.start = b.cap_at"""
+
+
 def _rebuild(conn: sqlite3.Connection, touched: Iterable[tuple[int, int]]) -> None:
-    """The hours of the (series id, window start) pairs just written."""
-    spans: dict[int, tuple[int, int]] = {}
-    for sid, start in touched:
-        hour = bucket_of(start, HOUR)
-        lo, hi = spans.get(sid, (hour, hour))
-        spans[sid] = (min(lo, hour), max(hi, hour))
-    for sid, (lo, hi) in spans.items():
-        _rebuild_hours(conn, sid, lo, hi)
+    """The hours holding the (series id, window start) pairs just written, in the caller's
+    transaction."""
+    hours = {(sid, bucket_of(start, HOUR)) for sid, start in touched}
+    conn.execute(_TOUCHED)
+    conn.execute("DELETE FROM temp.touched")
+    conn.executemany("INSERT INTO temp.touched VALUES (?, ?)", sorted(hours))
+    conn.execute(
+        "DELETE FROM hours WHERE (series_id, bucket) IN "
+        "(SELECT series_id, bucket FROM temp.touched)"
+    )
+    conn.execute(_REBUILD_TOUCHED)
 
 
 class HistoryDatabaseError(CryptoPulseError):
