@@ -173,7 +173,7 @@ def stream(
 
 SourceOpt = Annotated[
     str | None,
-    typer.Option("--source", "-s", help="coingecko (default), simulated or replay."),
+    typer.Option("--source", "-s", help="coingecko (default), simulated, replay or binance."),
 ]
 CoinsOpt = Annotated[
     str | None,
@@ -529,7 +529,8 @@ def produce(
         ),
     ] = None,
 ) -> None:
-    """Publish market Ticks to Kafka from CoinGecko, the simulator or a capture (Ctrl-C stops)."""
+    """Publish market Ticks to Kafka from CoinGecko, Binance, the simulator or a capture (Ctrl-C
+    stops)."""
     from cryptopulse.producer import (
         TickProducer,
         enable_backfill,

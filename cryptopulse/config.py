@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -376,8 +384,80 @@ class HistorySettings(BaseModel):
     )
 
 
+class ExchangeStreamSettings(BaseModel):
+    """How every exchange's WebSocket stream connects, watches and recovers (`--source binance`)."""
+
+    connect_timeout: Seconds = Field(
+        default=10.0, description="Longest wait for a connection's handshake."
+    )
+    silence_timeout: Seconds = Field(
+        default=30.0,
+        description="A connection silent this long (no frame at all) is closed and opened again.",
+    )
+    backoff_initial: Seconds = Field(
+        default=1.0, description="First reconnect delay; doubled per failure, with jitter."
+    )
+    backoff_max: Seconds = Field(default=60.0, description="Longest reconnect delay.")
+    max_connection_age: Seconds = Field(
+        default=23.5 * 3600,
+        description="Reconnect before this (Binance closes a connection at 24 h).",
+    )
+    max_frame_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024,
+        description="Largest frame read; a larger one closes the connection (counted).",
+    )
+    max_queue: Annotated[int, Field(ge=100)] = Field(
+        default=100_000,
+        description="Most ticks waiting for the producer; past it new ones are dropped and counted.",
+    )
+    flush_interval: Seconds = Field(
+        default=0.25, description="How often the received ticks are handed over as one batch."
+    )
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> ExchangeStreamSettings:
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError("exchange.backoff_max must be at least exchange.backoff_initial")
+        return self
+
+
+def _websocket_url(url: str) -> str:
+    if urlsplit(url).scheme not in ("ws", "wss") or not urlsplit(url).hostname:
+        raise ValueError(f"not a WebSocket URL (ws:// or wss://): {url!r}")
+    return url.rstrip("/")
+
+
+class BinanceSettings(BaseModel):
+    """Binance spot public streams: no key; the rules are Binance's (WebSocket Streams docs)."""
+
+    ws_url: Annotated[str, AfterValidator(_websocket_url)] = Field(
+        default="wss://stream.binance.com:9443",
+        description="The streams' base URL (combined streams are read from <ws_url>/stream).",
+    )
+    trades: Literal["trade", "aggTrade"] = Field(
+        default="trade",
+        description="Trade stream: every trade, or trades aggregated per taker order.",
+    )
+    ticker: Literal["miniTicker", "ticker"] = Field(
+        default="miniTicker", description="24 h figures, once a second per symbol."
+    )
+    max_streams_per_connection: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=1024, description="Binance allows 1,024; more streams open more connections."
+    )
+    messages_per_second: Annotated[float, Field(gt=0, le=5)] = Field(
+        default=4.0,
+        description=(
+            "Messages sent per connection per second (Binance disconnects past 5, pongs "
+            "included, so one is left for them)."
+        ),
+    )
+    connections_per_5_minutes: Annotated[int, Field(ge=1, le=300)] = Field(
+        default=300, description="Connection attempts per 5 minutes (Binance's limit per IP)."
+    )
+
+
 class ProducerSettings(BaseModel):
-    source: Literal["coingecko", "simulated", "replay"] = "coingecko"
+    source: Literal["coingecko", "simulated", "replay", "binance"] = "coingecko"
     coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS))
     poll_interval: Seconds = 30.0
     coingecko_api_key: SecretStr | None = None
@@ -448,6 +528,8 @@ class ProducerSettings(BaseModel):
     backfill_retry: Seconds = Field(
         default=600.0, description="A coin whose backfill failed is tried again after this long."
     )
+    exchange: ExchangeStreamSettings = Field(default_factory=ExchangeStreamSettings)
+    binance: BinanceSettings = Field(default_factory=BinanceSettings)
 
     @field_validator("coingecko_api_key", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 from cryptopulse.config import ProducerSettings
 from cryptopulse.sources.base import Batch, Clock, FakeClock, Source, SystemClock
 
-SOURCE_NAMES = ("coingecko", "simulated", "replay")
+SOURCE_NAMES = ("coingecko", "simulated", "replay", "binance")
 
 
 def open_source(
@@ -36,6 +36,10 @@ def open_source(
         from cryptopulse.sources.replay import ReplaySource
 
         return ReplaySource.from_settings(settings, clock=clock)
+    if settings.source == "binance":
+        from cryptopulse.sources.exchanges import open_exchange
+
+        return open_exchange(settings)
     raise ValueError(f"unknown source {settings.source!r}; choose one of {', '.join(SOURCE_NAMES)}")
 
 
