@@ -42,7 +42,7 @@ ARTIFACTS = ROOT / "artifacts"
 CLI = Path(sys.executable).with_name("cryptopulse")
 TOKEN = "e2e-token"
 WINDOW = timedelta(seconds=30)
-HISTORY = 20
+HISTORY = 20  # windows per coin; the pages that count candles show 1H: one 30 s candle per window
 TIMEOUT_MS = 15_000
 SOURCE = "coingecko"  # the running source: its producer repeats its status (heartbeat)
 OTHER = "simulated"  # an earlier run's source: same coins and windows, half the prices
@@ -323,7 +323,7 @@ class Page:
 
 @pytest.fixture
 def desktop(api: ApiServer, browser: Any) -> Iterator[Page]:
-    tab = Page(browser, api.url + "/", viewport={"width": 1440, "height": 1000})
+    tab = Page(browser, api.url + "/?range=1h", viewport={"width": 1440, "height": 1000})
     yield tab
     tab.close()
 
@@ -522,7 +522,7 @@ def test_two_sources_of_one_coin_are_never_one_series(api: ApiServer, browser: A
     """Both sources have bitcoin in the same windows; each is drawn alone, switched in the URL."""
     from playwright.sync_api import expect
 
-    tab = Page(browser, api.url + "/?coin=bitcoin&chart=candles")
+    tab = Page(browser, api.url + "/?coin=bitcoin&chart=candles&range=1h")
     page = tab.page
     selector = page.get_by_test_id("source-selector")
     chart = page.get_by_test_id("line-chart")
