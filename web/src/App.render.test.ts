@@ -52,9 +52,16 @@ class FakeSocket {
 
 /** The history reads, answered in the server's wire format (the API server is not running here). */
 const requests: URL[] = [];
-async function serve(input: string | URL | Request): Promise<Response> {
+const signals: (AbortSignal | undefined)[] = [];
+/** History intervals whose answers never come (until the request is aborted). */
+const hanging = new Set<string>();
+async function serve(input: string | URL | Request, init?: RequestInit): Promise<Response> {
   const url = new URL(input instanceof Request ? input.url : input);
   requests.push(url);
+  signals.push(init?.signal ?? undefined);
+  if (hanging.has(url.searchParams.get("interval") ?? "")) {
+    return new Promise((_, reject) => init?.signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+  }
   const body = url.pathname.startsWith("/api/history/")
     ? historyAnswer(url)
     : {
@@ -76,6 +83,8 @@ beforeEach(async () => {
   vi.stubGlobal("WebSocket", FakeSocket);
   vi.stubGlobal("fetch", vi.fn(serve));
   requests.length = 0;
+  signals.length = 0;
+  hanging.clear();
   window.history.replaceState(null, "", "/");
   const { App } = await import("./App");
   container = document.createElement("div");
@@ -195,4 +204,34 @@ it("shows each coin's last 24 h as a sparkline in the table", () => {
   expect(spark("bitcoin")?.querySelector("path")?.getAttribute("d")).toMatch(/^M/);
   expect(spark("ethereum")?.getAttribute("data-points")).toBe("0");
   expect(requests.some((u) => u.pathname === "/api/sparklines" && u.searchParams.get("hours") === "24")).toBe(true);
+});
+
+it("aborts the read of a range left before its answer, and reads again after a reconnect", async () => {
+  const click = (el: Element | null) => act(async () => el?.dispatchEvent(new MouseEvent("click", { bubbles: true })));
+  const history = () => requests.filter((u) => u.pathname === "/api/history/bitcoin");
+  hanging.add("4h");
+  await click(container.querySelector('[data-testid="range-30d"]'));
+  const slow = signals[requests.indexOf(history().at(-1) as URL)];
+  expect(history().at(-1)?.searchParams.get("interval")).toBe("4h");
+  expect(slow?.aborted).toBe(false);
+  await click(container.querySelector('[data-testid="range-7d"]'));
+  expect(slow?.aborted).toBe(true);
+  expect(history().at(-1)?.searchParams.get("interval")).toBe("1h");
+
+  // The server goes away and comes back: the socket reconnects and the range is read again.
+  const reads = history().length;
+  const old = FakeSocket.last as FakeSocket;
+  await act(async () => {
+    old.onclose?.({ code: 1006, reason: "" });
+    await vi.advanceTimersByTimeAsync(20_000); // the reconnect's backoff
+  });
+  const ws = FakeSocket.last as FakeSocket;
+  expect(ws).not.toBe(old);
+  await act(async () => {
+    ws.onopen?.();
+    ws.onmessage?.({ data: JSON.stringify({ type: "snapshot", data: [agg("bitcoin", 0), agg("ethereum", 0)] }) });
+    await vi.advanceTimersByTimeAsync(300);
+  });
+  expect(history().length).toBe(reads + 1);
+  expect(history().at(-1)?.searchParams.get("interval")).toBe("1h");
 });
