@@ -12,6 +12,7 @@ arrived is still handed over); `close()` also waits for the thread to finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -82,7 +83,9 @@ class ExchangeSource:
         self._stop.set()
         loop, main = self._loop, self._main
         if loop is not None and main is not None:
-            loop.call_soon_threadsafe(main.cancel)
+            # A closed loop (RuntimeError) means the thread is done already.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(main.cancel)
         self.inbox.wake()
 
     def close(self) -> None:
