@@ -8,10 +8,14 @@ was counted and the statuses the producer published.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +23,7 @@ import pytest
 
 from cryptopulse.config import BinanceSettings
 from cryptopulse.producer import Runner, StatusReporter, TickProducer, publish_source
-from cryptopulse.schema import SourceState, SourceStatus, Tick, tick_to_json
+from cryptopulse.schema import SourceState, SourceStatus, Tick, status_from_json, tick_to_json
 from cryptopulse.sources.exchanges import ExchangeSource, StreamRules
 from cryptopulse.sources.exchanges.binance import BinanceProtocol, subscribe_messages
 from cryptopulse.status import StatusTracker
@@ -321,3 +325,41 @@ def test_streams_past_the_per_connection_limit_open_more_connections(
     run.stop()
     assert [len(c.streams) for c in fake.connections] == [2, 2, 2]
     assert {r["coin"] for r in records(run)} == set(COINS)
+
+
+def test_cryptopulse_produce_source_binance_publishes_to_kafka(
+    fake: FakeBinance, kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """As a user runs it: `cryptopulse produce --source binance`, the URL from the environment."""
+    topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        CRYPTOPULSE_DATA_DIR=str(tmp_path / "data"),
+        CRYPTOPULSE_KAFKA__TOPIC_STATUS=status_topic,
+        CRYPTOPULSE_PRODUCER__BINANCE__WS_URL=fake.url,
+    )
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "cryptopulse.cli", "produce", "--source", "binance",
+            "--coins", "bitcoin,ethereum", "--max-ticks", "40", "--duration", "60",
+            "--bootstrap", kafka_bootstrap, "--topic", topic,
+        ],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 Binance symbols" in done.stdout + done.stderr
+    published = records_on(kafka_bootstrap, topic)
+    assert len(published) == 40
+    assert {r["coin"] for r in published} == {"bitcoin", "ethereum"}
+    assert all(r["source"] == "binance" and r["quote"] == "USDT" for r in published)
+    assert any("size" in r for r in published)
+    states = [status_from_json(v).state for _, v in read_to_end(kafka_bootstrap, status_topic)]
+    assert states[0] == "connecting" and "live" in states
+    assert [c.streams for c in fake.connections] == [
+        ["btcusdt@trade", "btcusdt@miniTicker", "ethusdt@trade", "ethusdt@miniTicker"]
+    ]
+
+
+def records_on(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    return [orjson.loads(raw) for _, raw in read_to_end(bootstrap, topic)]
