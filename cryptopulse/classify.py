@@ -72,3 +72,20 @@ def trend(change_24h: float | None) -> Trend:
         if change <= bound:
             return label
     return TREND_FLAT
+
+
+def web_table() -> dict[str, object]:
+    """The bands for the web app (web/src/generated/classify.json, which labels candles it
+    rolls up from live windows), with the labels at and around every boundary as computed
+    here, so the web's tests check its reading of the bands against this module."""
+    changes = sorted({0.0, *BOUNDARIES, *(b + d for b in BOUNDARIES for d in (-0.01, 0.01))})
+    return {
+        "volatility": [[bound, label] for bound, label in VOLATILITY_BANDS],
+        "trend_up": [[bound, label] for bound, label in TREND_UP],
+        "trend_down": [[bound, label] for bound, label in TREND_DOWN],
+        "trend_flat": TREND_FLAT,
+        "cases": [
+            [None, volatility(None), trend(None)],
+            *([round(c, 2), volatility(c), trend(c)] for c in changes),
+        ],
+    }

@@ -342,14 +342,21 @@ def schema_cmd(
         Path | None,
         typer.Option(help="Also write the coin table (id, symbol, name) to this JSON file."),
     ] = None,
+    classify: Annotated[
+        Path | None,
+        typer.Option(help="Also write the volatility and trend bands to this JSON file."),
+    ] = None,
 ) -> None:
     """Print the JSON Schema of every data contract (the web app's types come from it)."""
+    from cryptopulse import classify as bands
     from cryptopulse.coins import web_table
     from cryptopulse.schema import json_schema
 
     _write_json(json_schema(), output, sort_keys=True)
     if coins is not None:
         _write_json(web_table(), coins)
+    if classify is not None:
+        _write_json(bands.web_table(), classify)
 
 
 def _write_json(value: object, path: Path | None, *, sort_keys: bool = False) -> None:

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import pytest
 
+from cryptopulse import classify
 from cryptopulse.classify import BOUNDARIES, TREND_LABELS, VOLATILITY_LABELS, trend, volatility
 
 
@@ -51,3 +55,11 @@ def test_every_label_is_reachable() -> None:
     probes = [b + d for b in BOUNDARIES for d in (-0.001, 0.0, 0.001)]
     assert {volatility(p) for p in probes} == set(VOLATILITY_LABELS)
     assert {trend(p) for p in probes} == set(TREND_LABELS)
+
+
+def test_the_web_apps_bands_are_generated_from_this_module() -> None:
+    """web/src/generated/classify.json must be regenerated when classify.py changes
+    (`cd web && npm run gen:schema`); the web's tests check its labels against its cases."""
+    root = Path(__file__).resolve().parents[2]
+    committed = orjson.loads((root / "web" / "src" / "generated" / "classify.json").read_bytes())
+    assert committed == orjson.loads(orjson.dumps(classify.web_table()))
