@@ -444,7 +444,7 @@ class BinanceSettings(BaseModel):
     max_streams_per_connection: Annotated[int, Field(ge=1, le=1024)] = Field(
         default=1024, description="Binance allows 1,024; more streams open more connections."
     )
-    messages_per_second: Annotated[float, Field(gt=0, le=5)] = Field(
+    messages_per_second: Annotated[float, Field(ge=1, le=5)] = Field(
         default=4.0,
         description=(
             "Messages sent per connection per second (Binance disconnects past 5, pongs "

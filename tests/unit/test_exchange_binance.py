@@ -241,6 +241,8 @@ def test_more_streams_than_a_connection_may_carry_open_more_connections() -> Non
         BinanceSettings(max_streams_per_connection=1025)  # Binance's limit is 1,024
     with pytest.raises(ValidationError):
         BinanceSettings(messages_per_second=6)  # and 5 messages a second
+    with pytest.raises(ValidationError):
+        BinanceSettings(messages_per_second=0.5)  # whole messages per second
 
 
 def test_no_listed_coin_is_a_clear_error() -> None:

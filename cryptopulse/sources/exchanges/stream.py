@@ -159,7 +159,7 @@ class StreamConnection:
 
     async def _subscribe(self, ws: ClientConnection) -> None:
         loop = asyncio.get_running_loop()
-        limit = SlidingLimit(max(1, int(self.protocol.messages_per_second)), 1.0)
+        limit = SlidingLimit(int(self.protocol.messages_per_second), 1.0)
         for message in self.protocol.subscribe_messages(self.subscriptions):
             wait = limit.wait(loop.time())
             if wait > 0:
@@ -210,8 +210,7 @@ class StreamConnection:
     def _log_once(self, reason: str, detail: str) -> None:
         if reason not in self._logged:
             self._logged.add(reason)
+            # The detail may quote the server (an error reply): bounded and quoted.
             log.warning(
-                "%s: frame rejected (%s); further ones are counted",
-                self.label,
-                detail[:200].replace("_", " "),
+                "%s: frame rejected (%r); further ones are counted", self.label, detail[:200]
             )
