@@ -237,6 +237,21 @@ def test_a_server_shutdown_notice_reconnects_at_once(fake: FakeBinance, start: A
     assert run.source.connections[0].stats.endings == {"server_shutdown": 1}
 
 
+def test_a_connection_is_retired_before_its_age_limit_and_replaced_at_once(
+    fake: FakeBinance, start: Any
+) -> None:
+    """Binance closes connections at 24 h; we leave first (here after 1.5 s) and come back."""
+    rules = StreamRules(connect_timeout=2.0, max_connection_age=1.5, backoff_initial=20.0)
+    run = start(rules)
+    wait_for(lambda: len(fake.connections) >= 3, 10, "two retirements")
+    run.stop()
+    first, second = fake.connections[:2]
+    assert first.closed is not None and 1.4 <= first.closed - first.opened < 3.0
+    assert second.opened - first.closed < 2.0 and second.streams == first.streams
+    assert run.source.connections[0].stats.endings.get("max_age", 0) >= 2
+    assert run.states == ["connecting", "live"]
+
+
 def test_malformed_frames_are_counted_and_never_fatal(fake: FakeBinance, start: Any) -> None:
     run = start()
     wait_for(run.sent_more(0), 10, "ticks")
