@@ -231,7 +231,8 @@ class BinanceProtocol:
     def describe(self) -> str:
         groups = len(self.connections())
         text = (
-            f"{len(self.markets)} Binance symbols ({self.settings.trades} + {self.settings.ticker}) "
+            f"{len(self.markets)} Binance symbol{'s' if len(self.markets) != 1 else ''} "
+            f"({self.settings.trades} + {self.settings.ticker}) "
             f"from {self.settings.ws_url} over {groups} connection{'s' if groups != 1 else ''}"
         )
         if self.unlisted:
