@@ -15,7 +15,12 @@ from cryptopulse.sources.base import Batch
 
 # Sources whose data is never live market prices, and the state that says so.
 FIXED_STATES: dict[str, SourceState] = {"simulated": "simulated", "replay": "replay"}
-DISPLAY_NAMES = {"coingecko": "CoinGecko"}
+DISPLAY_NAMES = {
+    "coingecko": "CoinGecko",
+    "binance": "Binance",
+    "coinbase": "Coinbase",
+    "kraken": "Kraken",
+}
 FIXED_DETAILS = {
     "simulated": "simulated data, not live market prices",
     "replay": "a recorded capture played back, not live market prices",
