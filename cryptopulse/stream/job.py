@@ -47,7 +47,7 @@ from cryptopulse.stream.sinks import (
     WindowSink,
     dead_letter_producer,
 )
-from cryptopulse.stream.window import MERGE_COLUMNS, aggregate_windows
+from cryptopulse.stream.window import aggregate_windows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, DataFrameReader, SparkSession
@@ -62,8 +62,8 @@ LIVE, DLQ = "windows-live", "dead-letters"
 # had a Kafka sink with async progress tracking. So each version starts its own checkpoints.
 # Within v2, the windows query's checkpoint is unchanged by the dead letters' move into it
 # (same state, one more observed metric); v2/dead-letters, the former second query's, is
-# no longer used. v3 groups by the symbol too (a new state key schema; see window.py).
-CHECKPOINT_VERSION = "v3"
+# no longer used.
+CHECKPOINT_VERSION = "v2"
 # The dead-letter sink's state (last batch written), next to the windows query's checkpoint.
 DEAD_LETTER_STATE = "dead-letter-state.json"
 
@@ -172,7 +172,7 @@ class StreamJob:
             stats=self.stats,
         )
         self.queries.append(
-            enrich(windows, final=False, keep=MERGE_COLUMNS)
+            enrich(windows, final=False, keep=("last_event_time",))
             .writeStream.queryName(LIVE)
             .outputMode("update")
             .trigger(processingTime=trigger)
@@ -244,15 +244,22 @@ class StreamJob:
     def checkpoints(self) -> Path:
         """This version's checkpoint folder; says so when an earlier version's is left over."""
         root = self.settings.checkpoint_dir
-        for earlier in (root / LIVE, root / DLQ, root / "v2"):
-            if earlier.is_dir():
+        for name in (LIVE, DLQ):
+            if (root / name).is_dir():
                 log.warning(
-                    "%s holds the checkpoint of an earlier version, whose state this one cannot "
-                    "restore; not used (remove it to reclaim the space). This version starts "
-                    "its own in %s",
-                    earlier,
+                    "%s holds the checkpoint of an earlier version (windows without source), "
+                    "which this one cannot restore; not used (remove it to reclaim the space). "
+                    "This version starts its own in %s",
+                    root / name,
                     root / CHECKPOINT_VERSION,
                 )
+        if (root / CHECKPOINT_VERSION / DLQ).is_dir():
+            log.info(
+                "%s is the checkpoint of the former dead-letter query; dead letters now come "
+                "from %s's batches, so it is not used (remove it to reclaim the space)",
+                root / CHECKPOINT_VERSION / DLQ,
+                LIVE,
+            )
         return root / CHECKPOINT_VERSION
 
     @property

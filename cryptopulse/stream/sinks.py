@@ -184,9 +184,9 @@ class WindowSink:
                 self.stats.batches_skipped += 1
             log.info("[%s] batch %d was already published; skipped", self.name, batch_id)
             return
-        step = self.tracker.advance(batch_id, self.collect(batch))
-        finals = step.finals
-        records = step.live + finals
+        live = self.collect(batch)
+        finals = self.tracker.advance(batch_id, live)
+        records = [(w.coin, w.json) for w in live] + finals
         if records and batch_id <= self.publisher.committed(self._saved_at()):
             # Committed just before a crash that came before the state was saved.
             log.info(
@@ -220,13 +220,9 @@ class WindowSink:
         rows = batch.select(
             "source",
             "coin",
-            "symbol",
             F.unix_millis("window_start").alias("start_ms"),
             F.unix_millis("window_end").alias("end_ms"),
-            F.unix_millis("first_event_time").alias("first_event_ms"),
             F.unix_millis("last_event_time").alias("last_event_ms"),
-            "change_ticks",
-            F.unix_millis("cap_event_time").alias("cap_event_ms"),
             F.to_json(
                 F.struct(*WindowAggregate.model_fields),
                 {"timestampFormat": ISO_MILLIS, "ignoreNullFields": "false"},
@@ -240,10 +236,6 @@ class WindowSink:
                 r["end_ms"],
                 r["last_event_ms"],
                 r["json"].encode(),
-                r["symbol"],
-                r["first_event_ms"],
-                r["change_ticks"],
-                r["cap_event_ms"],
             )
             for r in rows
         ]

@@ -5,9 +5,6 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-MERGE_COLUMNS = ("first_event_time", "last_event_time", "change_ticks", "cap_event_time")
-"""Columns beyond the contract that the sink needs to merge one window's rows (see below)."""
-
 
 def aggregate_windows(
     ticks: DataFrame, window_seconds: float, watermark_seconds: float
@@ -16,22 +13,15 @@ def aggregate_windows(
     count. Two sources never share a window, even for the same coin.
 
     Open/close and the market cap follow event time (`min_by` / `max_by`), not arrival order.
-
-    The symbol is a grouping key, not an aggregate: a string in the aggregation buffer
-    (`max_by(symbol, …)`) makes Spark sort every batch (SortAggregate) instead of hashing.
-    So a coin whose symbol changes within a window gives one row per symbol, and the sink
-    merges them (`finals.merge_parts`) with the columns kept for that and not part of the
-    contract: `first_event_time`, `last_event_time` (which also lets the sink follow the
-    watermark), `change_ticks` (ticks with a 24 h change) and `cap_event_time`.
+    `last_event_time` (not part of the contract) lets the sink follow the watermark.
     """
     length = f"{int(window_seconds * 1000)} milliseconds"
     when = F.col("event_time")
     return (
         ticks.withWatermark("event_time", f"{int(watermark_seconds * 1000)} milliseconds")
-        .groupBy(
-            F.col("source"), F.col("coin"), F.col("symbol"), F.window(when, length).alias("window")
-        )
+        .groupBy(F.col("source"), F.col("coin"), F.window(when, length).alias("window"))
         .agg(
+            F.max_by("symbol", when).alias("symbol"),
             F.avg("price").alias("avg_price"),
             F.min_by("price", when).alias("open"),
             F.max("price").alias("high"),
@@ -44,10 +34,7 @@ def aggregate_windows(
                 "market_cap"
             ),
             F.count(F.lit(1)).alias("tick_count"),
-            F.min(when).alias("first_event_time"),
             F.max(when).alias("last_event_time"),
-            F.count("change_24h").alias("change_ticks"),
-            F.max(F.when(F.col("market_cap").isNotNull(), when)).alias("cap_event_time"),
         )
         .select(
             "source",
@@ -64,6 +51,6 @@ def aggregate_windows(
             "max_volume_24h",
             "market_cap",
             "tick_count",
-            *MERGE_COLUMNS,
+            "last_event_time",
         )
     )

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import orjson
 import pytest
 
 from cryptopulse.classify import BOUNDARIES, trend, volatility
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.enrich import enrich, trend_expr, volatility_expr
-from cryptopulse.stream.finals import FinalTracker
 from cryptopulse.stream.parse import (
     EXCERPT_BYTES,
     count_rejected,
@@ -19,8 +17,7 @@ from cryptopulse.stream.parse import (
     parse_ticks,
     valid_ticks,
 )
-from cryptopulse.stream.sinks import WindowSink
-from cryptopulse.stream.window import MERGE_COLUMNS, aggregate_windows
+from cryptopulse.stream.window import aggregate_windows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -252,44 +249,6 @@ def test_two_sources_of_one_coin_and_window_are_two_aggregates(spark: SparkSessi
         ("simulated", "btc", 60.0, 2, "📉 Falling"),
     ]
     assert rows[0]["window_start"] == rows[1]["window_start"]
-
-
-def test_a_symbol_changed_within_a_window_merges_to_the_one_symbol_aggregate(
-    spark: SparkSession,
-) -> None:
-    """Spark groups by symbol too (a hash aggregation); the sink's merge of the rows of one
-    window equals aggregating its ticks together, with the latest tick's symbol."""
-
-    def at(second: int) -> datetime:
-        return datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC)
-
-    rows = [
-        ("sim", "btc", "BTC", 20.0, 8.0, 9.0, 200.0, at(5)),
-        ("sim", "btc", "XBT", 30.0, None, 7.0, 300.0, at(15)),
-        ("sim", "btc", "BTC", 40.0, 12.0, 8.0, None, at(25)),
-        ("sim", "btc", "XBT", 25.0, 10.0, 11.0, None, at(20)),
-    ]
-    split = enrich(
-        aggregate_windows(spark.createDataFrame(rows, TICK_COLUMNS), 30, 5),
-        final=False,
-        keep=MERGE_COLUMNS,
-    )
-    parts = WindowSink.collect(split)
-    assert sorted(p.symbol for p in parts) == ["BTC", "XBT"]
-    tracker = FinalTracker(5_000)
-    [(coin, merged)] = tracker.advance(0, parts).live
-
-    one_symbol = [(*r[:2], "BTC", *r[3:]) for r in rows]
-    together = WindowSink.collect(
-        enrich(
-            aggregate_windows(spark.createDataFrame(one_symbol, TICK_COLUMNS), 30, 5),
-            final=False,
-            keep=MERGE_COLUMNS,
-        )
-    )
-    [expected] = [orjson.loads(w.json) for w in together]
-    assert coin == "btc"
-    assert orjson.loads(merged) == {**expected, "symbol": "BTC"}  # the latest tick (25 s)
 
 
 def test_valid_ticks_carry_their_source(spark: SparkSession) -> None:
