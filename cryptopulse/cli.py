@@ -173,7 +173,11 @@ def stream(
 
 SourceOpt = Annotated[
     str | None,
-    typer.Option("--source", "-s", help="coingecko (default), simulated, replay or binance."),
+    typer.Option(
+        "--source",
+        "-s",
+        help="coingecko (default), simulated, replay, binance, coinbase or kraken.",
+    ),
 ]
 CoinsOpt = Annotated[
     str | None,

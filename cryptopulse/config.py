@@ -456,8 +456,28 @@ class BinanceSettings(BaseModel):
     )
 
 
+class CoinbaseSettings(BaseModel):
+    """Coinbase Advanced Trade public market data: no key for `market_trades`, `ticker` and
+    `heartbeats`; the rules are Coinbase's (Advanced Trade WebSocket docs)."""
+
+    ws_url: Annotated[str, AfterValidator(_websocket_url)] = Field(
+        default="wss://advanced-trade-ws.coinbase.com",
+        description="The market data endpoint.",
+    )
+
+
+class KrakenSettings(BaseModel):
+    """Kraken WebSocket API v2 public channels (`trade`, `ticker`): no key; Kraken's rules."""
+
+    ws_url: Annotated[str, AfterValidator(_websocket_url)] = Field(
+        default="wss://ws.kraken.com/v2", description="The public v2 endpoint."
+    )
+
+
 class ProducerSettings(BaseModel):
-    source: Literal["coingecko", "simulated", "replay", "binance"] = "coingecko"
+    source: Literal["coingecko", "simulated", "replay", "binance", "coinbase", "kraken"] = (
+        "coingecko"
+    )
     coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS))
     poll_interval: Seconds = 30.0
     coingecko_api_key: SecretStr | None = None
@@ -530,6 +550,8 @@ class ProducerSettings(BaseModel):
     )
     exchange: ExchangeStreamSettings = Field(default_factory=ExchangeStreamSettings)
     binance: BinanceSettings = Field(default_factory=BinanceSettings)
+    coinbase: CoinbaseSettings = Field(default_factory=CoinbaseSettings)
+    kraken: KrakenSettings = Field(default_factory=KrakenSettings)
 
     @field_validator("coingecko_api_key", mode="before")
     @classmethod

@@ -8,7 +8,8 @@ from __future__ import annotations
 from cryptopulse.config import ProducerSettings
 from cryptopulse.sources.base import Batch, Clock, FakeClock, Source, SystemClock
 
-SOURCE_NAMES = ("coingecko", "simulated", "replay", "binance")
+SOURCE_NAMES = ("coingecko", "simulated", "replay", "binance", "coinbase", "kraken")
+EXCHANGES = ("binance", "coinbase", "kraken")
 
 
 def open_source(
@@ -36,7 +37,7 @@ def open_source(
         from cryptopulse.sources.replay import ReplaySource
 
         return ReplaySource.from_settings(settings, clock=clock)
-    if settings.source == "binance":
+    if settings.source in EXCHANGES:
         from cryptopulse.sources.exchanges import open_exchange
 
         return open_exchange(settings)
