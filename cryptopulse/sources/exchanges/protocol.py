@@ -14,19 +14,24 @@ from typing import Literal, Protocol
 
 from cryptopulse.schema import Tick
 
-FrameKind = Literal["tick", "ack", "shutdown", "error_reply", "reject", "ignore"]
+# `halt`: the exchange says it is not trading normally (Kraken's system status); `reason` says how.
+FrameKind = Literal["tick", "ack", "shutdown", "error_reply", "reject", "ignore", "halt"]
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One received frame, understood. `seq` numbers the messages of `seq_key` (a symbol's trade
-    id, a channel's sequence) where the protocol numbers them; gaps are counted from it."""
+    id, a connection's message number) where the protocol numbers them; gaps are counted from
+    it, whatever the frame's kind. A frame carrying several ticks (Coinbase batches trades)
+    has them in `ticks`; `skipped` names the parts of it that were rejected, one reason each."""
 
     kind: FrameKind
     tick: Tick | None = None
     reason: str = ""
     seq_key: str = ""
     seq: int | None = None
+    ticks: tuple[Tick, ...] = ()
+    skipped: tuple[str, ...] = ()
 
 
 ACK = Frame("ack")
@@ -57,8 +62,9 @@ class ExchangeProtocol(Protocol):
         """The messages that subscribe a fresh connection to `subscriptions`."""
         ...
 
-    def parse(self, raw: str | bytes) -> Frame:
-        """One received frame; never raises."""
+    def parse(self, raw: str | bytes) -> Frame | list[Frame]:
+        """One received frame; never raises. A list when one message carries several trades
+        (Kraken batches them)."""
         ...
 
     def describe(self) -> str: ...

@@ -181,23 +181,29 @@ class StreamConnection:
             except TimeoutError:
                 return "max_age" if loop.time() >= retire_at else "silent"
             self.stats.frames += 1
-            ending = self.take(self.protocol.parse(raw))
-            if ending is not None:
-                return ending
+            parsed = self.protocol.parse(raw)
+            for frame in parsed if isinstance(parsed, list) else (parsed,):
+                ending = self.take(frame)
+                if ending is not None:
+                    return ending
 
     def take(self, frame: Frame) -> str | None:
         """Hand one understood frame on; the connection's ending when it says to end."""
         kind = frame.kind
+        if frame.seq is not None:
+            skipped = self.sequences.see(frame.seq_key, frame.seq)
+            if skipped < 0:
+                self.inbox.count("sequence_repeat")
+                return None
+            if skipped:
+                self.inbox.count("sequence_gap", skipped)
+        for reason in frame.skipped:
+            self.inbox.count(reason)
+            self._log_once(reason, reason)
         if kind == "tick":
-            assert frame.tick is not None
-            if frame.seq is not None:
-                skipped = self.sequences.see(frame.seq_key, frame.seq)
-                if skipped < 0:
-                    self.inbox.count("sequence_repeat")
-                    return None
-                if skipped:
-                    self.inbox.count("sequence_gap", skipped)
-            self.inbox.tick(frame.tick)
+            for tick in frame.ticks or (frame.tick,):
+                assert tick is not None
+                self.inbox.tick(tick)
             self._good = True
         elif kind == "reject" or kind == "error_reply":
             reason = frame.reason if kind == "reject" else "error_reply"
@@ -205,6 +211,11 @@ class StreamConnection:
             self._log_once(reason, frame.reason)
         elif kind == "shutdown":
             return "server_shutdown"
+        elif kind == "halt":
+            # Not a connection failure, but no live market either: the status turns degraded
+            # (the reason says why) until ticks come again.
+            self.inbox.failure(frame.reason)
+            log.warning("%s: the exchange reports %s", self.label, frame.reason.replace("_", " "))
         return None
 
     def _log_once(self, reason: str, detail: str) -> None:
