@@ -4,10 +4,9 @@
 // wrote), `data-kind`. D3 gives scales and axes; React renders the marks.
 import { memo } from "react";
 import type { CandlePoint } from "../lib/candles";
-import { Axis } from "./Axis";
-import { CandleTooltip } from "./CandleTooltip";
 import type { PriceChartProps } from "./LineChart";
-import { M, useAxes, useHover, usePriceFrame } from "./priceFrame";
+import { PriceChartFrame } from "./PriceChartFrame";
+import { usePriceFrame } from "./priceFrame";
 
 interface MarkProps {
   d: CandlePoint;
@@ -44,53 +43,24 @@ export const CandleChart = memo(function CandleChart({
   finalCount,
 }: PriceChartProps) {
   const frame = usePriceFrame(data, width, height, intervalMs, true);
-  const { x, y, innerW, innerH } = frame;
-  const { xAxis, yAxis, grid } = useAxes(frame);
-  const { hovered, onMove, onLeave } = useHover(data, x);
+  const { x, y } = frame;
   const candleW = Math.max(1, Math.min(24, (x(new Date(intervalMs)) - x(new Date(0))) * 0.7));
-  const hx = hovered ? x(hovered.startMs) : 0;
-  const hy = hovered ? y(hovered.close) : 0;
-
   return (
-    <div className="chart-wrap" style={{ width, height }}>
-      <svg
-        width={width}
-        height={height}
-        role="img"
-        aria-label="Price candles over time"
-        data-testid="line-chart"
-        data-view="candles"
-        data-points={data.length}
-        data-final-count={finalCount}
-        data-sources={source}
-      >
-        <g transform={`translate(${M.left},${M.top})`}>
-          <Axis axis={grid} className="grid" />
-          <Axis axis={xAxis} transform={`translate(0,${innerH})`} />
-          <Axis axis={yAxis} />
-          <g data-testid="candles">
-            {data.map((d) => (
-              <CandleMark key={d.startMs} d={d} cx={x(d.startMs)} width={candleW} y={y} />
-            ))}
-          </g>
-          {hovered && (
-            <g className="crosshair" pointerEvents="none">
-              <line x1={hx} x2={hx} y1={0} y2={innerH} />
-            </g>
-          )}
-          <rect
-            className="overlay"
-            width={innerW}
-            height={innerH}
-            onPointerMove={onMove}
-            onPointerDown={onMove}
-            onPointerLeave={onLeave}
-          />
-        </g>
-      </svg>
-      {hovered && (
-        <CandleTooltip candle={hovered} x={M.left + hx} y={M.top + hy} chartWidth={width} chartHeight={height} ohlc />
-      )}
-    </div>
+    <PriceChartFrame
+      width={width}
+      height={height}
+      data={data}
+      frame={frame}
+      view="candles"
+      label="Price candles over time"
+      source={source}
+      finalCount={finalCount}
+    >
+      <g data-testid="candles">
+        {data.map((d) => (
+          <CandleMark key={d.startMs} d={d} cx={x(d.startMs)} width={candleW} y={y} />
+        ))}
+      </g>
+    </PriceChartFrame>
   );
 });

@@ -4,9 +4,8 @@
 import { area, curveMonotoneX, line } from "d3";
 import { memo, useId, useMemo } from "react";
 import { firstLive, type CandlePoint } from "../lib/candles";
-import { Axis } from "./Axis";
-import { CandleTooltip } from "./CandleTooltip";
-import { M, useAxes, useHover, usePriceFrame } from "./priceFrame";
+import { PriceChartFrame } from "./PriceChartFrame";
+import { usePriceFrame } from "./priceFrame";
 
 export interface PriceChartProps {
   width: number;
@@ -31,8 +30,6 @@ export const LineChart = memo(function LineChart({
   const gradientId = `grad-${useId().replace(/[^a-zA-Z0-9_-]/g, "")}`;
   const frame = usePriceFrame(data, width, height, intervalMs, false);
   const { x, y, innerW, innerH } = frame;
-  const { xAxis, yAxis, grid } = useAxes(frame);
-  const { hovered, onMove, onLeave } = useHover(data, x);
 
   const paths = useMemo(() => {
     const ln = line<CandlePoint>()
@@ -57,72 +54,40 @@ export const LineChart = memo(function LineChart({
   const first = data[0];
   const last = data[data.length - 1];
   const tone = !first || !last || last.close >= first.open ? "up" : "down";
-  const hx = hovered ? x(hovered.startMs) : 0;
-  const hy = hovered ? y(hovered.close) : 0;
-
   return (
-    <div className="chart-wrap" style={{ width, height }}>
-      <svg
-        width={width}
-        height={height}
-        role="img"
-        aria-label="Price over time"
-        data-testid="line-chart"
-        data-view="line"
-        data-points={data.length}
-        data-final-count={finalCount}
-        data-sources={source}
-      >
-        <defs>
-          <linearGradient id={gradientId} x1="0" x2="0" y1="0" y2="1">
-            <stop offset="0%" className={`grad-${tone}`} stopOpacity={0.35} />
-            <stop offset="100%" className={`grad-${tone}`} stopOpacity={0} />
-          </linearGradient>
-        </defs>
-        <g transform={`translate(${M.left},${M.top})`}>
-          <Axis axis={grid} className="grid" />
-          <Axis axis={xAxis} transform={`translate(0,${innerH})`} />
-          <Axis axis={yAxis} />
-          <path className="area" d={paths.area} fill={`url(#${gradientId})`} />
-          {paths.backfill && paths.live && (
-            <path className={`price-line backfill ${tone}`} d={paths.backfill} data-testid="backfill-line" />
-          )}
-          {/* The live part; all of the line while nothing live has arrived. */}
-          <path
-            className={`price-line ${paths.live ? "" : "backfill"} ${tone}`}
-            d={paths.live || paths.backfill}
-            data-testid="price-line"
-          />
-          {data.length === 1 && last && (
-            <circle className={`dot ${tone}`} cx={x(last.startMs)} cy={y(last.close)} r={3} />
-          )}
-          {hovered && (
-            <g className="crosshair" pointerEvents="none">
-              <line x1={hx} x2={hx} y1={0} y2={innerH} />
-              <line x1={0} x2={innerW} y1={hy} y2={hy} />
-              <circle cx={hx} cy={hy} r={4} className={tone} />
-            </g>
-          )}
-          <rect
-            className="overlay"
-            width={innerW}
-            height={innerH}
-            onPointerMove={onMove}
-            onPointerDown={onMove}
-            onPointerLeave={onLeave}
-          />
-        </g>
-      </svg>
-      {hovered && (
-        <CandleTooltip
-          candle={hovered}
-          x={M.left + hx}
-          y={M.top + hy}
-          chartWidth={width}
-          chartHeight={height}
-          ohlc={false}
-        />
+    <PriceChartFrame
+      width={width}
+      height={height}
+      data={data}
+      frame={frame}
+      view="line"
+      label="Price over time"
+      source={source}
+      finalCount={finalCount}
+      defs={
+        <linearGradient id={gradientId} x1="0" x2="0" y1="0" y2="1">
+          <stop offset="0%" className={`grad-${tone}`} stopOpacity={0.35} />
+          <stop offset="100%" className={`grad-${tone}`} stopOpacity={0} />
+        </linearGradient>
+      }
+      crosshair={(hx, hy) => (
+        <>
+          <line x1={0} x2={innerW} y1={hy} y2={hy} />
+          <circle cx={hx} cy={hy} r={4} className={tone} />
+        </>
       )}
-    </div>
+    >
+      <path className="area" d={paths.area} fill={`url(#${gradientId})`} />
+      {paths.backfill && paths.live && (
+        <path className={`price-line backfill ${tone}`} d={paths.backfill} data-testid="backfill-line" />
+      )}
+      {/* The live part; all of the line while nothing live has arrived. */}
+      <path
+        className={`price-line ${paths.live ? "" : "backfill"} ${tone}`}
+        d={paths.live || paths.backfill}
+        data-testid="price-line"
+      />
+      {data.length === 1 && last && <circle className={`dot ${tone}`} cx={x(last.startMs)} cy={y(last.close)} r={3} />}
+    </PriceChartFrame>
   );
 });
