@@ -464,6 +464,32 @@ class CoinbaseSettings(BaseModel):
         default="wss://advanced-trade-ws.coinbase.com",
         description="The market data endpoint.",
     )
+    ticker: Literal["ticker", "ticker_batch"] = Field(
+        default="ticker",
+        description=(
+            "24 h figures: on every match, or at most every 5 s (Advanced Trade WebSocket "
+            "Channels)."
+        ),
+    )
+    max_products_per_connection: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=100,
+        description="Products one connection subscribes; more open more connections.",
+    )
+    messages_per_second: Annotated[float, Field(ge=1, le=8)] = Field(
+        default=4.0,
+        description=(
+            "Messages sent per connection per second (Advanced Trade WebSocket Rate Limits: 8 "
+            "unauthenticated messages a second per IP). The 3 subscribe messages still go "
+            "within the 5 s Coinbase allows after connecting (WebSocket Overview)."
+        ),
+    )
+    connections_per_5_minutes: Annotated[int, Field(ge=1, le=300)] = Field(
+        default=300,
+        description=(
+            "Connection attempts per 5 minutes (Coinbase allows 750 a second per IP; a "
+            "reconnect storm is held far below it)."
+        ),
+    )
 
 
 class KrakenSettings(BaseModel):
@@ -471,6 +497,27 @@ class KrakenSettings(BaseModel):
 
     ws_url: Annotated[str, AfterValidator(_websocket_url)] = Field(
         default="wss://ws.kraken.com/v2", description="The public v2 endpoint."
+    )
+    connections_per_5_minutes: Annotated[int, Field(ge=1, le=75)] = Field(
+        default=75,
+        description=(
+            "Connection attempts per 5 minutes: half of the about 150 (re)connections per "
+            "rolling 10 minutes per IP address that Kraken's WebSocket introduction has given "
+            "(not re-checked against the current page)."
+        ),
+    )
+    messages_per_second: Annotated[float, Field(ge=1, le=10)] = Field(
+        default=4.0,
+        description=(
+            "Subscribe messages sent per connection per second (Kraken publishes no figure for "
+            "public channels; paced anyway)."
+        ),
+    )
+    symbols_per_message: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=100, description="Symbols in one subscribe message (keeps each message small)."
+    )
+    max_symbols_per_connection: Annotated[int, Field(ge=1)] = Field(
+        default=500, description="More symbols open more connections (our bound, not Kraken's)."
     )
 
 

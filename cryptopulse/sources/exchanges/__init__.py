@@ -9,16 +9,22 @@ the local fakes in tests/fakes/ and the real exchanges.
 from __future__ import annotations
 
 from cryptopulse.config import ProducerSettings
+from cryptopulse.sources.exchanges.protocol import ExchangeProtocol
 from cryptopulse.sources.exchanges.source import ExchangeSource
 from cryptopulse.sources.exchanges.stream import StreamRules
 
 
 def open_exchange(settings: ProducerSettings) -> ExchangeSource:
     """The exchange source named by `settings.source`."""
+    protocol: ExchangeProtocol
     if settings.source == "binance":
         from cryptopulse.sources.exchanges.binance import BinanceProtocol
 
         protocol = BinanceProtocol(settings.coins, settings.binance)
+    elif settings.source == "coinbase":
+        from cryptopulse.sources.exchanges.coinbase import CoinbaseProtocol
+
+        protocol = CoinbaseProtocol(settings.coins, settings.coinbase)
     else:
         raise ValueError(f"{settings.source!r} is not an exchange source")
     return ExchangeSource(
