@@ -25,6 +25,10 @@ def open_exchange(settings: ProducerSettings) -> ExchangeSource:
         from cryptopulse.sources.exchanges.coinbase import CoinbaseProtocol
 
         protocol = CoinbaseProtocol(settings.coins, settings.coinbase)
+    elif settings.source == "kraken":
+        from cryptopulse.sources.exchanges.kraken import KrakenProtocol
+
+        protocol = KrakenProtocol(settings.coins, settings.kraken)
     else:
         raise ValueError(f"{settings.source!r} is not an exchange source")
     return ExchangeSource(
