@@ -1,0 +1,276 @@
+"""The Coinbase source end to end: a fake Coinbase over real WebSockets -> the producer -> real Kafka.
+
+Each test runs the real source (its asyncio client in a thread) and the real producer into a
+uuid-named topic of the session broker, drives the fake (drops, silence, skipped sequence
+numbers, malformed frames, the 5 s subscribe rule) and checks what reached the topic, what was
+counted and the statuses the producer published.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from cryptopulse.config import CoinbaseSettings
+from cryptopulse.producer import Runner, StatusReporter, TickProducer, publish_source
+from cryptopulse.schema import SourceState, SourceStatus, Tick, tick_to_json
+from cryptopulse.sources.exchanges import ExchangeSource, StreamRules
+from cryptopulse.sources.exchanges.coinbase import CoinbaseProtocol, subscribe_messages
+from cryptopulse.status import StatusTracker
+from tests.fakes.coinbase import FakeCoinbase
+from tests.kafka_helpers import read_to_end
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+COINS = ["bitcoin", "ethereum", "solana"]
+FAST = StreamRules(connect_timeout=2.0, silence_timeout=5.0, backoff_initial=0.2, backoff_max=1.0)
+PRODUCTS = {
+    "BTC-USD": ("bitcoin", "btc"),
+    "ETH-USD": ("ethereum", "eth"),
+    "SOL-USD": ("solana", "sol"),
+}
+
+
+def expected_trade(trade: dict[str, Any]) -> dict[str, Any]:
+    """The Tick (as JSON) a correct source publishes for one of the fake's trades."""
+    coin, symbol = PRODUCTS[trade["product_id"]]
+    tick = Tick(
+        coin=coin,
+        symbol=symbol,
+        price=float(trade["price"]),
+        size=float(trade["size"]),
+        quote="USD",
+        timestamp=datetime.fromisoformat(trade["time"][:26] + "+00:00"),
+        source="coinbase",
+    )
+    value: dict[str, Any] = orjson.loads(tick_to_json(tick))
+    return value
+
+
+class Run:
+    """The source and a producer running in a thread; statuses recorded as they are sent."""
+
+    def __init__(self, source: ExchangeSource, producer: TickProducer) -> None:
+        self.source = source
+        self.producer = producer
+        self.statuses: list[SourceStatus] = []
+        self.reporter = StatusReporter(
+            StatusTracker("coinbase", unreachable_after=60.0), self._status, interval=60.0
+        )
+        self.runner: Runner = publish_source(source, producer, status=self.reporter)
+        self._thread = threading.Thread(target=self.runner.run, daemon=True)
+
+    def _status(self, status: SourceStatus) -> None:
+        self.statuses.append(status)
+        self.producer.publish_status(status)
+
+    def start(self) -> Run:
+        self.producer.start()
+        self.reporter.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "the runner did not stop"
+        self.reporter.stop()
+        self.source.close()
+        assert not self.source.running, "the stream thread did not stop"
+        assert self.producer.stop() == 0
+
+    @property
+    def states(self) -> list[SourceState]:
+        states: list[SourceState] = []
+        for status in self.statuses:
+            if not states or states[-1] != status.state:
+                states.append(status.state)
+        return states
+
+    @property
+    def sent(self) -> int:
+        return self.producer.metrics.sent
+
+    def sent_more(self, than: int, by: int = 10) -> Callable[[], bool]:
+        return lambda: self.sent >= than + by
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCoinbase]:
+    with FakeCoinbase(trade_interval=0.05, ticker_interval=0.5, heartbeat_interval=0.5) as server:
+        yield server
+
+
+@pytest.fixture
+def start(
+    fake: FakeCoinbase, kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> Iterator[Callable[..., Run]]:
+    runs: list[Run] = []
+
+    def run(
+        rules: StreamRules = FAST, protocol: CoinbaseProtocol | None = None, **settings: Any
+    ) -> Run:
+        proto = protocol or CoinbaseProtocol(COINS, CoinbaseSettings(ws_url=fake.url, **settings))
+        source = ExchangeSource(proto, rules, flush_interval=0.1)
+        producer = TickProducer(
+            kafka_bootstrap, new_topic("ticks"), linger_ms=5, status_topic=new_topic("status")
+        )
+        started = Run(source, producer).start()
+        runs.append(started)
+        return started
+
+    yield run
+    for r in runs:
+        if not r.runner.stopping:
+            r.stop()
+
+
+def records(run: Run) -> list[dict[str, Any]]:
+    out = []
+    for key, raw in read_to_end(run.producer.bootstrap, run.producer.topic):
+        value: dict[str, Any] = orjson.loads(raw)
+        assert key is not None and key.decode() == value["coin"]
+        out.append(value)
+    return out
+
+
+def test_trades_and_tickers_arrive_with_size_and_quote(fake: FakeCoinbase, start: Any) -> None:
+    run = start()
+    wait_for(lambda: run.sent >= 60, 20, "60 ticks published")
+    run.stop()
+    published = records(run)
+    trades = [r for r in published if "size" in r]
+    tickers = [r for r in published if "size" not in r]
+    sent = [expected_trade(t) for t in fake.trades_sent]
+    assert len(trades) >= 40
+    assert all(t in sent for t in trades)  # exactly the fake's updates: no snapshot trade
+    assert len({orjson.dumps(t) for t in trades}) == len(trades)  # none twice
+    for coin in COINS:
+        ours = [t["timestamp"] for t in trades if t["coin"] == coin]
+        assert ours == sorted(ours)
+    assert {t["coin"] for t in tickers} == set(COINS)
+    assert all(t["quote"] == "USD" and t["change_24h"] is not None for t in tickers)
+    assert all(t["volume_24h"] > 0 for t in tickers)
+    assert run.states == ["connecting", "live"]
+    assert run.producer.metrics.skipped == {}  # heartbeats and acks numbered in: no gap
+    [conn] = fake.connections
+    assert conn.close_reason == ""
+    assert conn.subscribed_at is not None and conn.subscribed_at - conn.opened < 1.0  # < 5 s
+    assert [m for _, m in conn.received] == [
+        orjson.loads(m) for m in subscribe_messages(run.source.connections[0].subscriptions)
+    ]
+    assert conn.channels == {
+        "heartbeats": [],
+        "market_trades": ["BTC-USD", "ETH-USD", "SOL-USD"],
+        "ticker": ["BTC-USD", "ETH-USD", "SOL-USD"],
+    }
+
+
+def test_a_dropped_connection_reconnects_resubscribes_and_publishes_no_trade_twice(
+    fake: FakeCoinbase, start: Any
+) -> None:
+    run = start()
+    wait_for(run.sent_more(0), 10, "ticks")
+    fake.drop()
+    wait_for(
+        lambda: len(fake.connections) == 2 and len(fake.connections[1].channels) == 3,
+        10,
+        "a resubscribe",
+    )
+    now = run.sent
+    wait_for(run.sent_more(now), 10, "ticks after the reconnect")
+    run.stop()
+    first, second = fake.connections
+    assert second.channels == first.channels
+    assert run.states == ["connecting", "live", "degraded", "live"]
+    assert run.producer.metrics.failed_cycles == {"connection_lost": 1}
+    trades = [r for r in records(run) if "size" in r]
+    assert len({orjson.dumps(t) for t in trades}) == len(trades)  # the new snapshot not again
+    assert all(t in [expected_trade(s) for s in fake.trades_sent] for t in trades)
+
+
+def test_a_silent_stream_is_reconnected_by_the_watchdog(fake: FakeCoinbase, start: Any) -> None:
+    rules = StreamRules(connect_timeout=2.0, silence_timeout=1.0, backoff_initial=0.2)
+    run = start(rules)
+    wait_for(run.sent_more(0), 10, "ticks")
+    fake.silence(True)  # heartbeats stop too: a silent Coinbase is a dead connection
+    silent_since = time.monotonic()
+    wait_for(lambda: fake.connections[0].closed is not None, 10, "the watchdog to close it")
+    assert 1.0 - 0.1 <= (fake.connections[0].closed or 0.0) - silent_since < 3.0
+    fake.silence(False)
+    wait_for(lambda: len(fake.connections) >= 2, 10, "a new connection")
+    now = run.sent
+    wait_for(run.sent_more(now), 10, "ticks after the watchdog")
+    run.stop()
+    assert run.source.connections[0].stats.endings.get("silent", 0) >= 1
+    assert run.states[:3] == ["connecting", "live", "degraded"] and run.states[-1] == "live"
+
+
+def test_a_skipped_sequence_number_is_counted_as_a_gap(fake: FakeCoinbase, start: Any) -> None:
+    run = start()
+    wait_for(run.sent_more(0), 10, "ticks")
+    fake.skip(4)
+    wait_for(lambda: run.producer.metrics.skipped.get("sequence_gap"), 10, "the gap counted")
+    now = run.sent
+    wait_for(run.sent_more(now), 10, "ticks after the gap")
+    run.stop()
+    assert run.producer.metrics.skipped == {"sequence_gap": 4}
+    assert run.states == ["connecting", "live"]  # a gap is counted, not a failure
+
+
+def test_malformed_frames_are_counted_and_never_fatal(fake: FakeCoinbase, start: Any) -> None:
+    run = start()
+    wait_for(run.sent_more(0), 10, "ticks")
+    fake.send_raw(
+        "{not json",
+        "[1, 2]",
+        orjson.dumps({"channel": "ticker", "events": []}),  # no sequence_num
+        orjson.dumps({"type": "error", "message": "failure to subscribe"}),
+        "x" * 100_000,  # over max_frame_bytes (64 KiB): that connection closes, counted
+    )
+    wait_for(
+        lambda: len(fake.connections) >= 2 and len(fake.connections[-1].channels) == 3,
+        10,
+        "reconnect",
+    )
+    now = run.sent
+    wait_for(run.sent_more(now), 10, "ticks after the bad frames")
+    run.stop()
+    assert run.producer.metrics.skipped == {
+        "not_json": 1,
+        "not_an_object": 1,
+        "bad_sequence": 1,
+        "error_reply": 1,
+        "frame_too_large": 1,
+    }
+    assert run.producer.metrics.failed_cycles == {"frame_too_large": 1}
+    assert all(r["price"] > 0 for r in records(run))
+
+
+class NeverSubscribes(CoinbaseProtocol):
+    def subscribe_messages(self, subscriptions: Sequence[str]) -> list[str]:
+        return []
+
+
+def test_coinbase_closes_a_connection_without_a_subscribe_within_the_deadline() -> None:
+    """The fake keeps Coinbase's rule (5 s; 0.5 s here): our source subscribes at once, a
+    client that does not is cut, and the source reconnects."""
+    with FakeCoinbase(subscribe_deadline=0.5) as server:
+        lazy = NeverSubscribes(COINS, CoinbaseSettings(ws_url=server.url))
+        source = ExchangeSource(lazy, FAST, flush_interval=0.1)
+        source.start()
+        try:
+            wait_for(lambda: len(server.connections) >= 2, 10, "cut and reconnected")
+        finally:
+            source.close()
+        first = server.connections[0]
+        assert first.close_reason == "no subscribe within the deadline"
+        assert first.closed is not None and 0.4 <= first.closed - first.opened < 2.0
+        assert source.connections[0].stats.endings.get("connection_lost", 0) >= 1
