@@ -8,10 +8,14 @@ counted and the statuses the producer published.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +23,7 @@ import pytest
 
 from cryptopulse.config import CoinbaseSettings
 from cryptopulse.producer import Runner, StatusReporter, TickProducer, publish_source
-from cryptopulse.schema import SourceState, SourceStatus, Tick, tick_to_json
+from cryptopulse.schema import SourceState, SourceStatus, Tick, status_from_json, tick_to_json
 from cryptopulse.sources.exchanges import ExchangeSource, StreamRules
 from cryptopulse.sources.exchanges.coinbase import CoinbaseProtocol, subscribe_messages
 from cryptopulse.status import StatusTracker
@@ -274,3 +278,41 @@ def test_coinbase_closes_a_connection_without_a_subscribe_within_the_deadline() 
         assert first.close_reason == "no subscribe within the deadline"
         assert first.closed is not None and 0.4 <= first.closed - first.opened < 2.0
         assert source.connections[0].stats.endings.get("connection_lost", 0) >= 1
+
+
+def test_cryptopulse_produce_source_coinbase_publishes_to_kafka(
+    fake: FakeCoinbase, kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """As a user runs it: `cryptopulse produce --source coinbase`, the URL from the environment."""
+    topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        CRYPTOPULSE_DATA_DIR=str(tmp_path / "data"),
+        CRYPTOPULSE_KAFKA__TOPIC_STATUS=status_topic,
+        CRYPTOPULSE_PRODUCER__COINBASE__WS_URL=fake.url,
+    )
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "cryptopulse.cli", "produce", "--source", "coinbase",
+            "--coins", "bitcoin,ethereum", "--max-ticks", "40", "--duration", "60",
+            "--bootstrap", kafka_bootstrap, "--topic", topic,
+        ],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 Coinbase products" in done.stdout + done.stderr
+    published = [orjson.loads(raw) for _, raw in read_to_end(kafka_bootstrap, topic)]
+    assert len(published) == 40
+    assert {r["coin"] for r in published} == {"bitcoin", "ethereum"}
+    assert all(r["source"] == "coinbase" and r["quote"] == "USD" for r in published)
+    assert any("size" in r for r in published)
+    states = [status_from_json(v).state for _, v in read_to_end(kafka_bootstrap, status_topic)]
+    assert states[0] == "connecting" and "live" in states
+    assert [c.channels for c in fake.connections] == [
+        {
+            "heartbeats": [],
+            "market_trades": ["BTC-USD", "ETH-USD"],
+            "ticker": ["BTC-USD", "ETH-USD"],
+        }
+    ]
