@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -22,11 +21,11 @@ import orjson
 import pytest
 
 from cryptopulse.config import KrakenSettings
-from cryptopulse.producer import Runner, StatusReporter, TickProducer, publish_source
-from cryptopulse.schema import SourceState, SourceStatus, Tick, status_from_json, tick_to_json
+from cryptopulse.producer import TickProducer
+from cryptopulse.schema import Tick, status_from_json, tick_to_json
 from cryptopulse.sources.exchanges import ExchangeSource, StreamRules
 from cryptopulse.sources.exchanges.kraken import KrakenProtocol, subscribe_messages
-from cryptopulse.status import StatusTracker
+from tests.exchange_run import Run
 from tests.fakes.kraken import FakeKraken
 from tests.kafka_helpers import read_to_end
 from tests.waiting import wait_for
@@ -56,54 +55,6 @@ def expected_trade(item: dict[str, Any]) -> dict[str, Any]:
     )
     value: dict[str, Any] = orjson.loads(tick_to_json(tick))
     return value
-
-
-class Run:
-    """The source and a producer running in a thread; statuses recorded as they are sent."""
-
-    def __init__(self, source: ExchangeSource, producer: TickProducer) -> None:
-        self.source = source
-        self.producer = producer
-        self.statuses: list[SourceStatus] = []
-        self.reporter = StatusReporter(
-            StatusTracker("kraken", unreachable_after=60.0), self._status, interval=60.0
-        )
-        self.runner: Runner = publish_source(source, producer, status=self.reporter)
-        self._thread = threading.Thread(target=self.runner.run, daemon=True)
-
-    def _status(self, status: SourceStatus) -> None:
-        self.statuses.append(status)
-        self.producer.publish_status(status)
-
-    def start(self) -> Run:
-        self.producer.start()
-        self.reporter.start()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.runner.stop()
-        self._thread.join(10)
-        assert not self._thread.is_alive(), "the runner did not stop"
-        self.reporter.stop()
-        self.source.close()
-        assert not self.source.running, "the stream thread did not stop"
-        assert self.producer.stop() == 0
-
-    @property
-    def states(self) -> list[SourceState]:
-        states: list[SourceState] = []
-        for status in self.statuses:
-            if not states or states[-1] != status.state:
-                states.append(status.state)
-        return states
-
-    @property
-    def sent(self) -> int:
-        return self.producer.metrics.sent
-
-    def sent_more(self, than: int, by: int = 10) -> Callable[[], bool]:
-        return lambda: self.sent >= than + by
 
 
 @pytest.fixture
