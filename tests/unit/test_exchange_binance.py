@@ -246,7 +246,7 @@ def test_more_streams_than_a_connection_may_carry_open_more_connections() -> Non
 
 
 def test_no_listed_coin_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="Binance symbol"):
+    with pytest.raises(ValueError, match="listed on Binance"):
         BinanceProtocol(["tether", "no-such-coin"])
 
 

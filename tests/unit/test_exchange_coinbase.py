@@ -241,7 +241,7 @@ def test_the_protocol_subscribes_the_listed_products() -> None:
         ["bitcoin", "ethereum", "solana"], CoinbaseSettings(max_products_per_connection=2)
     )
     assert many.connections() == [["BTC-USD", "ETH-USD"], ["SOL-USD"]]
-    with pytest.raises(ValueError, match="Coinbase product"):
+    with pytest.raises(ValueError, match="listed on Coinbase"):
         CoinbaseProtocol(["binancecoin"])
     with pytest.raises(ValidationError):
         CoinbaseSettings(messages_per_second=9)  # Coinbase: 8 a second per IP

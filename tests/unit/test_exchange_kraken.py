@@ -259,7 +259,7 @@ def test_the_protocol_subscribes_each_listed_coin() -> None:
         ["bitcoin", "ethereum", "solana"], KrakenSettings(max_symbols_per_connection=2)
     )
     assert small.connections() == [["BTC/USD", "ETH/USD"], ["SOL/USD"]]
-    with pytest.raises(ValueError, match="Kraken symbol"):
+    with pytest.raises(ValueError, match="listed on Kraken"):
         KrakenProtocol(["binancecoin"])
     with pytest.raises(ValidationError):
         KrakenSettings(connections_per_5_minutes=76)  # past Kraken's connection rate

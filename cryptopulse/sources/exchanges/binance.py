@@ -32,11 +32,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from pydantic import ValidationError
 
-from cryptopulse.coins import Listing, exchange_symbols, symbol_of
 from cryptopulse.config import BinanceSettings
-from cryptopulse.schema import Tick
+from cryptopulse.sources.exchanges.markets import Market, listed, make_tick, split, subscribed
 from cryptopulse.sources.exchanges.protocol import ACK, SHUTDOWN, Frame, reject
 
 SOURCE: Final = "binance"
@@ -47,31 +45,13 @@ _MIN_MS: Final = 1_230_768_000_000  # 2009-01-01: older times are not market dat
 _MAX_MS: Final = 32_503_680_000_000  # 3000-01-01
 
 
-class Market:
-    """One subscribed symbol: the coin it is and the currency it is quoted in."""
-
-    __slots__ = ("coin", "listing", "symbol")
-
-    def __init__(self, coin: str, listing: Listing) -> None:
-        self.coin = coin
-        self.symbol = symbol_of(coin)
-        self.listing = listing
-
-
 def markets_for(coins: Sequence[str]) -> dict[str, Market]:
-    """Binance symbol (BTCUSDT) -> Market, for the coins the table lists on Binance."""
-    return {
-        sym: Market(coin, listing)
-        for sym, (coin, listing) in exchange_symbols(SOURCE, coins).items()
-    }
+    """The coins the table lists on this exchange, by the exchange's symbol."""
+    return listed(SOURCE, coins)
 
 
 def stream_names(markets: Mapping[str, Market], trades: str, ticker: str) -> list[str]:
     return [f"{sym.lower()}@{kind}" for sym in markets for kind in (trades, ticker)]
-
-
-def split(items: Sequence[str], size: int) -> list[list[str]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def subscribe_messages(streams: Sequence[str], first_id: int = 1) -> list[str]:
@@ -104,19 +84,8 @@ def _market(msg: dict[str, Any], markets: Mapping[str, Market]) -> Market | None
 
 
 def _tick(market: Market, price: float, at: datetime, **figures: Any) -> Frame:
-    try:
-        tick = Tick(
-            coin=market.coin,
-            symbol=market.symbol,
-            price=price,
-            timestamp=at,
-            source=SOURCE,
-            quote=market.listing.quote,
-            **figures,
-        )
-    except ValidationError:
-        return reject("invalid_tick")
-    return Frame("tick", tick)
+    tick = make_tick(SOURCE, market, price, at, **figures)
+    return Frame("tick", tick) if tick is not None else reject("invalid_tick")
 
 
 def parse_trade(msg: dict[str, Any], markets: Mapping[str, Market], id_key: str) -> Frame:
@@ -206,12 +175,7 @@ class BinanceProtocol:
 
     def __init__(self, coins: Sequence[str], settings: BinanceSettings | None = None) -> None:
         self.settings = settings or BinanceSettings()
-        self.markets = markets_for(coins)
-        self.unlisted = [c for c in coins if c not in {m.coin for m in self.markets.values()}]
-        if not self.markets:
-            raise ValueError(
-                "none of the coins has a Binance symbol in the coin table (cryptopulse/coins.py)"
-            )
+        self.markets, self.unlisted = subscribed(SOURCE, coins)
         self.messages_per_second = self.settings.messages_per_second
         self.connections_per_5_minutes = self.settings.connections_per_5_minutes
         self.streams = stream_names(self.markets, self.settings.trades, self.settings.ticker)

@@ -36,11 +36,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from pydantic import ValidationError
 
-from cryptopulse.coins import Listing, exchange_symbols, symbol_of
 from cryptopulse.config import CoinbaseSettings
 from cryptopulse.schema import Tick
+from cryptopulse.sources.exchanges.markets import Market, listed, make_tick, split, subscribed
 from cryptopulse.sources.exchanges.protocol import Frame, reject
 
 SOURCE: Final = "coinbase"
@@ -54,27 +53,9 @@ _MIN_YEAR, _MAX_YEAR = 2009, 2999
 MAX_ITEMS: Final = 1000  # trades or tickers in one message; more is not a market data message
 
 
-class Market:
-    """One subscribed product: the coin it is and the currency it is quoted in."""
-
-    __slots__ = ("coin", "listing", "symbol")
-
-    def __init__(self, coin: str, listing: Listing) -> None:
-        self.coin = coin
-        self.symbol = symbol_of(coin)
-        self.listing = listing
-
-
 def markets_for(coins: Sequence[str]) -> dict[str, Market]:
-    """Coinbase product (BTC-USD) -> Market, for the coins the table lists on Coinbase."""
-    return {
-        product: Market(coin, listing)
-        for product, (coin, listing) in exchange_symbols(SOURCE, coins).items()
-    }
-
-
-def split(items: Sequence[str], size: int) -> list[list[str]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+    """The coins the table lists on this exchange, by the exchange's symbol."""
+    return listed(SOURCE, coins)
 
 
 def subscribe_messages(products: Sequence[str], ticker: str = "ticker") -> list[str]:
@@ -116,18 +97,7 @@ def _time(value: Any) -> datetime | None:
 
 
 def _tick(market: Market, price: float, at: datetime, **figures: Any) -> Tick | str:
-    try:
-        return Tick(
-            coin=market.coin,
-            symbol=market.symbol,
-            price=price,
-            timestamp=at,
-            source=SOURCE,
-            quote=market.listing.quote,
-            **figures,
-        )
-    except ValidationError:
-        return "invalid_tick"
+    return make_tick(SOURCE, market, price, at, **figures) or "invalid_tick"
 
 
 def parse_trade(trade: Any, markets: Mapping[str, Market]) -> Tick | str:
@@ -247,12 +217,7 @@ class CoinbaseProtocol:
 
     def __init__(self, coins: Sequence[str], settings: CoinbaseSettings | None = None) -> None:
         self.settings = settings or CoinbaseSettings()
-        self.markets = markets_for(coins)
-        self.unlisted = [c for c in coins if c not in {m.coin for m in self.markets.values()}]
-        if not self.markets:
-            raise ValueError(
-                "none of the coins has a Coinbase product in the coin table (cryptopulse/coins.py)"
-            )
+        self.markets, self.unlisted = subscribed(SOURCE, coins)
         self.messages_per_second = self.settings.messages_per_second
         self.connections_per_5_minutes = self.settings.connections_per_5_minutes
         self.products = list(self.markets)

@@ -32,11 +32,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from pydantic import ValidationError
 
-from cryptopulse.coins import Listing, exchange_symbols, symbol_of
 from cryptopulse.config import KrakenSettings
-from cryptopulse.schema import Tick
+from cryptopulse.sources.exchanges.markets import Market, listed, make_tick, split, subscribed
 from cryptopulse.sources.exchanges.protocol import ACK, IGNORE, Frame, reject
 
 SOURCE: Final = "kraken"
@@ -47,27 +45,9 @@ _MAX_TIME: Final = datetime(3000, 1, 1, tzinfo=UTC)
 _MAX_TIME_CHARS: Final = 40
 
 
-class Market:
-    """One subscribed symbol: the coin it is and the currency it is quoted in."""
-
-    __slots__ = ("coin", "listing", "symbol")
-
-    def __init__(self, coin: str, listing: Listing) -> None:
-        self.coin = coin
-        self.symbol = symbol_of(coin)
-        self.listing = listing
-
-
 def markets_for(coins: Sequence[str]) -> dict[str, Market]:
-    """Kraken symbol (BTC/USD) -> Market, for the coins the table lists on Kraken."""
-    return {
-        sym: Market(coin, listing)
-        for sym, (coin, listing) in exchange_symbols(SOURCE, coins).items()
-    }
-
-
-def split(items: Sequence[str], size: int) -> list[list[str]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+    """The coins the table lists on this exchange, by the exchange's symbol."""
+    return listed(SOURCE, coins)
 
 
 def subscribe_messages(symbols: Sequence[str], chunk: int, first_id: int = 1) -> list[str]:
@@ -117,19 +97,8 @@ def _market(item: dict[str, Any], markets: Mapping[str, Market]) -> Market | Non
 
 
 def _tick(market: Market, price: float, at: datetime, **figures: Any) -> Frame:
-    try:
-        tick = Tick(
-            coin=market.coin,
-            symbol=market.symbol,
-            price=price,
-            timestamp=at,
-            source=SOURCE,
-            quote=market.listing.quote,
-            **figures,
-        )
-    except ValidationError:
-        return reject("invalid_tick")
-    return Frame("tick", tick)
+    tick = make_tick(SOURCE, market, price, at, **figures)
+    return Frame("tick", tick) if tick is not None else reject("invalid_tick")
 
 
 def parse_trade(item: Any, markets: Mapping[str, Market]) -> Frame:
@@ -245,12 +214,7 @@ class KrakenProtocol:
 
     def __init__(self, coins: Sequence[str], settings: KrakenSettings | None = None) -> None:
         self.settings = settings or KrakenSettings()
-        self.markets = markets_for(coins)
-        self.unlisted = [c for c in coins if c not in {m.coin for m in self.markets.values()}]
-        if not self.markets:
-            raise ValueError(
-                "none of the coins has a Kraken symbol in the coin table (cryptopulse/coins.py)"
-            )
+        self.markets, self.unlisted = subscribed(SOURCE, coins)
         self.messages_per_second = self.settings.messages_per_second
         self.connections_per_5_minutes = self.settings.connections_per_5_minutes
         self.symbols = list(self.markets)
