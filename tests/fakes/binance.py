@@ -28,10 +28,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from tests.fakes.ws_server import FakeWebSocketServer
 
 MAX_STREAMS = 1024
 MAX_MESSAGES_PER_SECOND = 5
@@ -132,7 +134,9 @@ def ticker_payload(
     }
 
 
-class FakeBinance:
+class FakeBinance(FakeWebSocketServer["Connection"]):
+    title = "fake Binance"
+
     def __init__(
         self,
         *,
@@ -140,6 +144,7 @@ class FakeBinance:
         ticker_interval: float = 1.0,
         markets: dict[str, tuple[float, float, float]] | None = None,
     ) -> None:
+        super().__init__()
         self.trade_interval = trade_interval
         self.ticker_interval = ticker_interval
         self.markets = dict(markets or MARKETS)
@@ -147,95 +152,14 @@ class FakeBinance:
         self.trades_sent: list[dict[str, Any]] = []
         self._next_id = dict.fromkeys(self.markets, 1000)
         self._step = 0
-        self._silent = False
         self._refuse = 0
         self.refused_at: list[float] = []  # when each refused handshake came
         self._lock = threading.Lock()
-        self._open: dict[ServerConnection, Connection] = {}
-        self._tasks: set[asyncio.Future[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self.port = 0
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeBinance:
-        self._thread = threading.Thread(target=self._run, name="fake-binance", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the fake Binance did not start")
-        return self
-
-    def stop(self) -> None:
-        loop, server = self._loop, self._server
-        if loop is not None and server is not None:
-            loop.call_soon_threadsafe(server.close)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeBinance:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        async with serve(
-            self._handle, "127.0.0.1", 0, process_request=self._process_request
-        ) as server:
-            self._server = server
-            self.port = next(iter(server.sockets)).getsockname()[1]
-            self._ready.set()
-            await server.wait_closed()
-
-    # -- switches ------------------------------------------------------------------------
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(fn, *args)
-
-    def drop(self) -> None:
-        """Cut every open connection (TCP reset, no close frame)."""
-
-        def cut() -> None:
-            for ws in list(self._open):
-                ws.transport.abort()
-
-        self._call(cut)
-
-    def silence(self, on: bool = True) -> None:
-        self._silent = on
+    # -- switches (and drop, silence, send_raw: FakeWebSocketServer) ----------------
 
     def shutdown_notice(self) -> None:
         self.send_raw(orjson.dumps({"e": "serverShutdown", "E": int(time.time() * 1000)}))
-
-    def send_raw(self, *frames: str | bytes) -> None:
-        """Send these frames, as they are, on every open connection."""
-
-        async def send_all(ws: ServerConnection) -> None:
-            try:
-                for frame in frames:
-                    await ws.send(frame)
-            except ConnectionClosed:
-                pass
-
-        def send() -> None:
-            for ws in list(self._open):
-                task = asyncio.ensure_future(send_all(ws))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-        self._call(send)
 
     def refuse(self, handshakes: int) -> None:
         with self._lock:

@@ -29,9 +29,11 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from tests.fakes.ws_server import FakeWebSocketServer
 
 # symbol: (price, 24 h change %, 24 h base volume) — the walk starts here
 MARKETS: dict[str, tuple[float, float, float]] = {
@@ -86,7 +88,10 @@ def ticker_item(symbol: str, last: float, change_pct: float, volume: float) -> d
     }
 
 
-class FakeKraken:
+class FakeKraken(FakeWebSocketServer["Connection"]):
+    title = "fake Kraken"
+    path = "/v2"
+
     def __init__(
         self,
         *,
@@ -94,6 +99,7 @@ class FakeKraken:
         ticker_interval: float = 0.5,
         markets: dict[str, tuple[float, float, float]] | None = None,
     ) -> None:
+        super().__init__()
         self.trade_interval = trade_interval
         self.ticker_interval = ticker_interval
         self.markets = dict(markets or MARKETS)
@@ -103,95 +109,14 @@ class FakeKraken:
         self.system = "online"
         self._next_id = dict.fromkeys(self.markets, 5000)
         self._step = 0
-        self._silent = False
         self._lock = threading.Lock()
-        self._open: dict[ServerConnection, Connection] = {}
-        self._tasks: set[asyncio.Future[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self.port = 0
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v2"
-
-    def start(self) -> FakeKraken:
-        self._thread = threading.Thread(target=self._run, name="fake-kraken", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the fake Kraken did not start")
-        return self
-
-    def stop(self) -> None:
-        loop, server = self._loop, self._server
-        if loop is not None and server is not None:
-            loop.call_soon_threadsafe(server.close)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeKraken:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        async with serve(
-            self._handle, "127.0.0.1", 0, process_request=self._process_request
-        ) as server:
-            self._server = server
-            self.port = next(iter(server.sockets)).getsockname()[1]
-            self._ready.set()
-            await server.wait_closed()
-
-    # -- switches ------------------------------------------------------------------------
-
-    def _call(self, fn: Any, *args: Any) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(fn, *args)
-
-    def drop(self) -> None:
-        """Cut every open connection (TCP reset, no close frame)."""
-
-        def cut() -> None:
-            for ws in list(self._open):
-                ws.transport.abort()
-
-        self._call(cut)
-
-    def silence(self, on: bool = True) -> None:
-        self._silent = on
+    # -- switches (and drop, silence, send_raw: FakeWebSocketServer) ----------------
 
     def set_system(self, state: str) -> None:
         """The trading engine's status, announced on every open connection."""
         self.system = state
         self.send_raw(self.status_message())
-
-    def send_raw(self, *frames: str | bytes) -> None:
-        """Send these frames, as they are, on every open connection."""
-
-        async def send_all(ws: ServerConnection) -> None:
-            try:
-                for frame in frames:
-                    await ws.send(frame)
-            except ConnectionClosed:
-                pass
-
-        def send() -> None:
-            for ws in list(self._open):
-                task = asyncio.ensure_future(send_all(ws))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-        self._call(send)
 
     def skip(self, symbol: str, trades: int) -> None:
         with self._lock:
