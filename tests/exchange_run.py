@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
 
 from cryptopulse.producer import Runner, StatusReporter, TickProducer, publish_source
 from cryptopulse.schema import SourceState, SourceStatus
 from cryptopulse.sources.exchanges import ExchangeSource
+from cryptopulse.sources.exchanges.protocol import ExchangeProtocol
+from cryptopulse.sources.exchanges.stream import StreamRules
 from cryptopulse.status import StatusTracker
+from tests.kafka_helpers import read_to_end
 
 
 class Run:
@@ -59,3 +69,62 @@ class Run:
 
     def sent_more(self, than: int, by: int = 10) -> Callable[[], bool]:
         return lambda: self.sent >= than + by
+
+
+class Runs:
+    """Starts runs on the session broker, each with its own topics; `stop_all` stops those a
+    test left running."""
+
+    def __init__(self, bootstrap: str, new_topic: Callable[..., str]) -> None:
+        self.bootstrap = bootstrap
+        self.new_topic = new_topic
+        self.started: list[Run] = []
+
+    def start(self, protocol: ExchangeProtocol, rules: StreamRules, **options: Any) -> Run:
+        source = ExchangeSource(protocol, rules, flush_interval=0.1, **options)
+        producer = TickProducer(
+            self.bootstrap,
+            self.new_topic("ticks"),
+            linger_ms=5,
+            status_topic=self.new_topic("status"),
+        )
+        run = Run(source, producer).start()
+        self.started.append(run)
+        return run
+
+    def stop_all(self) -> None:
+        for run in self.started:
+            if not run.runner.stopping:
+                run.stop()
+
+
+def records(run: Run) -> list[dict[str, Any]]:
+    """The ticks a run published, each keyed by its coin."""
+    out = []
+    for key, raw in read_to_end(run.producer.bootstrap, run.producer.topic):
+        value: dict[str, Any] = orjson.loads(raw)
+        assert key is not None and key.decode() == value["coin"]
+        out.append(value)
+    return out
+
+
+def produce(
+    exchange: str, ws_url: str, bootstrap: str, topic: str, status_topic: str, folder: Path
+) -> subprocess.CompletedProcess[str]:
+    """`cryptopulse produce --source <exchange>` as a user runs it (40 ticks of bitcoin and
+    ethereum, at most 60 s), the exchange's URL from the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        CRYPTOPULSE_DATA_DIR=str(folder / "data"),
+        CRYPTOPULSE_KAFKA__TOPIC_STATUS=status_topic,
+        **{f"CRYPTOPULSE_PRODUCER__{exchange.upper()}__WS_URL": ws_url},
+    )
+    return subprocess.run(
+        [
+            sys.executable, "-m", "cryptopulse.cli", "produce", "--source", exchange,
+            "--coins", "bitcoin,ethereum", "--max-ticks", "40", "--duration", "60",
+            "--bootstrap", bootstrap, "--topic", topic,
+        ],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip

@@ -8,9 +8,6 @@ was counted and the statuses the producer published.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -21,11 +18,10 @@ import orjson
 import pytest
 
 from cryptopulse.config import BinanceSettings
-from cryptopulse.producer import TickProducer
 from cryptopulse.schema import Tick, status_from_json, tick_to_json
-from cryptopulse.sources.exchanges import ExchangeSource, StreamRules
+from cryptopulse.sources.exchanges import StreamRules
 from cryptopulse.sources.exchanges.binance import BinanceProtocol, subscribe_messages
-from tests.exchange_run import Run
+from tests.exchange_run import Run, Runs, produce, records
 from tests.fakes.binance import FakeBinance
 from tests.kafka_helpers import read_to_end
 from tests.waiting import wait_for
@@ -67,7 +63,7 @@ def fake() -> Iterator[FakeBinance]:
 def start(
     fake: FakeBinance, kafka_bootstrap: str, new_topic: Callable[..., str]
 ) -> Iterator[Callable[..., Run]]:
-    runs: list[Run] = []
+    runs = Runs(kafka_bootstrap, new_topic)
 
     def run(
         rules: StreamRules = FAST,
@@ -76,28 +72,10 @@ def start(
         **settings: Any,
     ) -> Run:
         proto = protocol or BinanceProtocol(COINS, BinanceSettings(ws_url=fake.url, **settings))
-        extra = {"rand": rand} if rand is not None else {}
-        source = ExchangeSource(proto, rules, flush_interval=0.1, **extra)
-        producer = TickProducer(
-            kafka_bootstrap, new_topic("ticks"), linger_ms=5, status_topic=new_topic("status")
-        )
-        started = Run(source, producer).start()
-        runs.append(started)
-        return started
+        return runs.start(proto, rules, **({"rand": rand} if rand is not None else {}))
 
     yield run
-    for r in runs:
-        if not r.runner.stopping:
-            r.stop()
-
-
-def records(run: Run) -> list[dict[str, Any]]:
-    out = []
-    for key, raw in read_to_end(run.producer.bootstrap, run.producer.topic):
-        value: dict[str, Any] = orjson.loads(raw)
-        assert key is not None and key.decode() == value["coin"]
-        out.append(value)
-    return out
+    runs.stop_all()
 
 
 def test_trades_and_tickers_arrive_with_size_and_quote(fake: FakeBinance, start: Any) -> None:
@@ -297,21 +275,7 @@ def test_cryptopulse_produce_source_binance_publishes_to_kafka(
 ) -> None:
     """As a user runs it: `cryptopulse produce --source binance`, the URL from the environment."""
     topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        CRYPTOPULSE_DATA_DIR=str(tmp_path / "data"),
-        CRYPTOPULSE_KAFKA__TOPIC_STATUS=status_topic,
-        CRYPTOPULSE_PRODUCER__BINANCE__WS_URL=fake.url,
-    )
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "cryptopulse.cli", "produce", "--source", "binance",
-            "--coins", "bitcoin,ethereum", "--max-ticks", "40", "--duration", "60",
-            "--bootstrap", kafka_bootstrap, "--topic", topic,
-        ],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = produce("binance", fake.url, kafka_bootstrap, topic, status_topic, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 Binance symbols" in done.stdout + done.stderr
     published = records_on(kafka_bootstrap, topic)

@@ -8,9 +8,6 @@ counted and the statuses the producer published.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -21,11 +18,10 @@ import orjson
 import pytest
 
 from cryptopulse.config import CoinbaseSettings
-from cryptopulse.producer import TickProducer
 from cryptopulse.schema import Tick, status_from_json, tick_to_json
 from cryptopulse.sources.exchanges import ExchangeSource, StreamRules
 from cryptopulse.sources.exchanges.coinbase import CoinbaseProtocol, subscribe_messages
-from tests.exchange_run import Run
+from tests.exchange_run import Run, Runs, produce, records
 from tests.fakes.coinbase import FakeCoinbase
 from tests.kafka_helpers import read_to_end
 from tests.waiting import wait_for
@@ -67,33 +63,16 @@ def fake() -> Iterator[FakeCoinbase]:
 def start(
     fake: FakeCoinbase, kafka_bootstrap: str, new_topic: Callable[..., str]
 ) -> Iterator[Callable[..., Run]]:
-    runs: list[Run] = []
+    runs = Runs(kafka_bootstrap, new_topic)
 
     def run(
         rules: StreamRules = FAST, protocol: CoinbaseProtocol | None = None, **settings: Any
     ) -> Run:
         proto = protocol or CoinbaseProtocol(COINS, CoinbaseSettings(ws_url=fake.url, **settings))
-        source = ExchangeSource(proto, rules, flush_interval=0.1)
-        producer = TickProducer(
-            kafka_bootstrap, new_topic("ticks"), linger_ms=5, status_topic=new_topic("status")
-        )
-        started = Run(source, producer).start()
-        runs.append(started)
-        return started
+        return runs.start(proto, rules)
 
     yield run
-    for r in runs:
-        if not r.runner.stopping:
-            r.stop()
-
-
-def records(run: Run) -> list[dict[str, Any]]:
-    out = []
-    for key, raw in read_to_end(run.producer.bootstrap, run.producer.topic):
-        value: dict[str, Any] = orjson.loads(raw)
-        assert key is not None and key.decode() == value["coin"]
-        out.append(value)
-    return out
+    runs.stop_all()
 
 
 def test_trades_and_tickers_arrive_with_size_and_quote(fake: FakeCoinbase, start: Any) -> None:
@@ -236,21 +215,7 @@ def test_cryptopulse_produce_source_coinbase_publishes_to_kafka(
 ) -> None:
     """As a user runs it: `cryptopulse produce --source coinbase`, the URL from the environment."""
     topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        CRYPTOPULSE_DATA_DIR=str(tmp_path / "data"),
-        CRYPTOPULSE_KAFKA__TOPIC_STATUS=status_topic,
-        CRYPTOPULSE_PRODUCER__COINBASE__WS_URL=fake.url,
-    )
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "cryptopulse.cli", "produce", "--source", "coinbase",
-            "--coins", "bitcoin,ethereum", "--max-ticks", "40", "--duration", "60",
-            "--bootstrap", kafka_bootstrap, "--topic", topic,
-        ],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = produce("coinbase", fake.url, kafka_bootstrap, topic, status_topic, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 Coinbase products" in done.stdout + done.stderr
     published = [orjson.loads(raw) for _, raw in read_to_end(kafka_bootstrap, topic)]

@@ -8,9 +8,6 @@ the statuses the producer published.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -21,11 +18,10 @@ import orjson
 import pytest
 
 from cryptopulse.config import KrakenSettings
-from cryptopulse.producer import TickProducer
 from cryptopulse.schema import Tick, status_from_json, tick_to_json
-from cryptopulse.sources.exchanges import ExchangeSource, StreamRules
+from cryptopulse.sources.exchanges import StreamRules
 from cryptopulse.sources.exchanges.kraken import KrakenProtocol, subscribe_messages
-from tests.exchange_run import Run
+from tests.exchange_run import Run, Runs, produce, records
 from tests.fakes.kraken import FakeKraken
 from tests.kafka_helpers import read_to_end
 from tests.waiting import wait_for
@@ -67,31 +63,13 @@ def fake() -> Iterator[FakeKraken]:
 def start(
     fake: FakeKraken, kafka_bootstrap: str, new_topic: Callable[..., str]
 ) -> Iterator[Callable[..., Run]]:
-    runs: list[Run] = []
+    runs = Runs(kafka_bootstrap, new_topic)
 
     def run(rules: StreamRules = FAST, **settings: Any) -> Run:
-        proto = KrakenProtocol(COINS, KrakenSettings(ws_url=fake.url, **settings))
-        source = ExchangeSource(proto, rules, flush_interval=0.1)
-        producer = TickProducer(
-            kafka_bootstrap, new_topic("ticks"), linger_ms=5, status_topic=new_topic("status")
-        )
-        started = Run(source, producer).start()
-        runs.append(started)
-        return started
+        return runs.start(KrakenProtocol(COINS, KrakenSettings(ws_url=fake.url, **settings)), rules)
 
     yield run
-    for r in runs:
-        if not r.runner.stopping:
-            r.stop()
-
-
-def records(run: Run) -> list[dict[str, Any]]:
-    out = []
-    for key, raw in read_to_end(run.producer.bootstrap, run.producer.topic):
-        value: dict[str, Any] = orjson.loads(raw)
-        assert key is not None and key.decode() == value["coin"]
-        out.append(value)
-    return out
+    runs.stop_all()
 
 
 def test_trades_and_tickers_arrive_with_size_and_quote(fake: FakeKraken, start: Any) -> None:
@@ -251,21 +229,7 @@ def test_cryptopulse_produce_source_kraken_publishes_to_kafka(
 ) -> None:
     """As a user runs it: `cryptopulse produce --source kraken`, the URL from the environment."""
     topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        CRYPTOPULSE_DATA_DIR=str(tmp_path / "data"),
-        CRYPTOPULSE_KAFKA__TOPIC_STATUS=status_topic,
-        CRYPTOPULSE_PRODUCER__KRAKEN__WS_URL=fake.url,
-    )
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "cryptopulse.cli", "produce", "--source", "kraken",
-            "--coins", "bitcoin,ethereum", "--max-ticks", "40", "--duration", "60",
-            "--bootstrap", kafka_bootstrap, "--topic", topic,
-        ],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = produce("kraken", fake.url, kafka_bootstrap, topic, status_topic, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 Kraken symbols" in done.stdout + done.stderr
     published = [orjson.loads(raw) for _, raw in read_to_end(kafka_bootstrap, topic)]
