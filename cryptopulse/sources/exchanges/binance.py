@@ -34,7 +34,14 @@ from typing import Any, Final
 import orjson
 
 from cryptopulse.config import BinanceSettings
-from cryptopulse.sources.exchanges.markets import Market, listed, make_tick, split, subscribed
+from cryptopulse.sources.exchanges.markets import (
+    Market,
+    describe,
+    listed,
+    make_tick,
+    split,
+    subscribed,
+)
 from cryptopulse.sources.exchanges.protocol import ACK, SHUTDOWN, Frame, reject
 
 SOURCE: Final = "binance"
@@ -193,12 +200,7 @@ class BinanceProtocol:
         return parse_frame(raw, self.markets)
 
     def describe(self) -> str:
-        groups = len(self.connections())
-        text = (
-            f"{len(self.markets)} Binance symbol{'s' if len(self.markets) != 1 else ''} "
-            f"({self.settings.trades} + {self.settings.ticker}) "
-            f"from {self.settings.ws_url} over {groups} connection{'s' if groups != 1 else ''}"
-        )
-        if self.unlisted:
-            text += f"; not on Binance: {', '.join(self.unlisted)}"
-        return text
+        return describe(
+            SOURCE, "symbol", f"{self.settings.trades} + {self.settings.ticker}", self.settings.ws_url, len(self.markets),
+            len(self.connections()), self.unlisted,
+        )  # fmt: skip

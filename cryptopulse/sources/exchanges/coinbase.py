@@ -39,7 +39,14 @@ import orjson
 
 from cryptopulse.config import CoinbaseSettings
 from cryptopulse.schema import Tick
-from cryptopulse.sources.exchanges.markets import Market, listed, make_tick, split, subscribed
+from cryptopulse.sources.exchanges.markets import (
+    Market,
+    describe,
+    listed,
+    make_tick,
+    split,
+    subscribed,
+)
 from cryptopulse.sources.exchanges.protocol import Frame, reject
 
 SOURCE: Final = "coinbase"
@@ -235,16 +242,10 @@ class CoinbaseProtocol:
         return parse_frame(raw, self.markets)
 
     def describe(self) -> str:
-        groups = len(self.connections())
-        count = len(self.markets)
-        text = (
-            f"{count} Coinbase product{'s' if count != 1 else ''} "
-            f"(market_trades + {self.settings.ticker} + heartbeats) "
-            f"from {self.settings.ws_url} over {groups} connection{'s' if groups != 1 else ''}"
-        )
-        if self.unlisted:
-            text += f"; not on Coinbase: {', '.join(self.unlisted)}"
-        return text
+        return describe(
+            SOURCE, "product", f"market_trades + {self.settings.ticker} + heartbeats", self.settings.ws_url, len(self.markets),
+            len(self.connections()), self.unlisted,
+        )  # fmt: skip
 
 
 __all__ = ["CoinbaseProtocol", "markets_for", "parse_frame", "subscribe_messages"]

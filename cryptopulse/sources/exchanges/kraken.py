@@ -34,7 +34,14 @@ from typing import Any, Final
 import orjson
 
 from cryptopulse.config import KrakenSettings
-from cryptopulse.sources.exchanges.markets import Market, listed, make_tick, split, subscribed
+from cryptopulse.sources.exchanges.markets import (
+    Market,
+    describe,
+    listed,
+    make_tick,
+    split,
+    subscribed,
+)
 from cryptopulse.sources.exchanges.protocol import ACK, IGNORE, Frame, reject
 
 SOURCE: Final = "kraken"
@@ -232,12 +239,7 @@ class KrakenProtocol:
         return parse_frame(raw, self.markets)
 
     def describe(self) -> str:
-        groups = len(self.connections())
-        text = (
-            f"{len(self.markets)} Kraken symbol{'s' if len(self.markets) != 1 else ''} "
-            f"(trade + ticker) from {self.settings.ws_url} "
-            f"over {groups} connection{'s' if groups != 1 else ''}"
-        )
-        if self.unlisted:
-            text += f"; not on Kraken: {', '.join(self.unlisted)}"
-        return text
+        return describe(
+            SOURCE, "symbol", "trade + ticker", self.settings.ws_url, len(self.markets),
+            len(self.connections()), self.unlisted,
+        )  # fmt: skip

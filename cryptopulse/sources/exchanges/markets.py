@@ -68,3 +68,21 @@ def subscribed(exchange: str, coins: Sequence[str]) -> tuple[dict[str, Market], 
         )
     held = {m.coin for m in markets.values()}
     return markets, [c for c in coins if c not in held]
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def describe(
+    exchange: str, noun: str, channels: str, url: str, subscribed: int, connections: int,
+    unlisted: Sequence[str],
+) -> str:  # fmt: skip
+    """What a protocol subscribes, for the producer's start line: `2 Kraken symbols (trade +
+    ticker) from wss://… over 1 connection; not on Kraken: binancecoin`."""
+    name = DISPLAY_NAMES.get(exchange, exchange)
+    text = (
+        f"{plural(subscribed, f'{name} {noun}')} ({channels}) from {url} "
+        f"over {plural(connections, 'connection')}"
+    )
+    return text + (f"; not on {name}: {', '.join(unlisted)}" if unlisted else "")
