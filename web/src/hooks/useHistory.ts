@@ -4,7 +4,7 @@
 // aborted), when the socket reconnects, and after a failure (with backoff). Charts never fetch.
 import { useEffect, useMemo, useRef, useState } from "react";
 import { backoffDelay } from "../lib/backoff";
-import { holdWindows, lastRange, mergeCandles, rollup, type CandlePoint } from "../lib/candles";
+import { holdWindows, keepFrom, lastRange, mergeCandles, rollup, type CandlePoint } from "../lib/candles";
 import { HttpError, historyUrl, parseHistory, readJson, type HistoryQuery } from "../lib/history";
 import { INTERVAL_MS, RANGE_DEFS, rangeStart, type Range } from "../lib/range";
 import { authHeaders } from "../lib/token";
@@ -129,7 +129,11 @@ export function useHistory(
   let windows = held.windows;
   if (current !== null && (held.key !== current.key || held.series !== live)) {
     const fresh = held.key === current.key ? held.windows : NONE_WINDOWS;
-    windows = belongsTo(live, current.source, current.coin) ? holdWindows(fresh, live, current.boundaryMs) : fresh;
+    const newest = live[live.length - 1];
+    windows =
+      newest !== undefined && belongsTo(live, current.source, current.coin)
+        ? holdWindows(fresh, live, current.boundaryMs, keepFrom(newest.startMs, intervalMs, rangeMs))
+        : fresh;
     setHeld({ key: current.key, series: live, windows });
   } else if (current === null) {
     // Until the history arrives, the live windows alone (no boundary yet).

@@ -5,6 +5,7 @@ import {
   combine,
   firstLive,
   holdWindows,
+  keepFrom,
   lastRange,
   mergeCandles,
   rollup,
@@ -145,6 +146,18 @@ describe("holdWindows", () => {
       [T0 + 4 * WIN, 104],
       [T0 + 5 * WIN, 3],
     ]);
+  });
+
+  it("lets go of the windows no candle of the range holds any more", () => {
+    const series = Array.from({ length: 8 }, (_, i) => point("bitcoin", i));
+    // 2-window candles over a 4-window range: the newest (7) is in the candle from 6, so the
+    // range's candles start at 2 at the earliest.
+    const keep = keepFrom(T0 + 7 * WIN, 2 * WIN, 4 * WIN);
+    expect(keep).toBe(T0 + 2 * WIN);
+    const held = holdWindows([], series, T0, keep);
+    expect(held.map((w) => w.startMs)).toEqual([2, 3, 4, 5, 6, 7].map((i) => T0 + i * WIN));
+    const shown = lastRange(rollup(held, 2 * WIN), 4 * WIN);
+    expect(shown).toEqual(lastRange(rollup(series, 2 * WIN), 4 * WIN)); // nothing shown is lost
   });
 
   it("keeps windows the socket's bounded series has dropped since", () => {

@@ -106,12 +106,15 @@ export function rollup(windows: readonly WindowPoint[], intervalMs: number): Can
  * The live windows to roll up: `held` (the ones already taken, oldest first) with the series'
  * windows that start at or after `boundaryMs`, one per start (a later record of a window replaces
  * the earlier one, in whatever order they came). Kept apart from the socket's series, which keeps
- * only its last windows: a window it drops stays here. Returns `held` itself when nothing changed.
+ * only its last windows: a window it drops stays here, until it starts before `keepFromMs` (no
+ * candle of the range shown holds it any more), so a page left open for days holds a range's worth.
+ * Returns `held` itself when nothing changed.
  */
 export function holdWindows(
   held: readonly WindowPoint[],
   series: readonly WindowPoint[],
   boundaryMs: number,
+  keepFromMs = -Infinity,
 ): readonly WindowPoint[] {
   const byStart = new Map<number, WindowPoint>();
   for (const w of held) byStart.set(w.startMs, w);
@@ -122,7 +125,15 @@ export function holdWindows(
     changed = true;
   }
   if (!changed) return held;
-  return [...byStart.values()].sort((a, b) => a.startMs - b.startMs);
+  return [...byStart.values()].filter((w) => w.startMs >= keepFromMs).sort((a, b) => a.startMs - b.startMs);
+}
+
+/**
+ * The earliest window start a range's candles can still hold: `lastRange` keeps the candles that
+ * start within `rangeMs` of the newest candle's end, and windows start at or after their candle.
+ */
+export function keepFrom(newestStartMs: number, intervalMs: number, rangeMs: number): number {
+  return Math.floor(newestStartMs / intervalMs) * intervalMs - rangeMs;
 }
 
 /**
