@@ -176,7 +176,8 @@ SourceOpt = Annotated[
     typer.Option(
         "--source",
         "-s",
-        help="coingecko (default), simulated, replay, binance, coinbase or kraken.",
+        help="coingecko (default), simulated, replay, binance, coinbase or kraken; several at "
+        "once as a comma list, e.g. binance,coinbase,coingecko (replay only alone).",
     ),
 ]
 CoinsOpt = Annotated[
@@ -540,8 +541,8 @@ def produce(
         ),
     ] = None,
 ) -> None:
-    """Publish market Ticks to Kafka from CoinGecko, Binance, the simulator or a capture (Ctrl-C
-    stops)."""
+    """Publish market Ticks to Kafka from CoinGecko, Binance, Coinbase, Kraken (several at once:
+    --source binance,coinbase), the simulator or a capture (Ctrl-C stops)."""
     from cryptopulse.producer import (
         TickProducer,
         enable_backfill,
@@ -584,6 +585,7 @@ def _start_reporting(
     """Serve the producer's metrics (when a port is set), say what runs, and start reporting
     the source's status on the status topic."""
     from cryptopulse.producer import StatusReporter
+    from cryptopulse.sources import source_names
     from cryptopulse.status import StatusTracker
 
     port = metrics_port if metrics_port is not None else settings.producer.metrics_port
@@ -596,7 +598,10 @@ def _start_reporting(
         f"Producing {describe() if describe else src.name} -> {producer.topic} on {producer.bootstrap}"
     )
     status = StatusReporter(
-        StatusTracker(src.name, unreachable_after=settings.producer.unreachable_after),
+        [
+            StatusTracker(name, unreachable_after=settings.producer.unreachable_after)
+            for name in source_names(src)
+        ],
         producer.publish_status,
         interval=settings.producer.status_interval,
     )

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     Field,
     SecretStr,
     ValidationInfo,
@@ -521,9 +522,40 @@ class KrakenSettings(BaseModel):
     )
 
 
+SOURCE_NAMES = ("coingecko", "simulated", "replay", "binance", "coinbase", "kraken")
+
+
+def parse_sources(value: object) -> str:
+    """`binance, coinbase` (or a TOML list) as the canonical `binance,coinbase`: known names,
+    each once; `replay` only alone (it plays a capture, which may hold several sources)."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    names = [name for item in items if (name := str(item).strip().lower())]
+    if not names:
+        raise ValueError(f"no source given; choose from {', '.join(SOURCE_NAMES)}")
+    for name in names:
+        if name not in SOURCE_NAMES:
+            raise ValueError(
+                f"unknown source {name!r}; choose from {', '.join(SOURCE_NAMES)} "
+                "(several at once as a comma list, e.g. binance,coinbase)"
+            )
+        if names.count(name) > 1:
+            raise ValueError(f"source {name!r} is given twice in {','.join(names)!r}")
+    if "replay" in names and len(names) > 1:
+        raise ValueError(
+            "replay runs alone: record the sources together (cryptopulse record --source "
+            "binance,coinbase), then replay that capture, which keeps each tick's source"
+        )
+    return ",".join(names)
+
+
 class ProducerSettings(BaseModel):
-    source: Literal["coingecko", "simulated", "replay", "binance", "coinbase", "kraken"] = (
-        "coingecko"
+    source: Annotated[str, BeforeValidator(parse_sources)] = Field(
+        default="coingecko",
+        description=(
+            "One source or several as a comma list (binance,coinbase): "
+            + ", ".join(SOURCE_NAMES)
+            + "; replay only alone."
+        ),
     )
     coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS))
     poll_interval: Seconds = 30.0

@@ -29,7 +29,7 @@ from cryptopulse.config import KafkaSecurity, Settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.kafka_client import REFUSALS, describe, librdkafka_config
 from cryptopulse.kafka_link import QUIET_CLIENT_LOG, KafkaLink
-from cryptopulse.producer_metrics import Counts, ProducerMetrics, reasons
+from cryptopulse.producer_metrics import Counts, ProducerMetrics, by_source, reasons
 from cryptopulse.schema import (
     SourceStatus,
     Tick,
@@ -440,9 +440,10 @@ class Runner:
                     ticks = ticks[: max(0, self.max_ticks - taken)]
                 count = self.sink(ticks) if ticks else 0
                 taken += count
+                now_wall = time.time()
                 if not self._sink_counts:
-                    metrics.count_sent(count, time.time())
-                metrics.observe(batch)
+                    metrics.count_sent(count, now_wall)
+                metrics.observe(batch, source=self.source.name, sent=count, at=now_wall)
                 if self.on_batch is not None:
                     self.on_batch(batch)
                 now = time.monotonic()
@@ -471,31 +472,35 @@ class Runner:
             head = f"{window.batches} batch{'es' if window.batches != 1 else ''}"
         skipped = window.skipped.total()
         log.info(
-            "%s: %s %d, skipped %d%s, unchanged %d",
+            "%s: %s %d, skipped %d%s, unchanged %d%s",
             head,
             self.verb,
             window.sent,
             skipped,
             f" ({reasons(window.skipped)})" if skipped else "",
             window.unchanged,
+            f"; by source: {by_source(window)}" if len(window.source_batches) > 1 else "",
         )
         return now
 
 
 class StatusReporter:
-    """Keeps the source's status on the status topic: at start, whenever a batch changes it,
+    """Keeps each source's status on the status topic: at start, whenever a batch changes it,
     and every `interval` seconds (a heartbeat, so a reader can tell a running producer's
-    status from one left by a producer that is gone)."""
+    status from one left by a producer that is gone). With several sources (one tracker each),
+    a batch counts for the one it names (`Batch.source`)."""
 
     def __init__(
         self,
-        tracker: StatusTracker,
+        tracker: StatusTracker | Sequence[StatusTracker],
         send: Callable[[SourceStatus], None],
         *,
         interval: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.tracker = tracker
+        trackers = [tracker] if isinstance(tracker, StatusTracker) else list(tracker)
+        self.trackers = {t.source: t for t in trackers}
+        self.tracker = trackers[0]  # the one a batch without a source counts for
         self.send = send
         self.interval = interval
         self.clock = clock
@@ -504,7 +509,7 @@ class StatusReporter:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._report()
+        self._report_all()
         self._thread = threading.Thread(target=self._beat, name="status-heartbeat", daemon=True)
         self._thread.start()
 
@@ -515,24 +520,29 @@ class StatusReporter:
             self._thread = None
 
     def on_batch(self, batch: Batch) -> None:
+        tracker = self.trackers.get(batch.source or "", self.tracker)
         with self._lock:
-            changed = self.tracker.observe(batch, self.clock())
+            changed = tracker.observe(batch, self.clock())
         if changed:
-            status = self._report()
+            status = self._report(tracker)
             if status.state not in ("live", "simulated", "replay"):
                 log.warning("source %s is %s: %s", status.source, status.state, status.detail)
             else:
                 log.info("source %s is %s", status.source, status.state)
 
-    def _report(self) -> SourceStatus:
+    def _report(self, tracker: StatusTracker) -> SourceStatus:
         with self._lock:
-            status = self.tracker.status(self.clock())
+            status = tracker.status(self.clock())
         self.send(status)
         return status
 
+    def _report_all(self) -> None:
+        for tracker in self.trackers.values():
+            self._report(tracker)
+
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
-            self._report()
+            self._report_all()
 
 
 def publish_source(

@@ -4,8 +4,10 @@ Counted here and nowhere else: what the source did (batches, requests, retries, 
 skipped by reason, quotes unchanged, cycles that failed by reason, from each `Batch`), what
 the sink took (`sent`: ticks handed to Kafka, or written to a capture), and what Kafka said
 (delivered, delivery failures by error, ticks refused by schema validation), and the backfill
-(windows handed to Kafka and acknowledged, coins whose backfill failed by reason). A Prometheus
-collector turns the same numbers into `cryptopulse_producer_*` samples when scraped.
+(windows handed to Kafka and acknowledged, coins whose backfill failed by reason). When several
+sources run in one producer, each source's batches, ticks sent, skips and failed cycles are also
+counted under its name (`source_*`). A Prometheus collector turns the same numbers into
+`cryptopulse_producer_*` samples when scraped.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ class Counts:
     backfill_delivered: int = 0
     backfill_undelivered: int = 0
     backfill_failures: Counter[str] = field(default_factory=Counter)
+    # per source (its name), or (source, reason): what each of several sources did
+    source_batches: Counter[str] = field(default_factory=Counter)
+    source_sent: Counter[str] = field(default_factory=Counter)
+    source_skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    source_failed_cycles: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def since(self, earlier: Counts) -> Counts:
         """What was counted after `earlier` (a `snapshot()` of this object)."""
@@ -56,12 +63,17 @@ class ProducerMetrics(Counts):
         super().__init__()
         self.seconds = 0.0  # how long the run took, once it ended
         self.last_sent = 0.0  # Unix time of the last tick handed over
+        self.source_last_sent: dict[str, float] = {}  # the same, per source
         self._lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_Exporter(self))
 
-    def observe(self, batch: Batch) -> None:
-        """Count what the source reported for one batch."""
+    def observe(
+        self, batch: Batch, *, source: str | None = None, sent: int = 0, at: float = 0.0
+    ) -> None:
+        """Count what the source reported for one batch; with a name (`batch.source`, else
+        `source`), also under that source, with the `sent` ticks the sink took from it."""
+        name = batch.source or source
         with self._lock:
             self.batches += 1
             self.requests += batch.requests
@@ -70,6 +82,15 @@ class ProducerMetrics(Counts):
             self.skipped.update(batch.skipped)
             if batch.error:
                 self.failed_cycles[batch.error] += 1
+            if name is None:
+                return
+            self.source_batches[name] += 1
+            self.source_sent[name] += sent
+            if sent:
+                self.source_last_sent[name] = at
+            self.source_skipped.update({(name, r): n for r, n in batch.skipped.items()})
+            if batch.error:
+                self.source_failed_cycles[(name, batch.error)] += 1
 
     def count_sent(self, count: int, at: float) -> None:
         with self._lock:
@@ -107,6 +128,10 @@ class ProducerMetrics(Counts):
         with self._lock:
             self.invalid += 1
 
+    def last_sent_by_source(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self.source_last_sent)
+
     def snapshot(self) -> Counts:
         with self._lock:
             return Counts(**{f.name: copy.copy(getattr(self, f.name)) for f in fields(Counts)})
@@ -131,11 +156,26 @@ class ProducerMetrics(Counts):
             parts.append(f"backfill undelivered {self.backfill_undelivered:,}")
         if self.backfill_failures:
             parts.append(f"backfill failed {reasons(self.backfill_failures)}")
+        if len(self.source_batches) > 1:
+            parts.append(f"by source: {by_source(self.snapshot())}")
         return ", ".join(parts)
 
 
 def reasons(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+
+
+def by_source(counts: Counts) -> str:
+    """Each source's share: `binance 120 (skipped 2, failed 1); coinbase 80`."""
+    parts = []
+    for name in sorted(counts.source_batches):
+        skipped = sum(n for (s, _), n in counts.source_skipped.items() if s == name)
+        failed = sum(n for (s, _), n in counts.source_failed_cycles.items() if s == name)
+        extra = [f"skipped {skipped:,}"] if skipped else []
+        extra += [f"failed {failed:,}"] if failed else []
+        detail = f" ({', '.join(extra)})" if extra else ""
+        parts.append(f"{name} {counts.source_sent[name]:,}{detail}")
+    return "; ".join(parts)
 
 
 _COUNTERS = (
@@ -184,3 +224,37 @@ class _Exporter(Collector):
             "Unix time of the last tick handed to Kafka.",
             value=self.metrics.last_sent,
         )
+        yield from self._per_source(counts)
+
+    def _per_source(self, counts: Counts) -> Iterator[Metric]:
+        """The same by source (one producer may run several)."""
+        sent = CounterMetricFamily(
+            "cryptopulse_producer_source_sent",
+            "Ticks handed to Kafka, by source.",
+            labels=["source"],
+        )
+        for name, n in sorted(counts.source_sent.items()):
+            sent.add_metric([name], n)
+        yield sent
+        for attr, metric, doc in (
+            ("source_skipped", "source_skipped", "Quotes a source left out, by source and reason."),
+            (
+                "source_failed_cycles",
+                "source_failed_cycles",
+                "Cycles (connections) of a source that failed, by source and reason.",
+            ),
+        ):
+            family = CounterMetricFamily(
+                f"cryptopulse_producer_{metric}", doc, labels=["source", "reason"]
+            )
+            for (name, reason), n in sorted(getattr(counts, attr).items()):
+                family.add_metric([name, reason], n)
+            yield family
+        last = GaugeMetricFamily(
+            "cryptopulse_producer_source_last_sent_timestamp_seconds",
+            "Unix time of the last tick of each source handed to Kafka.",
+            labels=["source"],
+        )
+        for name, at in sorted(self.metrics.last_sent_by_source().items()):
+            last.add_metric([name], at)
+        yield last

@@ -1,14 +1,14 @@
 """Market sources: each is an iterable of `Batch`es of Ticks (see `base`).
 
-`open_source` builds the one chosen by the settings (`producer.source`).
+`open_source` builds the one chosen by the settings (`producer.source`), or, for a comma list
+(`binance,coinbase`), each of them run together by a `CombinedSource`.
 """
 
 from __future__ import annotations
 
-from cryptopulse.config import ProducerSettings
+from cryptopulse.config import SOURCE_NAMES, ProducerSettings
 from cryptopulse.sources.base import Batch, Clock, FakeClock, Source, SystemClock
 
-SOURCE_NAMES = ("coingecko", "simulated", "replay", "binance", "coinbase", "kraken")
 EXCHANGES = ("binance", "coinbase", "kraken")
 
 
@@ -21,8 +21,12 @@ def open_source(
 ) -> Source:
     """The source named by `settings.source`, configured from the settings.
 
-    `max_ticks` and `paced` apply to the simulated source (a bounded or unpaced run).
+    `max_ticks` and `paced` apply to the simulated source (a bounded or unpaced run). With
+    several names, each source gets its own clock (`clock` is for a single one).
     """
+    names = settings.source.split(",")
+    if len(names) > 1:
+        return _open_combined(settings, names, max_ticks=max_ticks, paced=paced)
     if settings.source == "coingecko":
         from cryptopulse.sources.coingecko import CoinGeckoSource
 
@@ -44,4 +48,36 @@ def open_source(
     raise ValueError(f"unknown source {settings.source!r}; choose one of {', '.join(SOURCE_NAMES)}")
 
 
-__all__ = ["SOURCE_NAMES", "Batch", "Clock", "FakeClock", "Source", "SystemClock", "open_source"]
+def _open_combined(
+    settings: ProducerSettings, names: list[str], *, max_ticks: int | None, paced: bool
+) -> Source:
+    from cryptopulse.sources.combined import CombinedSource
+
+    opened: list[Source] = []
+    try:
+        for name in names:
+            one = settings.model_copy(update={"source": name})
+            opened.append(open_source(one, max_ticks=max_ticks, paced=paced))
+    except BaseException:
+        for source in opened:
+            source.close()
+        raise
+    return CombinedSource(opened)
+
+
+def source_names(source: Source) -> tuple[str, ...]:
+    """The names of the sources `source` runs: its own, or each of a combined source's."""
+    names: tuple[str, ...] = getattr(source, "names", (source.name,))
+    return names
+
+
+__all__ = [
+    "SOURCE_NAMES",
+    "Batch",
+    "Clock",
+    "FakeClock",
+    "Source",
+    "SystemClock",
+    "open_source",
+    "source_names",
+]

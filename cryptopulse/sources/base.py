@@ -32,6 +32,7 @@ class Batch:
     error: str | None = None  # why the source got no data this step (after its retries)
     requests: int = 0  # requests made to a remote source this step
     retries: int = 0  # of which retries
+    source: str | None = None  # whose batch, when several sources run (`sources.combined`)
 
     @property
     def skipped_total(self) -> int:
