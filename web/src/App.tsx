@@ -5,6 +5,7 @@ import { BarChart } from "./components/BarChart";
 import { CandleChart } from "./components/CandleChart";
 import { CoinSelector } from "./components/CoinSelector";
 import { CoinTable } from "./components/CoinTable";
+import { CrossExchangePanel } from "./components/CrossExchangePanel";
 import { Header } from "./components/Header";
 import { LineChart } from "./components/LineChart";
 import { TokenPrompt } from "./components/TokenPrompt";
@@ -163,6 +164,10 @@ export function App() {
               {RANGE_DEFS[view.range].label} · {history.interval} candles
               {history.status === "loading" && history.candles.length > 0 ? " · loading…" : ""}
             </div>
+            {/* Every source's last price for this coin (shown with two or more): compared, never joined. */}
+            {chartCoin && (
+              <CrossExchangePanel history={market.history} coin={chartCoin} selected={source} onSelect={selectSource} />
+            )}
           </section>
 
           {/* Keyed by source: switching sources must not notify about "new" alerts of the other one. */}

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
+  formatAmount,
+  formatBps,
   formatCompact,
   formatDuration,
   formatMoneyCompact,
@@ -50,6 +52,21 @@ describe("formatPrice", () => {
     expect(formatPriceCompact(12.3)).toBe("$12.30");
     expect(formatMoneyCompact(1.92e12)).toBe("$1.92T");
     expect(formatMoneyCompact(null)).toBe("—");
+  });
+  it("gives the same digits without the dollar sign for prices shown with their quote", () => {
+    expect(formatAmount(97012.5)).toBe("97,012.50");
+    expect(formatAmount(0.08123)).toBe("0.08123");
+    expect(formatAmount(0)).toBe("0.00");
+    expect(formatAmount(null)).toBe("—");
+  });
+});
+
+describe("formatBps", () => {
+  it("keeps two decimals for small spreads, one above ten", () => {
+    expect(formatBps(3.254)).toBe("3.25 bps");
+    expect(formatBps(0)).toBe("0.00 bps");
+    expect(formatBps(42.14)).toBe("42.1 bps");
+    expect(formatBps(null)).toBe("—");
   });
 });
 

@@ -33,13 +33,19 @@ export function formatCompact(value: number | null | undefined, digits = 2): str
 
 /** "$97,012.50", "$0.0812", "$0.00001234": enough significant digits for sub-cent coins. */
 export function formatPrice(value: number | null | undefined): string {
+  return isNum(value) ? `$${formatAmount(value)}` : DASH;
+}
+
+/**
+ * A price's digits without a currency sign ("97,012.50", "0.0812"), for prices shown with their
+ * quote currency beside them (USDT is not the dollar).
+ */
+export function formatAmount(value: number | null | undefined): string {
   if (!isNum(value)) return DASH;
   const abs = Math.abs(value);
-  if (abs >= 1) {
-    return `$${value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
-  }
-  if (abs === 0) return "$0.00";
-  return `$${value.toFixed(significantDecimals(abs))}`;
+  if (abs >= 1) return value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  if (abs === 0) return "0.00";
+  return value.toFixed(significantDecimals(abs));
 }
 
 /** Compact price for axes and narrow cells: "$97.01K", "$0.0812". */
@@ -61,6 +67,12 @@ export function formatPercent(value: number | null | undefined, digits = 2): str
   // -0.001 rounds to "-0.00": show it as unsigned zero rather than a fake loss.
   if (Number(fixed) === 0) return `${(0).toFixed(digits)}%`;
   return `${value > 0 ? "+" : ""}${fixed}%`;
+}
+
+/** Basis points: "3.25 bps" below ten (small spreads are the usual case), "42.1 bps" above. */
+export function formatBps(value: number | null | undefined): string {
+  if (!isNum(value)) return DASH;
+  return `${value.toFixed(Math.abs(value) < 10 ? 2 : 1)} bps`;
 }
 
 /** "14:03:27" in the viewer's local time zone. */
