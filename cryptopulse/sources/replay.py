@@ -4,6 +4,10 @@ Playback keeps the recorded spacing (divided by `speed`; 0 means as fast as poss
 `retime` the timestamps are shifted so the first tick is "now" (and compressed by `speed`),
 so a replay looks live to the windowing job; without it they are replayed as recorded.
 Unreadable lines are skipped and counted, never fatal.
+
+A capture of any source, or of several at once (`record --source binance,coinbase`), replays
+each tick as recorded but for its time: its own `source`, a trade's `size`, its `quote`. The
+replay's status (`replay`) is the one the status topic gets.
 """
 
 from __future__ import annotations
@@ -145,8 +149,10 @@ class ReplaySource:
                         if self.clock.sleep(wait):
                             return
                 if self.retime:
+                    # Only the time changes: source, size and quote stay as recorded. A tick
+                    # older than the first (several sources interleave) keeps its distance.
                     tick = tick.model_copy(
-                        update={"timestamp": origin_wall + timedelta(seconds=max(offset, 0.0))}
+                        update={"timestamp": origin_wall + timedelta(seconds=offset)}
                     )
                 pending.append(tick)
                 if len(pending) >= self.max_batch:

@@ -103,3 +103,66 @@ def test_append(tmp_path: Path) -> None:
     with CaptureWriter(path, append=True) as writer:
         writer.write(ticks)
     assert len(path.read_bytes().splitlines()) == 10
+
+
+def _exchange_ticks() -> list[Tick]:
+    """Trades and tickers of two exchanges and a CoinGecko quote, interleaved as a producer of
+    several sources records them: exchange trade times are not in arrival order."""
+    at = [0.3, 0.4, 0.0, 1.0, 0.9, 2.5, 3.0]
+    made = [
+        Tick(coin="bitcoin", symbol="btc", price=97000.5, size=0.012, quote="USDT",
+             timestamp=START, source="binance"),
+        Tick(coin="bitcoin", symbol="btc", price=97010.0, size=1.5, quote="USD",
+             timestamp=START, source="coinbase"),
+        Tick(coin="ethereum", symbol="eth", price=3398.1, size=2e-8, quote="USDT",
+             timestamp=START, source="binance"),
+        Tick(coin="bitcoin", symbol="btc", price=97001.0, change_24h=-1.8, volume_24h=3.1e9,
+             quote="USDT", timestamp=START, source="binance"),
+        Tick(coin="bitcoin", symbol="btc", price=97002.0, change_24h=-1.7, volume_24h=2.1e9,
+             market_cap=1.92e12, timestamp=START, source="coingecko"),
+        Tick(coin="ethereum", symbol="eth", price=3399.0, size=10.0, quote="USD",
+             timestamp=START, source="coinbase"),
+        Tick(coin="ethereum", symbol="eth", price=3398.5, size=0.25, quote="USD",
+             timestamp=START, source="kraken"),
+    ]  # fmt: skip
+    return [
+        t.model_copy(update={"timestamp": START + timedelta(seconds=s)})
+        for t, s in zip(made, at, strict=True)
+    ]
+
+
+def test_exchange_captures_replay_with_each_tick_s_source_size_and_quote(tmp_path: Path) -> None:
+    path = tmp_path / "capture.jsonl"
+    ticks = _exchange_ticks()
+    with CaptureWriter(path) as writer:
+        writer.write(ticks)
+    replayed = _all(ReplaySource(path, speed=0, retime=False, clock=FakeClock()))
+    assert replayed == ticks
+    assert [tick_to_json(t) for t in replayed] == path.read_bytes().splitlines()  # the same bytes
+    assert [(t.source, t.size, t.quote) for t in replayed] == [
+        ("binance", 0.012, "USDT"),
+        ("coinbase", 1.5, "USD"),
+        ("binance", 2e-8, "USDT"),
+        ("binance", None, "USDT"),
+        ("coingecko", None, None),
+        ("coinbase", 10.0, "USD"),
+        ("kraken", 0.25, "USD"),
+    ]
+
+
+def test_retimed_exchange_ticks_keep_all_but_their_time_and_their_spacing(tmp_path: Path) -> None:
+    path = tmp_path / "capture.jsonl"
+    ticks = _exchange_ticks()
+    with CaptureWriter(path) as writer:
+        writer.write(ticks)
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    clock = FakeClock(now.timestamp())
+    replayed = _all(ReplaySource(path, speed=1, retime=True, clock=clock))
+    assert [t.model_copy(update={"timestamp": START}) for t in replayed] == [
+        t.model_copy(update={"timestamp": START}) for t in ticks
+    ]
+    # every tick as far from the first as recorded, one older than a tick before it included
+    first = ticks[0].timestamp
+    assert [t.timestamp - now for t in replayed] == [t.timestamp - first for t in ticks]
+    assert replayed[2].timestamp == now - timedelta(seconds=0.3)
+    assert sum(clock.sleeps) == pytest.approx(2.7)
