@@ -59,6 +59,8 @@ QuoteCurrency = Annotated[str, Field(min_length=2, max_length=10, pattern=r"^[A-
 
 WindowKind = Literal["live", "backfill"]
 
+TradeCount = Annotated[int, Field(ge=1, le=2**53 - 1)]  # exact in JSON/JavaScript
+
 
 def _is_none(value: object) -> bool:
     return value is None
@@ -123,6 +125,26 @@ class WindowAggregate(_Contract):
             "replaces a live window of the same key."
         ),
     )
+    # From trades (ticks with a `size`); all null when the window holds none (a ticker-only
+    # source). When set, open/high/low/close/avg_price are the trades' too.
+    quote: QuoteCurrency | None = Field(
+        default=None,
+        description="Currency of the series' prices (USD, USDT, ...): the latest tick's; "
+        "null when the source does not say.",
+    )
+    vwap: Positive | None = Field(
+        default=None,
+        description="Volume-weighted average price of the window's trades: "
+        "sum(price x size) / sum(size); null without trades.",
+    )
+    traded_volume: Positive | None = Field(
+        default=None,
+        description="Summed trade size in the window, in the base currency; null without trades "
+        "(never 0: every trade has a positive size).",
+    )
+    trade_count: TradeCount | None = Field(
+        default=None, description="Trades in the window; null without trades."
+    )
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> WindowAggregate:
@@ -149,7 +171,8 @@ def _at_least(value: float, bound: float) -> bool:
 
 def window_problem(window: WindowAggregate) -> tuple[str, str] | None:
     """Why a window makes no sense, as (reason, message), or None when it does:
-    `window_end > window_start` and `low <= open, close, avg_price <= high`."""
+    `window_end > window_start`, `low <= open, close, avg_price, vwap <= high`, and the trade
+    fields (vwap, traded_volume, trade_count) all set or all null."""
     if window.window_end <= window.window_start:
         return "window_order", "window_end must be after window_start"
     low, high = window.low, window.high
@@ -157,6 +180,12 @@ def window_problem(window: WindowAggregate) -> tuple[str, str] | None:
         return "price_range", "open and close must lie within low..high"
     if not (_at_least(window.avg_price, low) and _at_least(high, window.avg_price)):
         return "price_range", "avg_price must lie within low..high"
+    trades = (window.vwap, window.traded_volume, window.trade_count)
+    if any(v is None for v in trades) and any(v is not None for v in trades):
+        return "trade_fields", "vwap, traded_volume and trade_count must be all set or all null"
+    vwap = window.vwap
+    if vwap is not None and not (_at_least(vwap, low) and _at_least(high, vwap)):
+        return "price_range", "vwap must lie within low..high"
     return None
 
 
@@ -172,7 +201,10 @@ class IngestResponse(_Contract):
     stored: int = Field(description="Records accepted (stored, or already held).")
     rejected: int = Field(description="Records refused.")
     reasons: dict[str, int] = Field(
-        description="Refused records by reason: window_order, price_range, window_length, future."
+        description=(
+            "Refused records by reason: window_order, price_range, trade_fields, window_length, "
+            "future."
+        )
     )
 
 
@@ -193,7 +225,8 @@ INTERVAL_SECONDS: dict[Interval, int] = {
 class Candle(_Contract):
     """The windows of one series whose start falls in [start, end), rolled up: open of the
     first, close of the last, max high, min low, tick-weighted average price and 24 h change,
-    last market cap, max 24 h volume, summed ticks; labels from `classify` on that change."""
+    last market cap, max 24 h volume, summed ticks; labels from `classify` on that change;
+    the trades' VWAP weighted by traded volume, summed traded volume and trades."""
 
     start: UtcDatetime
     end: UtcDatetime
@@ -211,6 +244,17 @@ class Candle(_Contract):
     trend: Trend
     kind: WindowKind = Field(
         description="`backfill` when every window in it is backfill, else `live`."
+    )
+    vwap: Positive | None = Field(
+        default=None,
+        description="Volume-weighted average price of the trades of its windows: "
+        "sum(vwap x traded_volume) / sum(traded_volume); null when no window had trades.",
+    )
+    traded_volume: Positive | None = Field(
+        default=None, description="Summed traded volume of its windows; null without trades."
+    )
+    trade_count: TradeCount | None = Field(
+        default=None, description="Summed trade count of its windows; null without trades."
     )
 
 

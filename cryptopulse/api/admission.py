@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from cryptopulse.config import Settings
 from cryptopulse.schema import WindowAggregate, window_problem
 
-REASONS = ("window_order", "price_range", "window_length", "future")
+REASONS = ("window_order", "price_range", "trade_fields", "window_length", "future")
 """Why a valid record is rejected (bounded: metric label values)."""
 
 

@@ -24,6 +24,8 @@ REQUIRED = ("coin", "symbol", "price", "timestamp", "source")
 OPTIONAL_TEXT = ("quote",)
 # A dead letter's excerpt of the value: enough to see what it was, small enough for any topic.
 EXCERPT_BYTES = 4096
+# Largest trade size taken (base currency): far above any real trade.
+MAX_SIZE = 1e18
 # Name of the observed metric (and of its one column) that counts a batch's rejected records.
 REJECTED = "rejected"
 
@@ -109,6 +111,8 @@ def _reject_reason(event_time: Column, max_future_seconds: float) -> Column:
             for name in ("change_24h", "volume_24h", "market_cap", "size")
         ),
         (col("size").isNotNull() & (col("size") <= 0), "size is not positive"),
+        # A window sums sizes: bounded, so no sum of real trades can overflow a double.
+        (col("size") > MAX_SIZE, f"size is larger than {MAX_SIZE:g}"),
         *(
             (col(name).isNotNull() & (col(name) < 0), f"{name} is negative")
             for name in ("volume_24h", "market_cap")
@@ -175,7 +179,16 @@ def count_rejected(parsed: DataFrame, observation: Observation | str = REJECTED)
 
 def valid_ticks(parsed: DataFrame) -> DataFrame:
     return parsed.where(F.col("reject_reason").isNull()).select(
-        "source", "coin", "symbol", "price", "change_24h", "volume_24h", "market_cap", "event_time"
+        "source",
+        "coin",
+        "symbol",
+        "price",
+        "change_24h",
+        "volume_24h",
+        "market_cap",
+        "size",
+        "quote",
+        "event_time",
     )
 
 

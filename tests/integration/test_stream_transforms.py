@@ -65,10 +65,18 @@ def test_spark_and_python_classification_agree_on_every_boundary(spark: SparkSes
         ), row
 
 
-TICK_COLUMNS = (
+# valid_ticks' columns: a quote (ticker) tick has no size; a trade has one.
+TRADE_COLUMNS = (
     "source string, coin string, symbol string, price double, change_24h double, "
-    "volume_24h double, market_cap double, event_time timestamp"
+    "volume_24h double, market_cap double, size double, quote string, event_time timestamp"
 )
+
+
+def quotes(spark: SparkSession, rows: list[tuple[object, ...]]) -> DataFrame:
+    """Ticks without size or quote (as a ticker-only source sends), as valid_ticks gives them."""
+    return spark.createDataFrame([(*r[:-1], None, None, r[-1]) for r in rows], TRADE_COLUMNS)
+
+
 GOOD = '{"coin":"bitcoin","symbol":"btc","price":97012.5,"change_24h":-1.84,"volume_24h":3.1e10,"market_cap":1.9e12,"timestamp":"2026-11-24T22:00:00Z","source":"coingecko"}'
 
 TRADE = GOOD[:-1] + ',"size":0.5,"quote":"USDT"}'
@@ -129,6 +137,8 @@ TRADE = GOOD[:-1] + ',"size":0.5,"quote":"USDT"}'
         (TRADE.replace('"size":0.5', '"size":0'), "size is not positive"),
         (TRADE.replace('"size":0.5', '"size":-2'), "size is not positive"),
         (TRADE.replace('"size":0.5', '"size":1e400'), "size is not a finite number"),
+        (TRADE.replace('"size":0.5', '"size":1e18'), None),
+        (TRADE.replace('"size":0.5', '"size":1.1e18'), "size is larger than 1e+18"),
         (
             TRADE.replace('"size":0.5', '"size":"half"'),
             "not valid JSON or a field has the wrong type",
@@ -200,14 +210,14 @@ def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
     def at(second: int) -> datetime:
         return datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC)
 
-    ticks = spark.createDataFrame(
+    ticks = quotes(
+        spark,
         [
             ("sim", "eth", "eth", 10.0, 10.0, 5.0, None, at(40)),  # next window
             ("sim", "eth", "eth", 30.0, 12.0, 7.0, 300.0, at(15)),
             ("sim", "eth", "eth", 20.0, 8.0, 9.0, 200.0, at(5)),
             ("sim", "eth", "eth", 40.0, 10.0, 8.0, None, at(25)),  # latest, but no market cap
         ],
-        TICK_COLUMNS,
     )
     rows = enrich(aggregate_windows(ticks, 30, 5), final=True).orderBy("window_start").collect()
     first = rows[0].asDict()
@@ -226,6 +236,10 @@ def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
         "trend": "🚀 Surging",
         "final": True,
         "kind": "live",
+        "quote": None,
+        "vwap": None,  # no trades: no trade figures
+        "traded_volume": None,
+        "trade_count": None,
     }
     assert (first["source"], first["coin"]) == ("sim", "eth")
     assert rows[1]["tick_count"] == 1 and rows[1]["market_cap"] is None
@@ -233,13 +247,13 @@ def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
 
 def test_two_sources_of_one_coin_and_window_are_two_aggregates(spark: SparkSession) -> None:
     at = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
-    ticks = spark.createDataFrame(
+    ticks = quotes(
+        spark,
         [
             ("coingecko", "btc", "btc", 100.0, 1.0, 5.0, 10.0, at),
             ("simulated", "btc", "btc", 50.0, -3.0, 6.0, 20.0, at),
             ("simulated", "btc", "btc", 70.0, -3.0, 6.0, 20.0, at.replace(second=6)),
         ],
-        TICK_COLUMNS,
     )
     rows = enrich(aggregate_windows(ticks, 30, 5), final=False).orderBy("source").collect()
     assert [
@@ -254,3 +268,114 @@ def test_two_sources_of_one_coin_and_window_are_two_aggregates(spark: SparkSessi
 def test_valid_ticks_carry_their_source(spark: SparkSession) -> None:
     [row] = valid_ticks(parse_ticks(kafka_rows(spark, [GOOD]))).collect()
     assert (row["source"], row["coin"]) == ("coingecko", "bitcoin")
+
+
+def test_valid_ticks_carry_a_trades_size_and_quote(spark: SparkSession) -> None:
+    rows = valid_ticks(parse_ticks(kafka_rows(spark, [TRADE, GOOD]))).collect()
+    assert [(r["size"], r["quote"]) for r in rows] == [(0.5, "USDT"), (None, None)]
+
+
+def _second(second: int) -> datetime:
+    return datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC)
+
+
+def trade(price: float, size: float, second: int, quote: str | None = "USDT") -> tuple[object, ...]:
+    """A trade of ethereum on `ex`: no 24 h figures (an exchange's trade message has none)."""
+    return ("ex", "eth", "eth", price, None, None, None, size, quote, _second(second))
+
+
+def ticker(price: float, second: int, *, change: float, volume: float) -> tuple[object, ...]:
+    """A ticker tick of the same series: the 24 h figures, no size."""
+    return ("ex", "eth", "eth", price, change, volume, None, None, "USDT", _second(second))
+
+
+def one_window(spark: SparkSession, rows: list[tuple[object, ...]]) -> dict[str, object]:
+    """The one window of `rows`, as the sink's JSON: validated as /ingest validates it."""
+    import orjson
+
+    from cryptopulse.stream.sinks import WindowSink
+
+    ticks = spark.createDataFrame(rows, TRADE_COLUMNS)
+    windows = enrich(aggregate_windows(ticks, 30, 5), final=True, keep=("last_event_time",))
+    [live] = WindowSink.collect(windows)
+    WindowAggregate.model_validate_json(live.json)  # consistent, with every field in range
+    window: dict[str, object] = orjson.loads(live.json)
+    return window
+
+
+def test_a_window_of_trades_has_their_vwap_volume_and_count(spark: SparkSession) -> None:
+    # Arrival order is not time order: open/close still follow event time.
+    window = one_window(spark, [trade(12.0, 1.0, 20), trade(10.0, 3.0, 2), trade(11.0, 0.5, 9)])
+    assert {k: window[k] for k in ("open", "high", "low", "close", "tick_count")} == {
+        "open": 10.0,
+        "high": 12.0,
+        "low": 10.0,
+        "close": 12.0,
+        "tick_count": 3,
+    }
+    assert window["avg_price"] == pytest.approx(11.0)
+    assert window["vwap"] == pytest.approx((12.0 * 1 + 10.0 * 3 + 11.0 * 0.5) / 4.5)
+    assert (window["traded_volume"], window["trade_count"]) == (4.5, 3)
+    assert window["quote"] == "USDT"
+    assert (window["avg_change_24h"], window["max_volume_24h"]) == (None, None)
+
+
+def test_ohlc_come_from_the_trades_and_the_24h_figures_from_the_ticker(
+    spark: SparkSession,
+) -> None:
+    # The ticker's prices (first, last, highest and lowest of the window) are left out of
+    # the prices as soon as the window has a trade.
+    window = one_window(
+        spark,
+        [
+            ticker(50.0, 1, change=4.0, volume=900.0),
+            trade(20.0, 2.0, 5),
+            trade(30.0, 2.0, 10),
+            ticker(5.0, 15, change=6.0, volume=1000.0),
+            ticker(60.0, 29, change=2.0, volume=950.0),
+        ],
+    )
+    assert {k: window[k] for k in ("open", "high", "low", "close", "avg_price", "vwap")} == {
+        "open": 20.0,
+        "high": 30.0,
+        "low": 20.0,
+        "close": 30.0,
+        "avg_price": 25.0,
+        "vwap": 25.0,
+    }
+    assert (window["traded_volume"], window["trade_count"], window["tick_count"]) == (4.0, 2, 5)
+    assert window["avg_change_24h"] == pytest.approx(4.0)
+    assert (window["max_volume_24h"], window["trend"]) == (1000.0, "📈 Rising")
+
+
+def test_a_ticker_only_window_keeps_its_prices_and_has_no_trade_figures(
+    spark: SparkSession,
+) -> None:
+    window = one_window(
+        spark,
+        [ticker(50.0, 1, change=1.0, volume=9.0), ticker(40.0, 20, change=3.0, volume=8.0)],
+    )
+    assert {k: window[k] for k in ("open", "high", "low", "close", "avg_price")} == {
+        "open": 50.0,
+        "high": 50.0,
+        "low": 40.0,
+        "close": 40.0,
+        "avg_price": 45.0,
+    }
+    assert (window["vwap"], window["traded_volume"], window["trade_count"]) == (None, None, None)
+    assert window["quote"] == "USDT"
+
+
+def test_the_vwap_of_equal_prices_is_that_price_and_stays_within_the_range(
+    spark: SparkSession,
+) -> None:
+    # sum(0.1 x s) / sum(s) is not exactly 0.1 in floating point; the window still validates.
+    window = one_window(spark, [trade(0.1, s, i) for i, s in enumerate((0.3, 0.7, 1.1, 3.3))])
+    assert window["vwap"] == window["low"] == window["high"] == 0.1
+
+
+def test_the_quote_is_the_latest_known_one(spark: SparkSession) -> None:
+    window = one_window(
+        spark, [trade(10.0, 1.0, 1, "USD"), trade(10.0, 1.0, 9, "USDT"), trade(10.0, 1.0, 20, None)]
+    )
+    assert window["quote"] == "USDT"

@@ -53,13 +53,29 @@ export type MarketCap1 = number | null;
 export type MaxVolume24H = number | null;
 export type Open = number;
 /**
+ * Currency of the series' prices (USD, USDT, ...): the latest tick's; null when the source does not say.
+ */
+export type Quote1 = string | null;
+/**
  * Where the data comes from: coingecko, simulated, replay, ...
  */
 export type Source1 = string;
 export type Symbol1 = string;
 export type TickCount = number;
+/**
+ * Trades in the window; null without trades.
+ */
+export type TradeCount = number | null;
+/**
+ * Summed trade size in the window, in the base currency; null without trades (never 0: every trade has a positive size).
+ */
+export type TradedVolume = number | null;
 export type Trend = "🚀 Surging" | "📈 Rising" | "➡️ Stable" | "📉 Falling" | "💥 Crashing";
 export type Volatility = "Stable" | "Moving" | "Volatile" | "High Volatility" | "Extreme";
+/**
+ * Volume-weighted average price of the window's trades: sum(price x size) / sum(size); null without trades.
+ */
+export type Vwap = number | null;
 export type WindowEnd = string;
 export type WindowStart = string;
 export type Detail = string;
@@ -113,8 +129,20 @@ export type MaxVolume24H1 = number | null;
 export type Open1 = number;
 export type Start = string;
 export type TickCount1 = number;
+/**
+ * Summed trade count of its windows; null without trades.
+ */
+export type TradeCount1 = number | null;
+/**
+ * Summed traded volume of its windows; null without trades.
+ */
+export type TradedVolume1 = number | null;
 export type Trend1 = "🚀 Surging" | "📈 Rising" | "➡️ Stable" | "📉 Falling" | "💥 Crashing";
 export type Volatility1 = "Stable" | "Moving" | "Volatile" | "High Volatility" | "Extreme";
+/**
+ * Volume-weighted average price of the trades of its windows: sum(vwap x traded_volume) / sum(traded_volume); null when no window had trades.
+ */
+export type Vwap1 = number | null;
 /**
  * Stored windows rolled into this candle.
  */
@@ -178,11 +206,15 @@ export interface WindowAggregate {
   market_cap: MarketCap1;
   max_volume_24h: MaxVolume24H;
   open: Open;
+  quote?: Quote1;
   source: Source1;
   symbol: Symbol1;
   tick_count: TickCount;
+  trade_count?: TradeCount;
+  traded_volume?: TradedVolume;
   trend: Trend;
   volatility: Volatility;
+  vwap?: Vwap;
   window_end: WindowEnd;
   window_start: WindowStart;
 }
@@ -211,7 +243,7 @@ export interface IngestResponse {
   stored: Stored;
 }
 /**
- * Refused records by reason: window_order, price_range, window_length, future.
+ * Refused records by reason: window_order, price_range, trade_fields, window_length, future.
  */
 export interface Reasons {
   [k: string]: number;
@@ -246,7 +278,8 @@ export interface HistoryResponse {
 /**
  * The windows of one series whose start falls in [start, end), rolled up: open of the
  * first, close of the last, max high, min low, tick-weighted average price and 24 h change,
- * last market cap, max 24 h volume, summed ticks; labels from `classify` on that change.
+ * last market cap, max 24 h volume, summed ticks; labels from `classify` on that change;
+ * the trades' VWAP weighted by traded volume, summed traded volume and trades.
  */
 export interface Candle {
   avg_change_24h: AvgChange24H1;
@@ -261,8 +294,11 @@ export interface Candle {
   open: Open1;
   start: Start;
   tick_count: TickCount1;
+  trade_count?: TradeCount1;
+  traded_volume?: TradedVolume1;
   trend: Trend1;
   volatility: Volatility1;
+  vwap?: Vwap1;
   windows: Windows;
 }
 /**

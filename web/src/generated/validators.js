@@ -43,6 +43,13 @@ const schema12 = {
       default: null,
     },
     open: { exclusiveMinimum: 0, title: "Open", type: "number" },
+    quote: {
+      anyOf: [{ maxLength: 10, minLength: 2, pattern: "^[A-Z][A-Z0-9]*$", type: "string" }, { type: "null" }],
+      default: null,
+      description:
+        "Currency of the series' prices (USD, USDT, ...): the latest tick's; null when the source does not say.",
+      title: "Quote",
+    },
     source: {
       description: "Where the data comes from: coingecko, simulated, replay, ...",
       maxLength: 40,
@@ -53,6 +60,19 @@ const schema12 = {
     },
     symbol: { maxLength: 20, minLength: 1, title: "Symbol", type: "string" },
     tick_count: { maximum: 9007199254740991, minimum: 1, title: "Tick Count", type: "integer" },
+    trade_count: {
+      anyOf: [{ maximum: 9007199254740991, minimum: 1, type: "integer" }, { type: "null" }],
+      default: null,
+      description: "Trades in the window; null without trades.",
+      title: "Trade Count",
+    },
+    traded_volume: {
+      anyOf: [{ exclusiveMinimum: 0, type: "number" }, { type: "null" }],
+      default: null,
+      description:
+        "Summed trade size in the window, in the base currency; null without trades (never 0: every trade has a positive size).",
+      title: "Traded Volume",
+    },
     trend: {
       enum: ["🚀 Surging", "📈 Rising", "➡️ Stable", "📉 Falling", "💥 Crashing"],
       title: "Trend",
@@ -62,6 +82,13 @@ const schema12 = {
       enum: ["Stable", "Moving", "Volatile", "High Volatility", "Extreme"],
       title: "Volatility",
       type: "string",
+    },
+    vwap: {
+      anyOf: [{ exclusiveMinimum: 0, type: "number" }, { type: "null" }],
+      default: null,
+      description:
+        "Volume-weighted average price of the window's trades: sum(price x size) / sum(size); null without trades.",
+      title: "Vwap",
     },
     window_end: { format: "date-time", title: "Window End", type: "string" },
     window_start: { format: "date-time", title: "Window Start", type: "string" },
@@ -91,6 +118,7 @@ const schema12 = {
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ucs2length;
 const pattern0 = new RegExp("^[a-z0-9][a-z0-9._-]*$", "u");
+const pattern1 = new RegExp("^[A-Z][A-Z0-9]*$", "u");
 const formats0 = fullFormats["date-time"];
 function validate11(data, { instancePath = "", parentData, parentDataProperty, rootData = data } = {}) {
   let vErrors = null;
@@ -108,6 +136,18 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
       }
       if (data.max_volume_24h === undefined) {
         data.max_volume_24h = null;
+      }
+      if (data.quote === undefined) {
+        data.quote = null;
+      }
+      if (data.trade_count === undefined) {
+        data.trade_count = null;
+      }
+      if (data.traded_volume === undefined) {
+        data.traded_volume = null;
+      }
+      if (data.vwap === undefined) {
+        data.vwap = null;
       }
       let missing0;
       if (
@@ -686,80 +726,139 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                 var valid0 = true;
                               }
                               if (valid0) {
-                                if (data.source !== undefined) {
-                                  let data11 = data.source;
-                                  const _errs36 = errors;
-                                  if (errors === _errs36) {
-                                    if (typeof data11 === "string") {
-                                      if (func3(data11) > 40) {
-                                        validate11.errors = [
-                                          {
-                                            instancePath: instancePath + "/source",
-                                            schemaPath: "#/properties/source/maxLength",
-                                            keyword: "maxLength",
-                                            params: { limit: 40 },
-                                            message: "must NOT have more than 40 characters",
-                                          },
-                                        ];
-                                        return false;
+                                let data11 = data.quote;
+                                const _errs36 = errors;
+                                const _errs37 = errors;
+                                let valid4 = false;
+                                const _errs38 = errors;
+                                if (errors === _errs38) {
+                                  if (typeof data11 === "string") {
+                                    if (func3(data11) > 10) {
+                                      const err11 = {
+                                        instancePath: instancePath + "/quote",
+                                        schemaPath: "#/properties/quote/anyOf/0/maxLength",
+                                        keyword: "maxLength",
+                                        params: { limit: 10 },
+                                        message: "must NOT have more than 10 characters",
+                                      };
+                                      if (vErrors === null) {
+                                        vErrors = [err11];
                                       } else {
-                                        if (func3(data11) < 1) {
+                                        vErrors.push(err11);
+                                      }
+                                      errors++;
+                                    } else {
+                                      if (func3(data11) < 2) {
+                                        const err12 = {
+                                          instancePath: instancePath + "/quote",
+                                          schemaPath: "#/properties/quote/anyOf/0/minLength",
+                                          keyword: "minLength",
+                                          params: { limit: 2 },
+                                          message: "must NOT have fewer than 2 characters",
+                                        };
+                                        if (vErrors === null) {
+                                          vErrors = [err12];
+                                        } else {
+                                          vErrors.push(err12);
+                                        }
+                                        errors++;
+                                      } else {
+                                        if (!pattern1.test(data11)) {
+                                          const err13 = {
+                                            instancePath: instancePath + "/quote",
+                                            schemaPath: "#/properties/quote/anyOf/0/pattern",
+                                            keyword: "pattern",
+                                            params: { pattern: "^[A-Z][A-Z0-9]*$" },
+                                            message: 'must match pattern "' + "^[A-Z][A-Z0-9]*$" + '"',
+                                          };
+                                          if (vErrors === null) {
+                                            vErrors = [err13];
+                                          } else {
+                                            vErrors.push(err13);
+                                          }
+                                          errors++;
+                                        }
+                                      }
+                                    }
+                                  } else {
+                                    const err14 = {
+                                      instancePath: instancePath + "/quote",
+                                      schemaPath: "#/properties/quote/anyOf/0/type",
+                                      keyword: "type",
+                                      params: { type: "string" },
+                                      message: "must be string",
+                                    };
+                                    if (vErrors === null) {
+                                      vErrors = [err14];
+                                    } else {
+                                      vErrors.push(err14);
+                                    }
+                                    errors++;
+                                  }
+                                }
+                                var _valid3 = _errs38 === errors;
+                                valid4 = valid4 || _valid3;
+                                if (!valid4) {
+                                  const _errs40 = errors;
+                                  if (data11 !== null) {
+                                    const err15 = {
+                                      instancePath: instancePath + "/quote",
+                                      schemaPath: "#/properties/quote/anyOf/1/type",
+                                      keyword: "type",
+                                      params: { type: "null" },
+                                      message: "must be null",
+                                    };
+                                    if (vErrors === null) {
+                                      vErrors = [err15];
+                                    } else {
+                                      vErrors.push(err15);
+                                    }
+                                    errors++;
+                                  }
+                                  var _valid3 = _errs40 === errors;
+                                  valid4 = valid4 || _valid3;
+                                }
+                                if (!valid4) {
+                                  const err16 = {
+                                    instancePath: instancePath + "/quote",
+                                    schemaPath: "#/properties/quote/anyOf",
+                                    keyword: "anyOf",
+                                    params: {},
+                                    message: "must match a schema in anyOf",
+                                  };
+                                  if (vErrors === null) {
+                                    vErrors = [err16];
+                                  } else {
+                                    vErrors.push(err16);
+                                  }
+                                  errors++;
+                                  validate11.errors = vErrors;
+                                  return false;
+                                } else {
+                                  errors = _errs37;
+                                  if (vErrors !== null) {
+                                    if (_errs37) {
+                                      vErrors.length = _errs37;
+                                    } else {
+                                      vErrors = null;
+                                    }
+                                  }
+                                }
+                                var valid0 = _errs36 === errors;
+                                if (valid0) {
+                                  if (data.source !== undefined) {
+                                    let data12 = data.source;
+                                    const _errs42 = errors;
+                                    if (errors === _errs42) {
+                                      if (typeof data12 === "string") {
+                                        if (func3(data12) > 40) {
                                           validate11.errors = [
                                             {
                                               instancePath: instancePath + "/source",
-                                              schemaPath: "#/properties/source/minLength",
-                                              keyword: "minLength",
-                                              params: { limit: 1 },
-                                              message: "must NOT have fewer than 1 characters",
-                                            },
-                                          ];
-                                          return false;
-                                        } else {
-                                          if (!pattern0.test(data11)) {
-                                            validate11.errors = [
-                                              {
-                                                instancePath: instancePath + "/source",
-                                                schemaPath: "#/properties/source/pattern",
-                                                keyword: "pattern",
-                                                params: { pattern: "^[a-z0-9][a-z0-9._-]*$" },
-                                                message: 'must match pattern "' + "^[a-z0-9][a-z0-9._-]*$" + '"',
-                                              },
-                                            ];
-                                            return false;
-                                          }
-                                        }
-                                      }
-                                    } else {
-                                      validate11.errors = [
-                                        {
-                                          instancePath: instancePath + "/source",
-                                          schemaPath: "#/properties/source/type",
-                                          keyword: "type",
-                                          params: { type: "string" },
-                                          message: "must be string",
-                                        },
-                                      ];
-                                      return false;
-                                    }
-                                  }
-                                  var valid0 = _errs36 === errors;
-                                } else {
-                                  var valid0 = true;
-                                }
-                                if (valid0) {
-                                  if (data.symbol !== undefined) {
-                                    let data12 = data.symbol;
-                                    const _errs38 = errors;
-                                    if (errors === _errs38) {
-                                      if (typeof data12 === "string") {
-                                        if (func3(data12) > 20) {
-                                          validate11.errors = [
-                                            {
-                                              instancePath: instancePath + "/symbol",
-                                              schemaPath: "#/properties/symbol/maxLength",
+                                              schemaPath: "#/properties/source/maxLength",
                                               keyword: "maxLength",
-                                              params: { limit: 20 },
-                                              message: "must NOT have more than 20 characters",
+                                              params: { limit: 40 },
+                                              message: "must NOT have more than 40 characters",
                                             },
                                           ];
                                           return false;
@@ -767,21 +866,34 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                           if (func3(data12) < 1) {
                                             validate11.errors = [
                                               {
-                                                instancePath: instancePath + "/symbol",
-                                                schemaPath: "#/properties/symbol/minLength",
+                                                instancePath: instancePath + "/source",
+                                                schemaPath: "#/properties/source/minLength",
                                                 keyword: "minLength",
                                                 params: { limit: 1 },
                                                 message: "must NOT have fewer than 1 characters",
                                               },
                                             ];
                                             return false;
+                                          } else {
+                                            if (!pattern0.test(data12)) {
+                                              validate11.errors = [
+                                                {
+                                                  instancePath: instancePath + "/source",
+                                                  schemaPath: "#/properties/source/pattern",
+                                                  keyword: "pattern",
+                                                  params: { pattern: "^[a-z0-9][a-z0-9._-]*$" },
+                                                  message: 'must match pattern "' + "^[a-z0-9][a-z0-9._-]*$" + '"',
+                                                },
+                                              ];
+                                              return false;
+                                            }
                                           }
                                         }
                                       } else {
                                         validate11.errors = [
                                           {
-                                            instancePath: instancePath + "/symbol",
-                                            schemaPath: "#/properties/symbol/type",
+                                            instancePath: instancePath + "/source",
+                                            schemaPath: "#/properties/source/type",
                                             keyword: "type",
                                             params: { type: "string" },
                                             message: "must be string",
@@ -790,73 +902,46 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                         return false;
                                       }
                                     }
-                                    var valid0 = _errs38 === errors;
+                                    var valid0 = _errs42 === errors;
                                   } else {
                                     var valid0 = true;
                                   }
                                   if (valid0) {
-                                    if (data.tick_count !== undefined) {
-                                      let data13 = data.tick_count;
-                                      const _errs40 = errors;
-                                      if (!(
-                                        typeof data13 == "number" &&
-                                        !(data13 % 1) &&
-                                        !isNaN(data13) &&
-                                        isFinite(data13)
-                                      )) {
-                                        validate11.errors = [
-                                          {
-                                            instancePath: instancePath + "/tick_count",
-                                            schemaPath: "#/properties/tick_count/type",
-                                            keyword: "type",
-                                            params: { type: "integer" },
-                                            message: "must be integer",
-                                          },
-                                        ];
-                                        return false;
-                                      }
-                                      if (errors === _errs40) {
-                                        if (typeof data13 == "number" && isFinite(data13)) {
-                                          if (data13 > 9007199254740991 || isNaN(data13)) {
+                                    if (data.symbol !== undefined) {
+                                      let data13 = data.symbol;
+                                      const _errs44 = errors;
+                                      if (errors === _errs44) {
+                                        if (typeof data13 === "string") {
+                                          if (func3(data13) > 20) {
                                             validate11.errors = [
                                               {
-                                                instancePath: instancePath + "/tick_count",
-                                                schemaPath: "#/properties/tick_count/maximum",
-                                                keyword: "maximum",
-                                                params: { comparison: "<=", limit: 9007199254740991 },
-                                                message: "must be <= 9007199254740991",
+                                                instancePath: instancePath + "/symbol",
+                                                schemaPath: "#/properties/symbol/maxLength",
+                                                keyword: "maxLength",
+                                                params: { limit: 20 },
+                                                message: "must NOT have more than 20 characters",
                                               },
                                             ];
                                             return false;
                                           } else {
-                                            if (data13 < 1 || isNaN(data13)) {
+                                            if (func3(data13) < 1) {
                                               validate11.errors = [
                                                 {
-                                                  instancePath: instancePath + "/tick_count",
-                                                  schemaPath: "#/properties/tick_count/minimum",
-                                                  keyword: "minimum",
-                                                  params: { comparison: ">=", limit: 1 },
-                                                  message: "must be >= 1",
+                                                  instancePath: instancePath + "/symbol",
+                                                  schemaPath: "#/properties/symbol/minLength",
+                                                  keyword: "minLength",
+                                                  params: { limit: 1 },
+                                                  message: "must NOT have fewer than 1 characters",
                                                 },
                                               ];
                                               return false;
                                             }
                                           }
-                                        }
-                                      }
-                                      var valid0 = _errs40 === errors;
-                                    } else {
-                                      var valid0 = true;
-                                    }
-                                    if (valid0) {
-                                      if (data.trend !== undefined) {
-                                        let data14 = data.trend;
-                                        const _errs42 = errors;
-                                        if (typeof data14 !== "string") {
+                                        } else {
                                           validate11.errors = [
                                             {
-                                              instancePath: instancePath + "/trend",
-                                              schemaPath: "#/properties/trend/type",
+                                              instancePath: instancePath + "/symbol",
+                                              schemaPath: "#/properties/symbol/type",
                                               keyword: "type",
                                               params: { type: "string" },
                                               message: "must be string",
@@ -864,90 +949,310 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                           ];
                                           return false;
                                         }
+                                      }
+                                      var valid0 = _errs44 === errors;
+                                    } else {
+                                      var valid0 = true;
+                                    }
+                                    if (valid0) {
+                                      if (data.tick_count !== undefined) {
+                                        let data14 = data.tick_count;
+                                        const _errs46 = errors;
                                         if (!(
-                                          data14 === "🚀 Surging" ||
-                                          data14 === "📈 Rising" ||
-                                          data14 === "➡️ Stable" ||
-                                          data14 === "📉 Falling" ||
-                                          data14 === "💥 Crashing"
+                                          typeof data14 == "number" &&
+                                          !(data14 % 1) &&
+                                          !isNaN(data14) &&
+                                          isFinite(data14)
                                         )) {
                                           validate11.errors = [
                                             {
-                                              instancePath: instancePath + "/trend",
-                                              schemaPath: "#/properties/trend/enum",
-                                              keyword: "enum",
-                                              params: { allowedValues: schema12.properties.trend.enum },
-                                              message: "must be equal to one of the allowed values",
+                                              instancePath: instancePath + "/tick_count",
+                                              schemaPath: "#/properties/tick_count/type",
+                                              keyword: "type",
+                                              params: { type: "integer" },
+                                              message: "must be integer",
                                             },
                                           ];
                                           return false;
                                         }
-                                        var valid0 = _errs42 === errors;
+                                        if (errors === _errs46) {
+                                          if (typeof data14 == "number" && isFinite(data14)) {
+                                            if (data14 > 9007199254740991 || isNaN(data14)) {
+                                              validate11.errors = [
+                                                {
+                                                  instancePath: instancePath + "/tick_count",
+                                                  schemaPath: "#/properties/tick_count/maximum",
+                                                  keyword: "maximum",
+                                                  params: { comparison: "<=", limit: 9007199254740991 },
+                                                  message: "must be <= 9007199254740991",
+                                                },
+                                              ];
+                                              return false;
+                                            } else {
+                                              if (data14 < 1 || isNaN(data14)) {
+                                                validate11.errors = [
+                                                  {
+                                                    instancePath: instancePath + "/tick_count",
+                                                    schemaPath: "#/properties/tick_count/minimum",
+                                                    keyword: "minimum",
+                                                    params: { comparison: ">=", limit: 1 },
+                                                    message: "must be >= 1",
+                                                  },
+                                                ];
+                                                return false;
+                                              }
+                                            }
+                                          }
+                                        }
+                                        var valid0 = _errs46 === errors;
                                       } else {
                                         var valid0 = true;
                                       }
                                       if (valid0) {
-                                        if (data.volatility !== undefined) {
-                                          let data15 = data.volatility;
-                                          const _errs44 = errors;
-                                          if (typeof data15 !== "string") {
-                                            validate11.errors = [
-                                              {
-                                                instancePath: instancePath + "/volatility",
-                                                schemaPath: "#/properties/volatility/type",
-                                                keyword: "type",
-                                                params: { type: "string" },
-                                                message: "must be string",
-                                              },
-                                            ];
-                                            return false;
+                                        let data15 = data.trade_count;
+                                        const _errs48 = errors;
+                                        const _errs49 = errors;
+                                        let valid5 = false;
+                                        const _errs50 = errors;
+                                        if (!(
+                                          typeof data15 == "number" &&
+                                          !(data15 % 1) &&
+                                          !isNaN(data15) &&
+                                          isFinite(data15)
+                                        )) {
+                                          const err17 = {
+                                            instancePath: instancePath + "/trade_count",
+                                            schemaPath: "#/properties/trade_count/anyOf/0/type",
+                                            keyword: "type",
+                                            params: { type: "integer" },
+                                            message: "must be integer",
+                                          };
+                                          if (vErrors === null) {
+                                            vErrors = [err17];
+                                          } else {
+                                            vErrors.push(err17);
                                           }
-                                          if (!(
-                                            data15 === "Stable" ||
-                                            data15 === "Moving" ||
-                                            data15 === "Volatile" ||
-                                            data15 === "High Volatility" ||
-                                            data15 === "Extreme"
-                                          )) {
-                                            validate11.errors = [
-                                              {
-                                                instancePath: instancePath + "/volatility",
-                                                schemaPath: "#/properties/volatility/enum",
-                                                keyword: "enum",
-                                                params: { allowedValues: schema12.properties.volatility.enum },
-                                                message: "must be equal to one of the allowed values",
-                                              },
-                                            ];
-                                            return false;
-                                          }
-                                          var valid0 = _errs44 === errors;
-                                        } else {
-                                          var valid0 = true;
+                                          errors++;
                                         }
-                                        if (valid0) {
-                                          if (data.window_end !== undefined) {
-                                            let data16 = data.window_end;
-                                            const _errs46 = errors;
-                                            if (errors === _errs46) {
-                                              if (errors === _errs46) {
-                                                if (typeof data16 === "string") {
-                                                  if (!formats0.validate(data16)) {
-                                                    validate11.errors = [
-                                                      {
-                                                        instancePath: instancePath + "/window_end",
-                                                        schemaPath: "#/properties/window_end/format",
-                                                        keyword: "format",
-                                                        params: { format: "date-time" },
-                                                        message: 'must match format "' + "date-time" + '"',
-                                                      },
-                                                    ];
-                                                    return false;
-                                                  }
+                                        if (errors === _errs50) {
+                                          if (typeof data15 == "number" && isFinite(data15)) {
+                                            if (data15 > 9007199254740991 || isNaN(data15)) {
+                                              const err18 = {
+                                                instancePath: instancePath + "/trade_count",
+                                                schemaPath: "#/properties/trade_count/anyOf/0/maximum",
+                                                keyword: "maximum",
+                                                params: { comparison: "<=", limit: 9007199254740991 },
+                                                message: "must be <= 9007199254740991",
+                                              };
+                                              if (vErrors === null) {
+                                                vErrors = [err18];
+                                              } else {
+                                                vErrors.push(err18);
+                                              }
+                                              errors++;
+                                            } else {
+                                              if (data15 < 1 || isNaN(data15)) {
+                                                const err19 = {
+                                                  instancePath: instancePath + "/trade_count",
+                                                  schemaPath: "#/properties/trade_count/anyOf/0/minimum",
+                                                  keyword: "minimum",
+                                                  params: { comparison: ">=", limit: 1 },
+                                                  message: "must be >= 1",
+                                                };
+                                                if (vErrors === null) {
+                                                  vErrors = [err19];
                                                 } else {
+                                                  vErrors.push(err19);
+                                                }
+                                                errors++;
+                                              }
+                                            }
+                                          }
+                                        }
+                                        var _valid4 = _errs50 === errors;
+                                        valid5 = valid5 || _valid4;
+                                        if (!valid5) {
+                                          const _errs52 = errors;
+                                          if (data15 !== null) {
+                                            const err20 = {
+                                              instancePath: instancePath + "/trade_count",
+                                              schemaPath: "#/properties/trade_count/anyOf/1/type",
+                                              keyword: "type",
+                                              params: { type: "null" },
+                                              message: "must be null",
+                                            };
+                                            if (vErrors === null) {
+                                              vErrors = [err20];
+                                            } else {
+                                              vErrors.push(err20);
+                                            }
+                                            errors++;
+                                          }
+                                          var _valid4 = _errs52 === errors;
+                                          valid5 = valid5 || _valid4;
+                                        }
+                                        if (!valid5) {
+                                          const err21 = {
+                                            instancePath: instancePath + "/trade_count",
+                                            schemaPath: "#/properties/trade_count/anyOf",
+                                            keyword: "anyOf",
+                                            params: {},
+                                            message: "must match a schema in anyOf",
+                                          };
+                                          if (vErrors === null) {
+                                            vErrors = [err21];
+                                          } else {
+                                            vErrors.push(err21);
+                                          }
+                                          errors++;
+                                          validate11.errors = vErrors;
+                                          return false;
+                                        } else {
+                                          errors = _errs49;
+                                          if (vErrors !== null) {
+                                            if (_errs49) {
+                                              vErrors.length = _errs49;
+                                            } else {
+                                              vErrors = null;
+                                            }
+                                          }
+                                        }
+                                        var valid0 = _errs48 === errors;
+                                        if (valid0) {
+                                          let data16 = data.traded_volume;
+                                          const _errs54 = errors;
+                                          const _errs55 = errors;
+                                          let valid6 = false;
+                                          const _errs56 = errors;
+                                          if (errors === _errs56) {
+                                            if (typeof data16 == "number" && isFinite(data16)) {
+                                              if (data16 <= 0 || isNaN(data16)) {
+                                                const err22 = {
+                                                  instancePath: instancePath + "/traded_volume",
+                                                  schemaPath: "#/properties/traded_volume/anyOf/0/exclusiveMinimum",
+                                                  keyword: "exclusiveMinimum",
+                                                  params: { comparison: ">", limit: 0 },
+                                                  message: "must be > 0",
+                                                };
+                                                if (vErrors === null) {
+                                                  vErrors = [err22];
+                                                } else {
+                                                  vErrors.push(err22);
+                                                }
+                                                errors++;
+                                              }
+                                            } else {
+                                              const err23 = {
+                                                instancePath: instancePath + "/traded_volume",
+                                                schemaPath: "#/properties/traded_volume/anyOf/0/type",
+                                                keyword: "type",
+                                                params: { type: "number" },
+                                                message: "must be number",
+                                              };
+                                              if (vErrors === null) {
+                                                vErrors = [err23];
+                                              } else {
+                                                vErrors.push(err23);
+                                              }
+                                              errors++;
+                                            }
+                                          }
+                                          var _valid5 = _errs56 === errors;
+                                          valid6 = valid6 || _valid5;
+                                          if (!valid6) {
+                                            const _errs58 = errors;
+                                            if (data16 !== null) {
+                                              const err24 = {
+                                                instancePath: instancePath + "/traded_volume",
+                                                schemaPath: "#/properties/traded_volume/anyOf/1/type",
+                                                keyword: "type",
+                                                params: { type: "null" },
+                                                message: "must be null",
+                                              };
+                                              if (vErrors === null) {
+                                                vErrors = [err24];
+                                              } else {
+                                                vErrors.push(err24);
+                                              }
+                                              errors++;
+                                            }
+                                            var _valid5 = _errs58 === errors;
+                                            valid6 = valid6 || _valid5;
+                                          }
+                                          if (!valid6) {
+                                            const err25 = {
+                                              instancePath: instancePath + "/traded_volume",
+                                              schemaPath: "#/properties/traded_volume/anyOf",
+                                              keyword: "anyOf",
+                                              params: {},
+                                              message: "must match a schema in anyOf",
+                                            };
+                                            if (vErrors === null) {
+                                              vErrors = [err25];
+                                            } else {
+                                              vErrors.push(err25);
+                                            }
+                                            errors++;
+                                            validate11.errors = vErrors;
+                                            return false;
+                                          } else {
+                                            errors = _errs55;
+                                            if (vErrors !== null) {
+                                              if (_errs55) {
+                                                vErrors.length = _errs55;
+                                              } else {
+                                                vErrors = null;
+                                              }
+                                            }
+                                          }
+                                          var valid0 = _errs54 === errors;
+                                          if (valid0) {
+                                            if (data.trend !== undefined) {
+                                              let data17 = data.trend;
+                                              const _errs60 = errors;
+                                              if (typeof data17 !== "string") {
+                                                validate11.errors = [
+                                                  {
+                                                    instancePath: instancePath + "/trend",
+                                                    schemaPath: "#/properties/trend/type",
+                                                    keyword: "type",
+                                                    params: { type: "string" },
+                                                    message: "must be string",
+                                                  },
+                                                ];
+                                                return false;
+                                              }
+                                              if (!(
+                                                data17 === "🚀 Surging" ||
+                                                data17 === "📈 Rising" ||
+                                                data17 === "➡️ Stable" ||
+                                                data17 === "📉 Falling" ||
+                                                data17 === "💥 Crashing"
+                                              )) {
+                                                validate11.errors = [
+                                                  {
+                                                    instancePath: instancePath + "/trend",
+                                                    schemaPath: "#/properties/trend/enum",
+                                                    keyword: "enum",
+                                                    params: { allowedValues: schema12.properties.trend.enum },
+                                                    message: "must be equal to one of the allowed values",
+                                                  },
+                                                ];
+                                                return false;
+                                              }
+                                              var valid0 = _errs60 === errors;
+                                            } else {
+                                              var valid0 = true;
+                                            }
+                                            if (valid0) {
+                                              if (data.volatility !== undefined) {
+                                                let data18 = data.volatility;
+                                                const _errs62 = errors;
+                                                if (typeof data18 !== "string") {
                                                   validate11.errors = [
                                                     {
-                                                      instancePath: instancePath + "/window_end",
-                                                      schemaPath: "#/properties/window_end/type",
+                                                      instancePath: instancePath + "/volatility",
+                                                      schemaPath: "#/properties/volatility/type",
                                                       keyword: "type",
                                                       params: { type: "string" },
                                                       message: "must be string",
@@ -955,48 +1260,193 @@ function validate11(data, { instancePath = "", parentData, parentDataProperty, r
                                                   ];
                                                   return false;
                                                 }
+                                                if (!(
+                                                  data18 === "Stable" ||
+                                                  data18 === "Moving" ||
+                                                  data18 === "Volatile" ||
+                                                  data18 === "High Volatility" ||
+                                                  data18 === "Extreme"
+                                                )) {
+                                                  validate11.errors = [
+                                                    {
+                                                      instancePath: instancePath + "/volatility",
+                                                      schemaPath: "#/properties/volatility/enum",
+                                                      keyword: "enum",
+                                                      params: { allowedValues: schema12.properties.volatility.enum },
+                                                      message: "must be equal to one of the allowed values",
+                                                    },
+                                                  ];
+                                                  return false;
+                                                }
+                                                var valid0 = _errs62 === errors;
+                                              } else {
+                                                var valid0 = true;
                                               }
-                                            }
-                                            var valid0 = _errs46 === errors;
-                                          } else {
-                                            var valid0 = true;
-                                          }
-                                          if (valid0) {
-                                            if (data.window_start !== undefined) {
-                                              let data17 = data.window_start;
-                                              const _errs48 = errors;
-                                              if (errors === _errs48) {
-                                                if (errors === _errs48) {
-                                                  if (typeof data17 === "string") {
-                                                    if (!formats0.validate(data17)) {
-                                                      validate11.errors = [
-                                                        {
-                                                          instancePath: instancePath + "/window_start",
-                                                          schemaPath: "#/properties/window_start/format",
-                                                          keyword: "format",
-                                                          params: { format: "date-time" },
-                                                          message: 'must match format "' + "date-time" + '"',
-                                                        },
-                                                      ];
-                                                      return false;
+                                              if (valid0) {
+                                                let data19 = data.vwap;
+                                                const _errs64 = errors;
+                                                const _errs65 = errors;
+                                                let valid7 = false;
+                                                const _errs66 = errors;
+                                                if (errors === _errs66) {
+                                                  if (typeof data19 == "number" && isFinite(data19)) {
+                                                    if (data19 <= 0 || isNaN(data19)) {
+                                                      const err26 = {
+                                                        instancePath: instancePath + "/vwap",
+                                                        schemaPath: "#/properties/vwap/anyOf/0/exclusiveMinimum",
+                                                        keyword: "exclusiveMinimum",
+                                                        params: { comparison: ">", limit: 0 },
+                                                        message: "must be > 0",
+                                                      };
+                                                      if (vErrors === null) {
+                                                        vErrors = [err26];
+                                                      } else {
+                                                        vErrors.push(err26);
+                                                      }
+                                                      errors++;
                                                     }
                                                   } else {
-                                                    validate11.errors = [
-                                                      {
-                                                        instancePath: instancePath + "/window_start",
-                                                        schemaPath: "#/properties/window_start/type",
-                                                        keyword: "type",
-                                                        params: { type: "string" },
-                                                        message: "must be string",
-                                                      },
-                                                    ];
-                                                    return false;
+                                                    const err27 = {
+                                                      instancePath: instancePath + "/vwap",
+                                                      schemaPath: "#/properties/vwap/anyOf/0/type",
+                                                      keyword: "type",
+                                                      params: { type: "number" },
+                                                      message: "must be number",
+                                                    };
+                                                    if (vErrors === null) {
+                                                      vErrors = [err27];
+                                                    } else {
+                                                      vErrors.push(err27);
+                                                    }
+                                                    errors++;
+                                                  }
+                                                }
+                                                var _valid6 = _errs66 === errors;
+                                                valid7 = valid7 || _valid6;
+                                                if (!valid7) {
+                                                  const _errs68 = errors;
+                                                  if (data19 !== null) {
+                                                    const err28 = {
+                                                      instancePath: instancePath + "/vwap",
+                                                      schemaPath: "#/properties/vwap/anyOf/1/type",
+                                                      keyword: "type",
+                                                      params: { type: "null" },
+                                                      message: "must be null",
+                                                    };
+                                                    if (vErrors === null) {
+                                                      vErrors = [err28];
+                                                    } else {
+                                                      vErrors.push(err28);
+                                                    }
+                                                    errors++;
+                                                  }
+                                                  var _valid6 = _errs68 === errors;
+                                                  valid7 = valid7 || _valid6;
+                                                }
+                                                if (!valid7) {
+                                                  const err29 = {
+                                                    instancePath: instancePath + "/vwap",
+                                                    schemaPath: "#/properties/vwap/anyOf",
+                                                    keyword: "anyOf",
+                                                    params: {},
+                                                    message: "must match a schema in anyOf",
+                                                  };
+                                                  if (vErrors === null) {
+                                                    vErrors = [err29];
+                                                  } else {
+                                                    vErrors.push(err29);
+                                                  }
+                                                  errors++;
+                                                  validate11.errors = vErrors;
+                                                  return false;
+                                                } else {
+                                                  errors = _errs65;
+                                                  if (vErrors !== null) {
+                                                    if (_errs65) {
+                                                      vErrors.length = _errs65;
+                                                    } else {
+                                                      vErrors = null;
+                                                    }
+                                                  }
+                                                }
+                                                var valid0 = _errs64 === errors;
+                                                if (valid0) {
+                                                  if (data.window_end !== undefined) {
+                                                    let data20 = data.window_end;
+                                                    const _errs70 = errors;
+                                                    if (errors === _errs70) {
+                                                      if (errors === _errs70) {
+                                                        if (typeof data20 === "string") {
+                                                          if (!formats0.validate(data20)) {
+                                                            validate11.errors = [
+                                                              {
+                                                                instancePath: instancePath + "/window_end",
+                                                                schemaPath: "#/properties/window_end/format",
+                                                                keyword: "format",
+                                                                params: { format: "date-time" },
+                                                                message: 'must match format "' + "date-time" + '"',
+                                                              },
+                                                            ];
+                                                            return false;
+                                                          }
+                                                        } else {
+                                                          validate11.errors = [
+                                                            {
+                                                              instancePath: instancePath + "/window_end",
+                                                              schemaPath: "#/properties/window_end/type",
+                                                              keyword: "type",
+                                                              params: { type: "string" },
+                                                              message: "must be string",
+                                                            },
+                                                          ];
+                                                          return false;
+                                                        }
+                                                      }
+                                                    }
+                                                    var valid0 = _errs70 === errors;
+                                                  } else {
+                                                    var valid0 = true;
+                                                  }
+                                                  if (valid0) {
+                                                    if (data.window_start !== undefined) {
+                                                      let data21 = data.window_start;
+                                                      const _errs72 = errors;
+                                                      if (errors === _errs72) {
+                                                        if (errors === _errs72) {
+                                                          if (typeof data21 === "string") {
+                                                            if (!formats0.validate(data21)) {
+                                                              validate11.errors = [
+                                                                {
+                                                                  instancePath: instancePath + "/window_start",
+                                                                  schemaPath: "#/properties/window_start/format",
+                                                                  keyword: "format",
+                                                                  params: { format: "date-time" },
+                                                                  message: 'must match format "' + "date-time" + '"',
+                                                                },
+                                                              ];
+                                                              return false;
+                                                            }
+                                                          } else {
+                                                            validate11.errors = [
+                                                              {
+                                                                instancePath: instancePath + "/window_start",
+                                                                schemaPath: "#/properties/window_start/type",
+                                                                keyword: "type",
+                                                                params: { type: "string" },
+                                                                message: "must be string",
+                                                              },
+                                                            ];
+                                                            return false;
+                                                          }
+                                                        }
+                                                      }
+                                                      var valid0 = _errs72 === errors;
+                                                    } else {
+                                                      var valid0 = true;
+                                                    }
                                                   }
                                                 }
                                               }
-                                              var valid0 = _errs48 === errors;
-                                            } else {
-                                              var valid0 = true;
                                             }
                                           }
                                         }
@@ -1487,7 +1937,7 @@ const schema15 = {
 const schema16 = {
   additionalProperties: false,
   description:
-    "The windows of one series whose start falls in [start, end), rolled up: open of the\nfirst, close of the last, max high, min low, tick-weighted average price and 24 h change,\nlast market cap, max 24 h volume, summed ticks; labels from `classify` on that change.",
+    "The windows of one series whose start falls in [start, end), rolled up: open of the\nfirst, close of the last, max high, min low, tick-weighted average price and 24 h change,\nlast market cap, max 24 h volume, summed ticks; labels from `classify` on that change;\nthe trades' VWAP weighted by traded volume, summed traded volume and trades.",
   properties: {
     avg_change_24h: { anyOf: [{ type: "number" }, { type: "null" }], title: "Avg Change 24H", default: null },
     avg_price: { exclusiveMinimum: 0, title: "Avg Price", type: "number" },
@@ -1510,6 +1960,18 @@ const schema16 = {
     open: { exclusiveMinimum: 0, title: "Open", type: "number" },
     start: { format: "date-time", title: "Start", type: "string" },
     tick_count: { maximum: 9007199254740991, minimum: 1, title: "Tick Count", type: "integer" },
+    trade_count: {
+      anyOf: [{ maximum: 9007199254740991, minimum: 1, type: "integer" }, { type: "null" }],
+      default: null,
+      description: "Summed trade count of its windows; null without trades.",
+      title: "Trade Count",
+    },
+    traded_volume: {
+      anyOf: [{ exclusiveMinimum: 0, type: "number" }, { type: "null" }],
+      default: null,
+      description: "Summed traded volume of its windows; null without trades.",
+      title: "Traded Volume",
+    },
     trend: {
       enum: ["🚀 Surging", "📈 Rising", "➡️ Stable", "📉 Falling", "💥 Crashing"],
       title: "Trend",
@@ -1519,6 +1981,13 @@ const schema16 = {
       enum: ["Stable", "Moving", "Volatile", "High Volatility", "Extreme"],
       title: "Volatility",
       type: "string",
+    },
+    vwap: {
+      anyOf: [{ exclusiveMinimum: 0, type: "number" }, { type: "null" }],
+      default: null,
+      description:
+        "Volume-weighted average price of the trades of its windows: sum(vwap x traded_volume) / sum(traded_volume); null when no window had trades.",
+      title: "Vwap",
     },
     windows: { description: "Stored windows rolled into this candle.", minimum: 1, title: "Windows", type: "integer" },
   },
@@ -1617,6 +2086,15 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                       }
                       if (data1.max_volume_24h === undefined) {
                         data1.max_volume_24h = null;
+                      }
+                      if (data1.trade_count === undefined) {
+                        data1.trade_count = null;
+                      }
+                      if (data1.traded_volume === undefined) {
+                        data1.traded_volume = null;
+                      }
+                      if (data1.vwap === undefined) {
+                        data1.vwap = null;
                       }
                       let missing1;
                       if (
@@ -2249,128 +2727,434 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                                                   var valid3 = true;
                                                 }
                                                 if (valid3) {
-                                                  if (data1.trend !== undefined) {
-                                                    let data14 = data1.trend;
-                                                    const _errs44 = errors;
-                                                    if (typeof data14 !== "string") {
-                                                      validate14.errors = [
-                                                        {
-                                                          instancePath: instancePath + "/candles/" + i0 + "/trend",
-                                                          schemaPath: "#/$defs/Candle/properties/trend/type",
-                                                          keyword: "type",
-                                                          params: { type: "string" },
-                                                          message: "must be string",
-                                                        },
-                                                      ];
-                                                      return false;
-                                                    }
-                                                    if (!(
-                                                      data14 === "🚀 Surging" ||
-                                                      data14 === "📈 Rising" ||
-                                                      data14 === "➡️ Stable" ||
-                                                      data14 === "📉 Falling" ||
-                                                      data14 === "💥 Crashing"
-                                                    )) {
-                                                      validate14.errors = [
-                                                        {
-                                                          instancePath: instancePath + "/candles/" + i0 + "/trend",
-                                                          schemaPath: "#/$defs/Candle/properties/trend/enum",
-                                                          keyword: "enum",
-                                                          params: { allowedValues: schema16.properties.trend.enum },
-                                                          message: "must be equal to one of the allowed values",
-                                                        },
-                                                      ];
-                                                      return false;
-                                                    }
-                                                    var valid3 = _errs44 === errors;
-                                                  } else {
-                                                    var valid3 = true;
-                                                  }
-                                                  if (valid3) {
-                                                    if (data1.volatility !== undefined) {
-                                                      let data15 = data1.volatility;
-                                                      const _errs46 = errors;
-                                                      if (typeof data15 !== "string") {
-                                                        validate14.errors = [
-                                                          {
-                                                            instancePath:
-                                                              instancePath + "/candles/" + i0 + "/volatility",
-                                                            schemaPath: "#/$defs/Candle/properties/volatility/type",
-                                                            keyword: "type",
-                                                            params: { type: "string" },
-                                                            message: "must be string",
-                                                          },
-                                                        ];
-                                                        return false;
-                                                      }
-                                                      if (!(
-                                                        data15 === "Stable" ||
-                                                        data15 === "Moving" ||
-                                                        data15 === "Volatile" ||
-                                                        data15 === "High Volatility" ||
-                                                        data15 === "Extreme"
-                                                      )) {
-                                                        validate14.errors = [
-                                                          {
-                                                            instancePath:
-                                                              instancePath + "/candles/" + i0 + "/volatility",
-                                                            schemaPath: "#/$defs/Candle/properties/volatility/enum",
-                                                            keyword: "enum",
-                                                            params: {
-                                                              allowedValues: schema16.properties.volatility.enum,
-                                                            },
-                                                            message: "must be equal to one of the allowed values",
-                                                          },
-                                                        ];
-                                                        return false;
-                                                      }
-                                                      var valid3 = _errs46 === errors;
+                                                  let data14 = data1.trade_count;
+                                                  const _errs44 = errors;
+                                                  const _errs45 = errors;
+                                                  let valid7 = false;
+                                                  const _errs46 = errors;
+                                                  if (!(
+                                                    typeof data14 == "number" &&
+                                                    !(data14 % 1) &&
+                                                    !isNaN(data14) &&
+                                                    isFinite(data14)
+                                                  )) {
+                                                    const err11 = {
+                                                      instancePath: instancePath + "/candles/" + i0 + "/trade_count",
+                                                      schemaPath: "#/$defs/Candle/properties/trade_count/anyOf/0/type",
+                                                      keyword: "type",
+                                                      params: { type: "integer" },
+                                                      message: "must be integer",
+                                                    };
+                                                    if (vErrors === null) {
+                                                      vErrors = [err11];
                                                     } else {
-                                                      var valid3 = true;
+                                                      vErrors.push(err11);
                                                     }
+                                                    errors++;
+                                                  }
+                                                  if (errors === _errs46) {
+                                                    if (typeof data14 == "number" && isFinite(data14)) {
+                                                      if (data14 > 9007199254740991 || isNaN(data14)) {
+                                                        const err12 = {
+                                                          instancePath:
+                                                            instancePath + "/candles/" + i0 + "/trade_count",
+                                                          schemaPath:
+                                                            "#/$defs/Candle/properties/trade_count/anyOf/0/maximum",
+                                                          keyword: "maximum",
+                                                          params: { comparison: "<=", limit: 9007199254740991 },
+                                                          message: "must be <= 9007199254740991",
+                                                        };
+                                                        if (vErrors === null) {
+                                                          vErrors = [err12];
+                                                        } else {
+                                                          vErrors.push(err12);
+                                                        }
+                                                        errors++;
+                                                      } else {
+                                                        if (data14 < 1 || isNaN(data14)) {
+                                                          const err13 = {
+                                                            instancePath:
+                                                              instancePath + "/candles/" + i0 + "/trade_count",
+                                                            schemaPath:
+                                                              "#/$defs/Candle/properties/trade_count/anyOf/0/minimum",
+                                                            keyword: "minimum",
+                                                            params: { comparison: ">=", limit: 1 },
+                                                            message: "must be >= 1",
+                                                          };
+                                                          if (vErrors === null) {
+                                                            vErrors = [err13];
+                                                          } else {
+                                                            vErrors.push(err13);
+                                                          }
+                                                          errors++;
+                                                        }
+                                                      }
+                                                    }
+                                                  }
+                                                  var _valid3 = _errs46 === errors;
+                                                  valid7 = valid7 || _valid3;
+                                                  if (!valid7) {
+                                                    const _errs48 = errors;
+                                                    if (data14 !== null) {
+                                                      const err14 = {
+                                                        instancePath: instancePath + "/candles/" + i0 + "/trade_count",
+                                                        schemaPath:
+                                                          "#/$defs/Candle/properties/trade_count/anyOf/1/type",
+                                                        keyword: "type",
+                                                        params: { type: "null" },
+                                                        message: "must be null",
+                                                      };
+                                                      if (vErrors === null) {
+                                                        vErrors = [err14];
+                                                      } else {
+                                                        vErrors.push(err14);
+                                                      }
+                                                      errors++;
+                                                    }
+                                                    var _valid3 = _errs48 === errors;
+                                                    valid7 = valid7 || _valid3;
+                                                  }
+                                                  if (!valid7) {
+                                                    const err15 = {
+                                                      instancePath: instancePath + "/candles/" + i0 + "/trade_count",
+                                                      schemaPath: "#/$defs/Candle/properties/trade_count/anyOf",
+                                                      keyword: "anyOf",
+                                                      params: {},
+                                                      message: "must match a schema in anyOf",
+                                                    };
+                                                    if (vErrors === null) {
+                                                      vErrors = [err15];
+                                                    } else {
+                                                      vErrors.push(err15);
+                                                    }
+                                                    errors++;
+                                                    validate14.errors = vErrors;
+                                                    return false;
+                                                  } else {
+                                                    errors = _errs45;
+                                                    if (vErrors !== null) {
+                                                      if (_errs45) {
+                                                        vErrors.length = _errs45;
+                                                      } else {
+                                                        vErrors = null;
+                                                      }
+                                                    }
+                                                  }
+                                                  var valid3 = _errs44 === errors;
+                                                  if (valid3) {
+                                                    let data15 = data1.traded_volume;
+                                                    const _errs50 = errors;
+                                                    const _errs51 = errors;
+                                                    let valid8 = false;
+                                                    const _errs52 = errors;
+                                                    if (errors === _errs52) {
+                                                      if (typeof data15 == "number" && isFinite(data15)) {
+                                                        if (data15 <= 0 || isNaN(data15)) {
+                                                          const err16 = {
+                                                            instancePath:
+                                                              instancePath + "/candles/" + i0 + "/traded_volume",
+                                                            schemaPath:
+                                                              "#/$defs/Candle/properties/traded_volume/anyOf/0/exclusiveMinimum",
+                                                            keyword: "exclusiveMinimum",
+                                                            params: { comparison: ">", limit: 0 },
+                                                            message: "must be > 0",
+                                                          };
+                                                          if (vErrors === null) {
+                                                            vErrors = [err16];
+                                                          } else {
+                                                            vErrors.push(err16);
+                                                          }
+                                                          errors++;
+                                                        }
+                                                      } else {
+                                                        const err17 = {
+                                                          instancePath:
+                                                            instancePath + "/candles/" + i0 + "/traded_volume",
+                                                          schemaPath:
+                                                            "#/$defs/Candle/properties/traded_volume/anyOf/0/type",
+                                                          keyword: "type",
+                                                          params: { type: "number" },
+                                                          message: "must be number",
+                                                        };
+                                                        if (vErrors === null) {
+                                                          vErrors = [err17];
+                                                        } else {
+                                                          vErrors.push(err17);
+                                                        }
+                                                        errors++;
+                                                      }
+                                                    }
+                                                    var _valid4 = _errs52 === errors;
+                                                    valid8 = valid8 || _valid4;
+                                                    if (!valid8) {
+                                                      const _errs54 = errors;
+                                                      if (data15 !== null) {
+                                                        const err18 = {
+                                                          instancePath:
+                                                            instancePath + "/candles/" + i0 + "/traded_volume",
+                                                          schemaPath:
+                                                            "#/$defs/Candle/properties/traded_volume/anyOf/1/type",
+                                                          keyword: "type",
+                                                          params: { type: "null" },
+                                                          message: "must be null",
+                                                        };
+                                                        if (vErrors === null) {
+                                                          vErrors = [err18];
+                                                        } else {
+                                                          vErrors.push(err18);
+                                                        }
+                                                        errors++;
+                                                      }
+                                                      var _valid4 = _errs54 === errors;
+                                                      valid8 = valid8 || _valid4;
+                                                    }
+                                                    if (!valid8) {
+                                                      const err19 = {
+                                                        instancePath:
+                                                          instancePath + "/candles/" + i0 + "/traded_volume",
+                                                        schemaPath: "#/$defs/Candle/properties/traded_volume/anyOf",
+                                                        keyword: "anyOf",
+                                                        params: {},
+                                                        message: "must match a schema in anyOf",
+                                                      };
+                                                      if (vErrors === null) {
+                                                        vErrors = [err19];
+                                                      } else {
+                                                        vErrors.push(err19);
+                                                      }
+                                                      errors++;
+                                                      validate14.errors = vErrors;
+                                                      return false;
+                                                    } else {
+                                                      errors = _errs51;
+                                                      if (vErrors !== null) {
+                                                        if (_errs51) {
+                                                          vErrors.length = _errs51;
+                                                        } else {
+                                                          vErrors = null;
+                                                        }
+                                                      }
+                                                    }
+                                                    var valid3 = _errs50 === errors;
                                                     if (valid3) {
-                                                      if (data1.windows !== undefined) {
-                                                        let data16 = data1.windows;
-                                                        const _errs48 = errors;
-                                                        if (!(
-                                                          typeof data16 == "number" &&
-                                                          !(data16 % 1) &&
-                                                          !isNaN(data16) &&
-                                                          isFinite(data16)
-                                                        )) {
+                                                      if (data1.trend !== undefined) {
+                                                        let data16 = data1.trend;
+                                                        const _errs56 = errors;
+                                                        if (typeof data16 !== "string") {
                                                           validate14.errors = [
                                                             {
-                                                              instancePath:
-                                                                instancePath + "/candles/" + i0 + "/windows",
-                                                              schemaPath: "#/$defs/Candle/properties/windows/type",
+                                                              instancePath: instancePath + "/candles/" + i0 + "/trend",
+                                                              schemaPath: "#/$defs/Candle/properties/trend/type",
                                                               keyword: "type",
-                                                              params: { type: "integer" },
-                                                              message: "must be integer",
+                                                              params: { type: "string" },
+                                                              message: "must be string",
                                                             },
                                                           ];
                                                           return false;
                                                         }
-                                                        if (errors === _errs48) {
-                                                          if (typeof data16 == "number" && isFinite(data16)) {
-                                                            if (data16 < 1 || isNaN(data16)) {
-                                                              validate14.errors = [
-                                                                {
-                                                                  instancePath:
-                                                                    instancePath + "/candles/" + i0 + "/windows",
-                                                                  schemaPath:
-                                                                    "#/$defs/Candle/properties/windows/minimum",
-                                                                  keyword: "minimum",
-                                                                  params: { comparison: ">=", limit: 1 },
-                                                                  message: "must be >= 1",
+                                                        if (!(
+                                                          data16 === "🚀 Surging" ||
+                                                          data16 === "📈 Rising" ||
+                                                          data16 === "➡️ Stable" ||
+                                                          data16 === "📉 Falling" ||
+                                                          data16 === "💥 Crashing"
+                                                        )) {
+                                                          validate14.errors = [
+                                                            {
+                                                              instancePath: instancePath + "/candles/" + i0 + "/trend",
+                                                              schemaPath: "#/$defs/Candle/properties/trend/enum",
+                                                              keyword: "enum",
+                                                              params: { allowedValues: schema16.properties.trend.enum },
+                                                              message: "must be equal to one of the allowed values",
+                                                            },
+                                                          ];
+                                                          return false;
+                                                        }
+                                                        var valid3 = _errs56 === errors;
+                                                      } else {
+                                                        var valid3 = true;
+                                                      }
+                                                      if (valid3) {
+                                                        if (data1.volatility !== undefined) {
+                                                          let data17 = data1.volatility;
+                                                          const _errs58 = errors;
+                                                          if (typeof data17 !== "string") {
+                                                            validate14.errors = [
+                                                              {
+                                                                instancePath:
+                                                                  instancePath + "/candles/" + i0 + "/volatility",
+                                                                schemaPath: "#/$defs/Candle/properties/volatility/type",
+                                                                keyword: "type",
+                                                                params: { type: "string" },
+                                                                message: "must be string",
+                                                              },
+                                                            ];
+                                                            return false;
+                                                          }
+                                                          if (!(
+                                                            data17 === "Stable" ||
+                                                            data17 === "Moving" ||
+                                                            data17 === "Volatile" ||
+                                                            data17 === "High Volatility" ||
+                                                            data17 === "Extreme"
+                                                          )) {
+                                                            validate14.errors = [
+                                                              {
+                                                                instancePath:
+                                                                  instancePath + "/candles/" + i0 + "/volatility",
+                                                                schemaPath: "#/$defs/Candle/properties/volatility/enum",
+                                                                keyword: "enum",
+                                                                params: {
+                                                                  allowedValues: schema16.properties.volatility.enum,
                                                                 },
-                                                              ];
-                                                              return false;
+                                                                message: "must be equal to one of the allowed values",
+                                                              },
+                                                            ];
+                                                            return false;
+                                                          }
+                                                          var valid3 = _errs58 === errors;
+                                                        } else {
+                                                          var valid3 = true;
+                                                        }
+                                                        if (valid3) {
+                                                          let data18 = data1.vwap;
+                                                          const _errs60 = errors;
+                                                          const _errs61 = errors;
+                                                          let valid9 = false;
+                                                          const _errs62 = errors;
+                                                          if (errors === _errs62) {
+                                                            if (typeof data18 == "number" && isFinite(data18)) {
+                                                              if (data18 <= 0 || isNaN(data18)) {
+                                                                const err20 = {
+                                                                  instancePath:
+                                                                    instancePath + "/candles/" + i0 + "/vwap",
+                                                                  schemaPath:
+                                                                    "#/$defs/Candle/properties/vwap/anyOf/0/exclusiveMinimum",
+                                                                  keyword: "exclusiveMinimum",
+                                                                  params: { comparison: ">", limit: 0 },
+                                                                  message: "must be > 0",
+                                                                };
+                                                                if (vErrors === null) {
+                                                                  vErrors = [err20];
+                                                                } else {
+                                                                  vErrors.push(err20);
+                                                                }
+                                                                errors++;
+                                                              }
+                                                            } else {
+                                                              const err21 = {
+                                                                instancePath: instancePath + "/candles/" + i0 + "/vwap",
+                                                                schemaPath:
+                                                                  "#/$defs/Candle/properties/vwap/anyOf/0/type",
+                                                                keyword: "type",
+                                                                params: { type: "number" },
+                                                                message: "must be number",
+                                                              };
+                                                              if (vErrors === null) {
+                                                                vErrors = [err21];
+                                                              } else {
+                                                                vErrors.push(err21);
+                                                              }
+                                                              errors++;
+                                                            }
+                                                          }
+                                                          var _valid5 = _errs62 === errors;
+                                                          valid9 = valid9 || _valid5;
+                                                          if (!valid9) {
+                                                            const _errs64 = errors;
+                                                            if (data18 !== null) {
+                                                              const err22 = {
+                                                                instancePath: instancePath + "/candles/" + i0 + "/vwap",
+                                                                schemaPath:
+                                                                  "#/$defs/Candle/properties/vwap/anyOf/1/type",
+                                                                keyword: "type",
+                                                                params: { type: "null" },
+                                                                message: "must be null",
+                                                              };
+                                                              if (vErrors === null) {
+                                                                vErrors = [err22];
+                                                              } else {
+                                                                vErrors.push(err22);
+                                                              }
+                                                              errors++;
+                                                            }
+                                                            var _valid5 = _errs64 === errors;
+                                                            valid9 = valid9 || _valid5;
+                                                          }
+                                                          if (!valid9) {
+                                                            const err23 = {
+                                                              instancePath: instancePath + "/candles/" + i0 + "/vwap",
+                                                              schemaPath: "#/$defs/Candle/properties/vwap/anyOf",
+                                                              keyword: "anyOf",
+                                                              params: {},
+                                                              message: "must match a schema in anyOf",
+                                                            };
+                                                            if (vErrors === null) {
+                                                              vErrors = [err23];
+                                                            } else {
+                                                              vErrors.push(err23);
+                                                            }
+                                                            errors++;
+                                                            validate14.errors = vErrors;
+                                                            return false;
+                                                          } else {
+                                                            errors = _errs61;
+                                                            if (vErrors !== null) {
+                                                              if (_errs61) {
+                                                                vErrors.length = _errs61;
+                                                              } else {
+                                                                vErrors = null;
+                                                              }
+                                                            }
+                                                          }
+                                                          var valid3 = _errs60 === errors;
+                                                          if (valid3) {
+                                                            if (data1.windows !== undefined) {
+                                                              let data19 = data1.windows;
+                                                              const _errs66 = errors;
+                                                              if (!(
+                                                                typeof data19 == "number" &&
+                                                                !(data19 % 1) &&
+                                                                !isNaN(data19) &&
+                                                                isFinite(data19)
+                                                              )) {
+                                                                validate14.errors = [
+                                                                  {
+                                                                    instancePath:
+                                                                      instancePath + "/candles/" + i0 + "/windows",
+                                                                    schemaPath:
+                                                                      "#/$defs/Candle/properties/windows/type",
+                                                                    keyword: "type",
+                                                                    params: { type: "integer" },
+                                                                    message: "must be integer",
+                                                                  },
+                                                                ];
+                                                                return false;
+                                                              }
+                                                              if (errors === _errs66) {
+                                                                if (typeof data19 == "number" && isFinite(data19)) {
+                                                                  if (data19 < 1 || isNaN(data19)) {
+                                                                    validate14.errors = [
+                                                                      {
+                                                                        instancePath:
+                                                                          instancePath + "/candles/" + i0 + "/windows",
+                                                                        schemaPath:
+                                                                          "#/$defs/Candle/properties/windows/minimum",
+                                                                        keyword: "minimum",
+                                                                        params: { comparison: ">=", limit: 1 },
+                                                                        message: "must be >= 1",
+                                                                      },
+                                                                    ];
+                                                                    return false;
+                                                                  }
+                                                                }
+                                                              }
+                                                              var valid3 = _errs66 === errors;
+                                                            } else {
+                                                              var valid3 = true;
                                                             }
                                                           }
                                                         }
-                                                        var valid3 = _errs48 === errors;
-                                                      } else {
-                                                        var valid3 = true;
                                                       }
                                                     }
                                                   }
@@ -2425,11 +3209,11 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
           }
           if (valid0) {
             if (data.coin !== undefined) {
-              let data17 = data.coin;
-              const _errs50 = errors;
-              if (errors === _errs50) {
-                if (typeof data17 === "string") {
-                  if (func3(data17) > 100) {
+              let data20 = data.coin;
+              const _errs68 = errors;
+              if (errors === _errs68) {
+                if (typeof data20 === "string") {
+                  if (func3(data20) > 100) {
                     validate14.errors = [
                       {
                         instancePath: instancePath + "/coin",
@@ -2441,7 +3225,7 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                     ];
                     return false;
                   } else {
-                    if (func3(data17) < 1) {
+                    if (func3(data20) < 1) {
                       validate14.errors = [
                         {
                           instancePath: instancePath + "/coin",
@@ -2453,7 +3237,7 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                       ];
                       return false;
                     } else {
-                      if (!pattern0.test(data17)) {
+                      if (!pattern0.test(data20)) {
                         validate14.errors = [
                           {
                             instancePath: instancePath + "/coin",
@@ -2480,18 +3264,18 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                   return false;
                 }
               }
-              var valid0 = _errs50 === errors;
+              var valid0 = _errs68 === errors;
             } else {
               var valid0 = true;
             }
             if (valid0) {
               if (data.end !== undefined) {
-                let data18 = data.end;
-                const _errs52 = errors;
-                if (errors === _errs52) {
-                  if (errors === _errs52) {
-                    if (typeof data18 === "string") {
-                      if (!formats0.validate(data18)) {
+                let data21 = data.end;
+                const _errs70 = errors;
+                if (errors === _errs70) {
+                  if (errors === _errs70) {
+                    if (typeof data21 === "string") {
+                      if (!formats0.validate(data21)) {
                         validate14.errors = [
                           {
                             instancePath: instancePath + "/end",
@@ -2517,15 +3301,15 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                     }
                   }
                 }
-                var valid0 = _errs52 === errors;
+                var valid0 = _errs70 === errors;
               } else {
                 var valid0 = true;
               }
               if (valid0) {
                 if (data.interval !== undefined) {
-                  let data19 = data.interval;
-                  const _errs54 = errors;
-                  if (typeof data19 !== "string") {
+                  let data22 = data.interval;
+                  const _errs72 = errors;
+                  if (typeof data22 !== "string") {
                     validate14.errors = [
                       {
                         instancePath: instancePath + "/interval",
@@ -2538,13 +3322,13 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                     return false;
                   }
                   if (!(
-                    data19 === "30s" ||
-                    data19 === "1m" ||
-                    data19 === "5m" ||
-                    data19 === "15m" ||
-                    data19 === "1h" ||
-                    data19 === "4h" ||
-                    data19 === "1d"
+                    data22 === "30s" ||
+                    data22 === "1m" ||
+                    data22 === "5m" ||
+                    data22 === "15m" ||
+                    data22 === "1h" ||
+                    data22 === "4h" ||
+                    data22 === "1d"
                   )) {
                     validate14.errors = [
                       {
@@ -2557,17 +3341,17 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                     ];
                     return false;
                   }
-                  var valid0 = _errs54 === errors;
+                  var valid0 = _errs72 === errors;
                 } else {
                   var valid0 = true;
                 }
                 if (valid0) {
                   if (data.source !== undefined) {
-                    let data20 = data.source;
-                    const _errs56 = errors;
-                    if (errors === _errs56) {
-                      if (typeof data20 === "string") {
-                        if (func3(data20) > 40) {
+                    let data23 = data.source;
+                    const _errs74 = errors;
+                    if (errors === _errs74) {
+                      if (typeof data23 === "string") {
+                        if (func3(data23) > 40) {
                           validate14.errors = [
                             {
                               instancePath: instancePath + "/source",
@@ -2579,7 +3363,7 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                           ];
                           return false;
                         } else {
-                          if (func3(data20) < 1) {
+                          if (func3(data23) < 1) {
                             validate14.errors = [
                               {
                                 instancePath: instancePath + "/source",
@@ -2591,7 +3375,7 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                             ];
                             return false;
                           } else {
-                            if (!pattern0.test(data20)) {
+                            if (!pattern0.test(data23)) {
                               validate14.errors = [
                                 {
                                   instancePath: instancePath + "/source",
@@ -2618,18 +3402,18 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                         return false;
                       }
                     }
-                    var valid0 = _errs56 === errors;
+                    var valid0 = _errs74 === errors;
                   } else {
                     var valid0 = true;
                   }
                   if (valid0) {
                     if (data.start !== undefined) {
-                      let data21 = data.start;
-                      const _errs58 = errors;
-                      if (errors === _errs58) {
-                        if (errors === _errs58) {
-                          if (typeof data21 === "string") {
-                            if (!formats0.validate(data21)) {
+                      let data24 = data.start;
+                      const _errs76 = errors;
+                      if (errors === _errs76) {
+                        if (errors === _errs76) {
+                          if (typeof data24 === "string") {
+                            if (!formats0.validate(data24)) {
                               validate14.errors = [
                                 {
                                   instancePath: instancePath + "/start",
@@ -2655,18 +3439,18 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                           }
                         }
                       }
-                      var valid0 = _errs58 === errors;
+                      var valid0 = _errs76 === errors;
                     } else {
                       var valid0 = true;
                     }
                     if (valid0) {
-                      let data22 = data.symbol;
-                      const _errs60 = errors;
-                      const _errs61 = errors;
-                      let valid7 = false;
-                      const _errs62 = errors;
-                      if (typeof data22 !== "string") {
-                        const err11 = {
+                      let data25 = data.symbol;
+                      const _errs78 = errors;
+                      const _errs79 = errors;
+                      let valid10 = false;
+                      const _errs80 = errors;
+                      if (typeof data25 !== "string") {
+                        const err24 = {
                           instancePath: instancePath + "/symbol",
                           schemaPath: "#/properties/symbol/anyOf/0/type",
                           keyword: "type",
@@ -2674,18 +3458,18 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                           message: "must be string",
                         };
                         if (vErrors === null) {
-                          vErrors = [err11];
+                          vErrors = [err24];
                         } else {
-                          vErrors.push(err11);
+                          vErrors.push(err24);
                         }
                         errors++;
                       }
-                      var _valid3 = _errs62 === errors;
-                      valid7 = valid7 || _valid3;
-                      if (!valid7) {
-                        const _errs64 = errors;
-                        if (data22 !== null) {
-                          const err12 = {
+                      var _valid6 = _errs80 === errors;
+                      valid10 = valid10 || _valid6;
+                      if (!valid10) {
+                        const _errs82 = errors;
+                        if (data25 !== null) {
+                          const err25 = {
                             instancePath: instancePath + "/symbol",
                             schemaPath: "#/properties/symbol/anyOf/1/type",
                             keyword: "type",
@@ -2693,17 +3477,17 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                             message: "must be null",
                           };
                           if (vErrors === null) {
-                            vErrors = [err12];
+                            vErrors = [err25];
                           } else {
-                            vErrors.push(err12);
+                            vErrors.push(err25);
                           }
                           errors++;
                         }
-                        var _valid3 = _errs64 === errors;
-                        valid7 = valid7 || _valid3;
+                        var _valid6 = _errs82 === errors;
+                        valid10 = valid10 || _valid6;
                       }
-                      if (!valid7) {
-                        const err13 = {
+                      if (!valid10) {
+                        const err26 = {
                           instancePath: instancePath + "/symbol",
                           schemaPath: "#/properties/symbol/anyOf",
                           keyword: "anyOf",
@@ -2711,24 +3495,24 @@ function validate14(data, { instancePath = "", parentData, parentDataProperty, r
                           message: "must match a schema in anyOf",
                         };
                         if (vErrors === null) {
-                          vErrors = [err13];
+                          vErrors = [err26];
                         } else {
-                          vErrors.push(err13);
+                          vErrors.push(err26);
                         }
                         errors++;
                         validate14.errors = vErrors;
                         return false;
                       } else {
-                        errors = _errs61;
+                        errors = _errs79;
                         if (vErrors !== null) {
-                          if (_errs61) {
-                            vErrors.length = _errs61;
+                          if (_errs79) {
+                            vErrors.length = _errs79;
                           } else {
                             vErrors = null;
                           }
                         }
                       }
-                      var valid0 = _errs60 === errors;
+                      var valid0 = _errs78 === errors;
                     }
                   }
                 }
