@@ -122,8 +122,10 @@ def aggregate(
     source: str,
     coin: str,
     symbol: str,
+    quote: str | None = None,
 ) -> WindowAggregate:
-    """One window from its points (time-ordered, at least one), as Spark aggregates ticks."""
+    """One window from its points (time-ordered, at least one), as Spark aggregates ticks.
+    Points are quotes, never trades: the trade fields stay null."""
     if len(points) == 1:  # the common case (one tick per window): no sums
         only = points[0]
         prices = [only.price]
@@ -159,6 +161,7 @@ def aggregate(
         trend=trend(change),
         final=True,
         kind="backfill",
+        quote=quote,
     )
 
 
@@ -170,9 +173,11 @@ def to_windows(
     symbol: str,
     window_seconds: float,
     until: float | None = None,
+    quote: str | None = None,
 ) -> Windows:
     """`points` (any order) as backfill windows, oldest first; only windows that start before
-    `until`'s window (the first one live ticks fill) when given."""
+    `until`'s window (the first one live ticks fill) when given. `quote`: the currency the
+    prices are in, when the source says (as its live ticks do)."""
     out = Windows()
     good: list[Point] = []
     for point in points:
@@ -183,6 +188,12 @@ def to_windows(
             out.rejected[problem] += 1
     good.sort(key=lambda p: p.at)
     limit = window_start(until, window_seconds) if until is not None else math.inf
+
+    def window(group: list[Point], start: float) -> WindowAggregate:
+        return aggregate(
+            group, start, window_seconds, source=source, coin=coin, symbol=symbol, quote=quote
+        )
+
     group: list[Point] = []
     current = math.nan
     for point in good:
@@ -190,19 +201,13 @@ def to_windows(
         if start >= limit:
             break
         if start != current and group:
-            out.windows.append(_window(group, current, window_seconds, source, coin, symbol))
+            out.windows.append(window(group, current))
             group = []
         current = start
         group.append(point)
     if group:
-        out.windows.append(_window(group, current, window_seconds, source, coin, symbol))
+        out.windows.append(window(group, current))
     return out
-
-
-def _window(
-    group: list[Point], start: float, window_seconds: float, source: str, coin: str, symbol: str
-) -> WindowAggregate:
-    return aggregate(group, start, window_seconds, source=source, coin=coin, symbol=symbol)
 
 
 def with_day_change(points: Sequence[Point], tolerance: float) -> list[Point]:

@@ -22,8 +22,11 @@ def window(
     final: bool = True,
     source: str = "simulated",
     start: datetime = T0,
+    trades: int | None = None,
+    quote: str | None = None,
 ) -> WindowAggregate:
-    """The i-th 30 s window after `start` of one coin, with every price equal to `price`."""
+    """The i-th 30 s window after `start` of one coin, with every price equal to `price`;
+    with `trades`, that many trades of size 0.5 each (a VWAP of `price`)."""
     begin = start + WINDOW * i
     return WindowAggregate(
         source=source,
@@ -43,6 +46,10 @@ def window(
         volatility="Stable",
         trend="➡️ Stable",
         final=final,
+        quote=quote,
+        vwap=price if trades else None,
+        traded_volume=0.5 * trades if trades else None,
+        trade_count=trades,
     )
 
 

@@ -82,6 +82,17 @@ def test_messages_match_the_contract_and_use_z_timestamps() -> None:
     assert b'"window_start":"2026-11-24T22:00:00Z"' in payload
 
 
+def test_a_window_of_trades_goes_out_with_its_trade_fields() -> None:
+    traded, ticker = window("bitcoin", trades=4, quote="USDT"), window("ethereum")
+    payload = encode("market_update", [traded, ticker])
+    data = orjson.loads(payload)["data"]
+    assert [(d["quote"], d["vwap"], d["traded_volume"], d["trade_count"]) for d in data] == [
+        ("USDT", 100.0, 2.0, 4),
+        (None, None, None, None),  # present and null: the web tells "no trades" apart
+    ]
+    assert SnapshotMessage.model_validate_json(encode("snapshot", [traded])).data == [traded]
+
+
 def test_outgoing_builds_frame_and_text_once() -> None:
     message = Outgoing("market_update", b'{"a":1}')
     assert message.frames is message.frames and message.small

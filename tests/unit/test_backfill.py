@@ -164,3 +164,15 @@ def test_records_are_keyed_and_encoded_like_the_spark_jobs() -> None:
     assert record["window_end"] == "2026-11-24T22:00:30.000Z"
     assert record["kind"] == "backfill" and record["final"] is True
     assert WindowAggregate.model_validate_json(value) == w
+    # Points are quotes, never trades: no trade figures; the quote currency when told.
+    assert (record["vwap"], record["traded_volume"], record["trade_count"]) == (None, None, None)
+    assert record["quote"] is None
+    (usd,) = to_windows(
+        [Point(T0 + 3, 97012.5)],
+        source="coingecko",
+        coin="bitcoin",
+        symbol="btc",
+        window_seconds=30,
+        quote="USD",
+    ).windows
+    assert orjson.loads(encode_window(usd)[1])["quote"] == "USD"
