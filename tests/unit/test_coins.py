@@ -52,7 +52,7 @@ def test_each_default_coin_has_its_exchange_symbols_and_quote() -> None:
     assert listing_of("avalanche-2", "binance") == Listing("AVAXUSDT", "USDT")
     for coin in DEFAULT_COINS:
         assert listing_of(coin, "binance") is not None, coin
-    # Not every exchange lists every coin, and coins outside the defaults have no listings yet.
+    # Not every exchange lists every coin, and some coins (stablecoins in USDT) have none.
     assert listing_of("binancecoin", "coinbase") is None
     assert listing_of("tether", "binance") is None
     assert listing_of("no-such-coin", "binance") is None
@@ -71,3 +71,16 @@ def test_exchange_symbols_map_back_to_the_coin_with_its_quote() -> None:
         listings = [c.listings[exchange] for c in COINS if exchange in c.listings]
         assert len({x.symbol for x in listings}) == len(listings)  # one coin per symbol
         assert all(x.quote in ("USD", "USDT") for x in listings)
+
+
+def test_over_a_hundred_coins_on_binance_each_under_its_own_ticker() -> None:
+    """The 100-symbol benchmark (bench/bench_exchange.py) streams them; the defaults stay ten."""
+    on_binance = exchange_symbols("binance", [c.id for c in COINS])
+    assert len(on_binance) >= 100
+    suffix = {"binance": "USDT", "coinbase": "-USD", "kraken": "/USD"}
+    for coin in COINS:  # a typo in a base would subscribe to another coin's market
+        for exchange, listing in coin.listings.items():
+            assert listing.symbol == coin.symbol.upper() + suffix[exchange], (coin.id, exchange)
+    assert listing_of("matic-network", "binance") is None  # delisted for POL
+    assert listing_of("polygon-ecosystem-token", "binance") == Listing("POLUSDT", "USDT")
+    assert listing_of("1inch", "coinbase") == Listing("1INCH-USD", "USD")
