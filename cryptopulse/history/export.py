@@ -36,6 +36,9 @@ COLUMNS = (
     "volatility",
     "trend",
     "kind",
+    "vwap",
+    "traded_volume",
+    "trade_count",
 )
 FORMATS = (".csv", ".parquet")
 
@@ -97,7 +100,7 @@ def _write_parquet(output: Path, rows: list[dict[str, Any]]) -> None:
         [
             (name, pa.timestamp("s", tz="UTC") if name in ("start", "end") else text)
             if name in ("source", "coin", "start", "end", "volatility", "trend", "kind")
-            else (name, count if name in ("tick_count", "windows") else pa.float64())
+            else (name, count if name in ("tick_count", "windows", "trade_count") else pa.float64())
             for name in COLUMNS
         ]
     )

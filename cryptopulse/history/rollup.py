@@ -32,6 +32,11 @@ class WindowRow:
     cap: float | None
     ticks: int
     kind: int
+    # From trades; all None for a window without (see WindowAggregate).
+    quote: str | None = None
+    vwap: float | None = None
+    traded: float | None = None
+    trades: int | None = None
 
 
 def epoch(moment: datetime) -> int:
@@ -56,6 +61,10 @@ def row_of(window: WindowAggregate) -> WindowRow:
         cap=window.market_cap,
         ticks=window.tick_count,
         kind=KIND_CODES[window.kind],
+        quote=window.quote,
+        vwap=window.vwap,
+        traded=window.traded_volume,
+        trades=window.trade_count,
     )
 
 
@@ -81,6 +90,9 @@ class Totals:
     cap: float | None
     windows: int
     kind: int
+    notional: float | None = None  # sum of vwap x traded over windows with trades
+    traded: float | None = None
+    trades: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,9 @@ class CandleRow:
     volatility: classify.Volatility
     trend: classify.Trend
     kind: WindowKind
+    vwap: float | None = None
+    traded_volume: float | None = None
+    trade_count: int | None = None
 
     def as_candle(self) -> Candle:
         return Candle.model_validate({f: getattr(self, f) for f in self.__slots__})
@@ -131,7 +146,23 @@ def candle(totals: Totals, interval: int) -> CandleRow:
         volatility=classify.volatility(change),
         trend=classify.trend(change),
         kind=KINDS[totals.kind],
+        vwap=_vwap(totals),
+        traded_volume=totals.traded,
+        trade_count=totals.trades,
     )
+
+
+def _vwap(totals: Totals) -> float | None:
+    """The trades' VWAP: sum(vwap x traded) / sum(traded) over the windows with trades; kept
+    within low..high (as each window's is: only the last bits of the sums can move it)."""
+    if totals.notional is None or not totals.traded:
+        return None
+    return min(max(totals.notional / totals.traded, totals.low), totals.high)
+
+
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _some(values: Iterable[float | None]) -> list[float]:
@@ -158,7 +189,15 @@ def merge(parts: Sequence[Totals], bucket: int) -> Totals:
         cap=caps[-1] if caps else None,
         windows=sum(p.windows for p in parts),
         kind=min(p.kind for p in parts),
+        notional=_sum_known(p.notional for p in parts),
+        traded=_sum_known(p.traded for p in parts),
+        trades=_count_known(p.trades for p in parts),
     )
+
+
+def _count_known(values: Iterable[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def regroup(parts: Iterable[Totals], interval: int) -> list[Totals]:
@@ -172,6 +211,7 @@ def regroup(parts: Iterable[Totals], interval: int) -> list[Totals]:
 def _totals(bucket: int, rows: list[WindowRow]) -> Totals:
     """`rows` sorted by start, all in one bucket."""
     changed = [r for r in rows if r.change is not None]
+    traded = [r for r in rows if r.traded is not None and r.vwap is not None]
     caps = [r.cap for r in rows if r.cap is not None]
     volumes = [r.volume for r in rows if r.volume is not None]
     return Totals(
@@ -190,13 +230,29 @@ def _totals(bucket: int, rows: list[WindowRow]) -> Totals:
         cap=caps[-1] if caps else None,
         windows=len(rows),
         kind=min(r.kind for r in rows),
+        notional=sum(r.vwap * r.traded for r in traded if r.vwap and r.traded) if traded else None,
+        traded=sum(r.traded for r in traded if r.traded) if traded else None,
+        trades=sum(r.trades or 0 for r in traded) if traded else None,
     )
 
 
 RowTuple = tuple[
-    int, float, float, float, float, float, float | None, float | None, float | None, int, int
+    int,
+    float,
+    float,
+    float,
+    float,
+    float,
+    float | None,
+    float | None,
+    float | None,
+    int,
+    int,
+    float | None,
+    float | None,
+    int | None,
 ]
-"""A window as the database returns it: WindowRow's fields in order."""
+"""A window as the database returns it: WindowRow's fields in order, without the quote."""
 
 
 def stream_totals(rows: Iterable[RowTuple], interval: int) -> list[Totals]:
@@ -204,7 +260,22 @@ def stream_totals(rows: Iterable[RowTuple], interval: int) -> list[Totals]:
     fast path of candles shorter than an hour. Equal to `rollup`'s (tested)."""
     out: list[Totals] = []
     cur: list[Any] | None = None
-    for start, o, high, low, close, price, change, volume, cap, ticks, kind in rows:
+    for (
+        start,
+        o,
+        high,
+        low,
+        close,
+        price,
+        change,
+        volume,
+        cap,
+        ticks,
+        kind,
+        vwap,
+        traded,
+        n,
+    ) in rows:
         bucket = start - start % interval
         if cur is None or bucket != cur[0]:
             if cur is not None:
@@ -223,9 +294,14 @@ def stream_totals(rows: Iterable[RowTuple], interval: int) -> list[Totals]:
                 cap,
                 1,
                 kind,
+                None,
+                None,
+                None,
             ]
             if change is not None:
                 cur[7], cur[8] = change * ticks, ticks
+            if traded is not None and vwap is not None:  # all three or none (window_problem)
+                cur[13], cur[14], cur[15] = vwap * traded, traded, n
             continue
         cur[2] = close
         cur[3] = max(cur[3], high)
@@ -241,6 +317,13 @@ def stream_totals(rows: Iterable[RowTuple], interval: int) -> list[Totals]:
             cur[10] = cap
         cur[11] += 1
         cur[12] = min(cur[12], kind)
+        if traded is not None and vwap is not None:
+            if cur[14] is None:
+                cur[13], cur[14], cur[15] = vwap * traded, traded, n
+            else:
+                cur[13] += vwap * traded
+                cur[14] += traded
+                cur[15] += n
     if cur is not None:
         out.append(Totals(*cur))
     return out

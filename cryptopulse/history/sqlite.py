@@ -77,25 +77,45 @@ def _v2_hours(conn: sqlite3.Connection) -> None:
             kind INTEGER NOT NULL,
             PRIMARY KEY (series_id, bucket)) WITHOUT ROWID"""
     )
-    for (sid,) in conn.execute("SELECT id FROM series").fetchall():
-        _rebuild_hours(conn, sid, -(2**62), 2**62)
+    # Filled once every migration has run (see HOURS_CHANGED): the fill reads today's columns.
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1_windows, _v2_hours)
+def _v3_trades(conn: sqlite3.Connection) -> None:
+    """Windows from trades (#14): the quote currency, VWAP, traded volume and trade count of
+    each window (null without trades), and the sums a candle's VWAP is made of per hour."""
+    for column in ("quote TEXT", "vwap REAL", "traded REAL", "trades INTEGER"):
+        conn.execute(f"ALTER TABLE windows ADD COLUMN {column}")
+    for column in ("notional REAL", "traded REAL", "trades INTEGER"):
+        conn.execute(f"ALTER TABLE hours ADD COLUMN {column}")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _v1_windows,
+    _v2_hours,
+    _v3_trades,
+)
 """Migration i brings the schema from version i to i + 1, in the open transaction. Only ever
 append."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+HOURS_CHANGED = 3
+"""The last version that changed what an hour holds: a file older than it has its hours
+rebuilt from its windows after migrating (a v2 file's hours get the trade sums, null there)."""
+
 # A repeated final replaces the stored window; a backfill (kind 1) never replaces a live one (0).
 _UPSERT = """INSERT INTO windows
-    (series_id, start, open, high, low, close, avg_price, change, volume, cap, ticks, kind)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (series_id, start, open, high, low, close, avg_price, change, volume, cap, ticks, kind,
+        quote, vwap, traded, trades)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (series_id, start) DO UPDATE SET
         open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
         avg_price = excluded.avg_price, change = excluded.change, volume = excluded.volume,
-        cap = excluded.cap, ticks = excluded.ticks, kind = excluded.kind
+        cap = excluded.cap, ticks = excluded.ticks, kind = excluded.kind,
+        quote = excluded.quote, vwap = excluded.vwap, traded = excluded.traded,
+        trades = excluded.trades
     WHERE excluded.kind = 0 OR windows.kind = 1"""
+_UPSERT_FIELDS = 15  # after series_id
 
 # Floor of start to the interval in SQL, equal to Python's `start - start % iv` for any sign.
 _BUCKET = "(start - ((start % :iv) + :iv) % :iv)"
@@ -110,11 +130,12 @@ _CANDLES = f"""WITH b AS (
         max(high) AS high, min(low) AS low, sum(avg_price * ticks) AS price_sum,
         sum(ticks) AS ticks, sum(change * ticks) AS change_sum,
         sum(CASE WHEN change IS NOT NULL THEN ticks END) AS change_ticks,
-        max(volume) AS volume, count(*) AS n, min(kind) AS kind
+        max(volume) AS volume, count(*) AS n, min(kind) AS kind,
+        sum(vwap * traded) AS notional, sum(traded) AS traded, sum(trades) AS trades
     FROM windows WHERE series_id = :sid AND start >= :from AND start < :to
     GROUP BY bucket)
 SELECT b.bucket, o.open, c.close, b.high, b.low, b.price_sum, b.ticks, b.change_sum,
-    b.change_ticks, b.volume, m.cap, b.n, b.kind
+    b.change_ticks, b.volume, m.cap, b.n, b.kind, b.notional, b.traded, b.trades
 FROM b
 JOIN windows o ON o.series_id = :sid AND o.start = b.first
 JOIN windows c ON c.series_id = :sid AND c.start = b.last
@@ -135,11 +156,12 @@ ORDER BY s.coin, b.bucket"""
 _HOUR_CLOSES = """SELECT s.coin, h.bucket, h.close FROM hours h JOIN series s ON s.id = h.series_id
 WHERE s.source = :source AND h.bucket >= :from AND h.bucket < :to ORDER BY s.coin, h.bucket"""
 
-_RANGE = """SELECT start, open, high, low, close, avg_price, change, volume, cap, ticks, kind
+_RANGE = """SELECT start, open, high, low, close, avg_price, change, volume, cap, ticks, kind,
+    vwap, traded, trades
 FROM windows WHERE series_id = ? AND start >= ? AND start < ? ORDER BY start"""
 
 _HOURS = """SELECT bucket, open, close, high, low, price_sum, ticks, change_sum, change_ticks,
-    volume, cap, windows, kind FROM hours
+    volume, cap, windows, kind, notional, traded, trades FROM hours
 WHERE series_id = :sid AND bucket >= :from AND bucket < :to ORDER BY bucket"""
 
 
@@ -166,14 +188,15 @@ _REBUILD_TOUCHED = f"""WITH b AS (
         max(w.high) AS high, min(w.low) AS low, sum(w.avg_price * w.ticks) AS price_sum,
         sum(w.ticks) AS ticks, sum(w.change * w.ticks) AS change_sum,
         sum(CASE WHEN w.change IS NOT NULL THEN w.ticks END) AS change_ticks,
-        max(w.volume) AS volume, count(*) AS n, min(w.kind) AS kind
+        max(w.volume) AS volume, count(*) AS n, min(w.kind) AS kind,
+        sum(w.vwap * w.traded) AS notional, sum(w.traded) AS traded, sum(w.trades) AS trades
     FROM temp.touched t
     JOIN windows w ON w.series_id = t.series_id AND w.start >= t.bucket
         AND w.start < t.bucket + {HOUR}
     GROUP BY t.series_id, t.bucket)
 INSERT INTO hours
 SELECT b.sid, b.bucket, o.open, c.close, b.high, b.low, b.price_sum, b.ticks, b.change_sum,
-    b.change_ticks, b.volume, m.cap, b.n, b.kind
+    b.change_ticks, b.volume, m.cap, b.n, b.kind, b.notional, b.traded, b.trades
 FROM b
 JOIN windows o ON o.series_id = b.sid AND o.start = b.first
 JOIN windows c ON c.series_id = b.sid AND c.start = b.last
@@ -281,6 +304,9 @@ class SqliteHistory:
             version = self._check_version(conn)
             for migration in MIGRATIONS[version:]:
                 migration(conn)
+            if 0 < version < HOURS_CHANGED:
+                for (sid,) in conn.execute("SELECT id FROM series").fetchall():
+                    _rebuild_hours(conn, sid, -(2**62), 2**62)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -328,6 +354,10 @@ class SqliteHistory:
                         r.cap,
                         r.ticks,
                         r.kind,
+                        r.quote,
+                        r.vwap,
+                        r.traded,
+                        r.trades,
                     )
                 )
             before = conn.total_changes
@@ -343,11 +373,13 @@ class SqliteHistory:
 
     def write_rows(self, source: str, coin: str, symbol: str, rows: Sequence[tuple]) -> None:  # type: ignore[type-arg]
         """Bulk load (benchmarks): rows as (start, open, high, low, close, avg_price, change,
-        volume, cap, ticks, kind), one transaction."""
+        volume, cap, ticks, kind[, quote, vwap, traded, trades]), one transaction; the trade
+        fields are null when left out."""
         conn = self._write_connection()
         conn.execute("BEGIN IMMEDIATE")
         sid = self._series_id(conn, source, coin, symbol)
-        conn.executemany(_UPSERT, [(sid, *row) for row in rows])
+        pad = (None,) * _UPSERT_FIELDS
+        conn.executemany(_UPSERT, [(sid, *row, *pad[len(row) :]) for row in rows])
         _rebuild(conn, ((sid, row[0]) for row in rows))
         conn.execute("COMMIT")
 

@@ -29,8 +29,9 @@ def windows(draw: Any) -> list[WindowRow]:
     slots = draw(st.sets(st.integers(-200, 3000), min_size=1, max_size=120))
     rows = []
     for slot in slots:
-        prices = draw(st.lists(st.floats(0.01, 1e6), min_size=4, max_size=4))
+        prices = draw(st.lists(st.floats(0.01, 1e6), min_size=5, max_size=5))
         low, high = min(prices), max(prices)
+        trades = draw(st.none() | st.integers(1, 10_000))  # windows with and without trades
         rows.append(
             WindowRow(
                 start=T0 + 30 * slot,
@@ -44,6 +45,10 @@ def windows(draw: Any) -> list[WindowRow]:
                 cap=draw(st.none() | st.floats(0, 1e13)),
                 ticks=draw(st.integers(1, 1000)),
                 kind=draw(st.sampled_from([0, 1])),
+                quote=draw(st.sampled_from([None, "USD", "USDT"])),
+                vwap=prices[3] if trades else None,
+                traded=draw(st.floats(1e-8, 1e9)) if trades else None,
+                trades=trades,
             )
         )
     return rows
@@ -68,6 +73,13 @@ def brute_force(rows: list[WindowRow], interval: int) -> list[dict[str, Any]]:
         )
         caps = [r.cap for r in inside if r.cap is not None]
         volumes = [r.volume for r in inside if r.volume is not None]
+        traded = [r for r in inside if r.traded]  # the candle rule: windows with traded > 0
+        volume = sum(r.traded for r in traded if r.traded) if traded else None
+        vwap = (
+            sum(r.vwap * r.traded for r in traded if r.vwap and r.traded) / volume
+            if volume
+            else None
+        )
         out.append(
             {
                 "start": b,
@@ -85,6 +97,9 @@ def brute_force(rows: list[WindowRow], interval: int) -> list[dict[str, Any]]:
                 "volatility": classify.volatility(change),
                 "trend": classify.trend(change),
                 "kind": "backfill" if all(r.kind == 1 for r in inside) else "live",
+                "vwap": vwap,
+                "traded_volume": volume,
+                "trade_count": sum(r.trades or 0 for r in traded) if traded else None,
             }
         )
     return out
@@ -96,13 +111,16 @@ def as_dict(candle: CandleRow) -> dict[str, Any]:
     return out
 
 
+SUMS = ("avg_price", "avg_change_24h", "vwap", "traded_volume")
+
+
 def assert_same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
     """Equal; sums of floats may differ in the last bits with the order they were added in."""
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
         assert g.keys() == w.keys()
         for key in g:
-            if isinstance(w[key], float) and key in ("avg_price", "avg_change_24h"):
+            if isinstance(w[key], float) and key in SUMS:
                 assert math.isclose(g[key], w[key], rel_tol=1e-12, abs_tol=1e-12), key
             else:
                 assert g[key] == w[key], key
@@ -140,3 +158,34 @@ def test_the_default_interval_gives_at_most_max_points() -> None:
 def test_sparklines_get_about_48_points() -> None:
     assert interval_for_points(86_400, 48) == "15m"  # 96 points; 1 h would give 24
     assert interval_for_points(7 * 86_400, 48) == "4h"  # 42 points
+
+
+def test_the_vwap_of_a_candle_weights_each_window_by_its_traded_volume() -> None:
+    def row(start: int, price: float, traded: float | None, trades: int | None = None) -> WindowRow:
+        vwap = price if traded else None
+        return WindowRow(
+            start,
+            price,
+            price,
+            price,
+            price,
+            price,
+            None,
+            None,
+            None,
+            5,
+            0,
+            "USDT",
+            vwap,
+            traded,
+            trades or (3 if traded else None),
+        )
+
+    rows = [row(T0, 10.0, 1.0), row(T0 + 30, 20.0, 3.0, 7), row(T0 + 60, 40.0, None)]
+    (candle,) = rollup(rows, 3600)
+    assert candle.vwap == (10.0 * 1 + 20.0 * 3) / 4  # the ticker-only window has no weight
+    assert (candle.traded_volume, candle.trade_count, candle.tick_count) == (4.0, 10, 15)
+    assert candle.avg_price == (10.0 + 20.0 + 40.0) / 3  # every window, by ticks, as before
+    (none,) = rollup([row(T0, 40.0, None)], 60)
+    assert (none.vwap, none.traded_volume, none.trade_count) == (None, None, None)
+    assert none.as_candle().vwap is None

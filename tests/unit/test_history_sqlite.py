@@ -8,7 +8,7 @@ import random
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, astuple
 from datetime import timedelta
 from pathlib import Path
 
@@ -127,13 +127,17 @@ def test_reads_from_other_threads_while_a_write_runs(store: SqliteHistory) -> No
     assert seen == [1]  # WAL: the reader saw the last committed state, without waiting
 
 
-def random_windows(rng: random.Random, coin: str, count: int) -> list[WindowAggregate]:
-    """Random consistent 30 s windows at random slots over ~2 days (gaps), some backfill."""
+def random_windows(
+    rng: random.Random, coin: str, count: int, *, with_trades: bool = True
+) -> list[WindowAggregate]:
+    """Random consistent 30 s windows at random slots over ~2 days (gaps), some backfill, some
+    with trades."""
     out = []
     for slot in rng.sample(range(-3000, 3000), count):
         p = sorted(rng.uniform(0.001, 1e5) for _ in range(4))
         low, a, b, high = p
         start = T0 + slot * WINDOW
+        trades = rng.choice([None, rng.randint(1, 5000)]) if with_trades else None
         out.append(
             WindowAggregate(
                 source="simulated",
@@ -154,6 +158,10 @@ def random_windows(rng: random.Random, coin: str, count: int) -> list[WindowAggr
                 trend="➡️ Stable",
                 final=True,
                 kind=rng.choice(["live", "live", "backfill"]),
+                quote=rng.choice([None, "USDT"]) if with_trades else None,
+                vwap=rng.uniform(low, high) if trades else None,
+                traded_volume=rng.uniform(1e-6, 1e6) if trades else None,
+                trade_count=trades,
             )
         )
     return out
@@ -163,7 +171,8 @@ def assert_same(got: list[CandleRow], want: list[CandleRow]) -> None:
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
         gd, wd = asdict(g), asdict(w)
-        for key in ("avg_price", "avg_change_24h"):  # sums: the order of addition differs
+        for key in ("avg_price", "avg_change_24h", "vwap", "traded_volume"):  # sums: the
+            # order of addition differs
             a, b = gd.pop(key), wd.pop(key)
             assert (a is None and b is None) or math.isclose(a, b, rel_tol=1e-12), key
         assert gd == wd
@@ -217,16 +226,84 @@ def test_sql_candles_equal_rollup_on_random_windows(store: SqliteHistory, seed: 
     check_every_interval(store, rng, remaining)
 
 
-def test_the_hours_migration_fills_from_existing_windows(tmp_path: Path) -> None:
+V2_UPSERT = """INSERT INTO windows
+    (series_id, start, open, high, low, close, avg_price, change, volume, cap, ticks, kind)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def old_file(path: Path, version: int, windows: list[WindowAggregate]) -> None:
+    """A file as `version` (1 or 2) wrote it: its tables (migrations only ever append, so the
+    first ones are that version's) and its windows, without trade columns."""
+    from cryptopulse.history.sqlite import MIGRATIONS
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:version]:
+        migration(conn)
+    conn.execute("INSERT INTO series VALUES (1, 'simulated', 'bitcoin', 'bit')")
+    conn.executemany(V2_UPSERT, [(1, *astuple(row_of(w))[:11]) for w in windows])
+    if version == 2:  # an hour as version 2 summed it (stale on purpose: rebuilt)
+        conn.execute(
+            "INSERT INTO hours VALUES (1, ?, 1, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL, 1, 0)",
+            (int(T0.timestamp()),),
+        )
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.close()
+
+
+def test_a_version_1_file_gets_its_hours_filled_from_its_windows(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
-    store = SqliteHistory(path)
-    data = random_windows(random.Random(7), "bitcoin", 500)
-    store.write(data)
-    conn = store._write_connection()
-    conn.execute("DROP TABLE hours")  # as a version-1 file had it
-    conn.execute("PRAGMA user_version = 1")
-    store.close()
+    data = random_windows(random.Random(7), "bitcoin", 500, with_trades=False)
+    old_file(path, 1, data)
     migrated = SqliteHistory(path)
-    assert migrated.schema_version() == SCHEMA_VERSION == 2
+    assert migrated.schema_version() == SCHEMA_VERSION == 3
     check_every_interval(migrated, random.Random(1), data)
     migrated.close()
+
+
+def test_a_version_2_file_migrates_in_place_and_takes_windows_of_trades(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    old = random_windows(random.Random(3), "bitcoin", 400, with_trades=False)
+    old_file(path, 2, old)
+
+    store = SqliteHistory(path)
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.count() == len(old)  # nothing lost
+    columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(windows)")}
+    assert {"quote", "vwap", "traded", "trades"} <= columns
+    check_every_interval(store, random.Random(4), old)  # hours rebuilt from the windows
+    candles = store.candles("simulated", "bitcoin", 3600, T0 - DAY, T0 + DAY)
+    assert candles and all(c.vwap is None and c.trade_count is None for c in candles)
+
+    # Windows of trades written after the migration roll up with the old ones.
+    held = {w.window_start: w for w in old}
+    new = random_windows(random.Random(5), "bitcoin", 400)
+    store.write(new)
+    for w in new:
+        if w.window_start not in held or w.kind == "live" or held[w.window_start].kind != "live":
+            held[w.window_start] = w
+    check_every_interval(store, random.Random(6), list(held.values()))
+    assert any(
+        c.trade_count for c in store.candles("simulated", "bitcoin", 3600, T0 - DAY, T0 + DAY)
+    )
+    store.close()
+
+
+def test_a_window_of_trades_round_trips_and_a_candle_rolls_its_vwap(store: SqliteHistory) -> None:
+    store.write(
+        [
+            window(price=10.0, trades=2, quote="USDT"),  # 1.0 traded at 10
+            window("bitcoin", 1, price=20.0, trades=6, quote="USDT"),  # 3.0 traded at 20
+            window("bitcoin", 2, price=40.0),  # a ticker-only window: no weight
+        ]
+    )
+    row = store._reader().execute("SELECT quote, vwap, traded, trades FROM windows").fetchone()
+    assert row == ("USDT", 10.0, 1.0, 2)
+    (candle,) = store.candles("simulated", "bitcoin", 3600, T0, T0 + DAY)  # the hours table
+    assert (candle.vwap, candle.traded_volume, candle.trade_count) == (17.5, 4.0, 8)
+    (short,) = store.candles("simulated", "bitcoin", 900, T0, T0 + DAY)  # from the windows
+    assert (short.vwap, short.traded_volume, short.trade_count) == (17.5, 4.0, 8)
+    assert candle.as_candle().vwap == 17.5
+    # A repeated final without trades replaces the trade figures too.
+    store.write([window(price=10.0), window("bitcoin", 1, price=20.0)])
+    (candle,) = store.candles("simulated", "bitcoin", 3600, T0, T0 + DAY)
+    assert (candle.vwap, candle.traded_volume, candle.trade_count) == (None, None, None)
