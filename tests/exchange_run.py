@@ -1,4 +1,5 @@
-"""What the exchange streams' integration tests share: a source published by a real producer."""
+"""What the exchange streams' integration tests share: a source (one exchange, or several at
+once) published by a real producer, and `cryptopulse produce` / `record` run as a user runs them."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
 from cryptopulse.producer import Runner, StatusReporter, TickProducer, publish_source
 from cryptopulse.schema import SourceState, SourceStatus
+from cryptopulse.sources import Source, source_names
+from cryptopulse.sources.combined import CombinedSource
 from cryptopulse.sources.exchanges import ExchangeSource
 from cryptopulse.sources.exchanges.protocol import ExchangeProtocol
 from cryptopulse.sources.exchanges.stream import StreamRules
@@ -21,17 +24,24 @@ from cryptopulse.status import StatusTracker
 from tests.kafka_helpers import read_to_end
 
 
-class Run:
-    """An exchange source and a producer running in a thread, as `produce` runs them; the
-    statuses recorded as they are sent."""
+class Running(Source, Protocol):
+    @property
+    def running(self) -> bool: ...
 
-    def __init__(self, source: ExchangeSource, producer: TickProducer) -> None:
+
+S = TypeVar("S", bound=Running)
+
+
+class Run(Generic[S]):
+    """An exchange source (or several, combined) and a producer running in a thread, as
+    `produce` runs them; the statuses recorded as they are sent."""
+
+    def __init__(self, source: S, producer: TickProducer) -> None:
         self.source = source
         self.producer = producer
         self.statuses: list[SourceStatus] = []
-        self.reporter = StatusReporter(
-            StatusTracker(source.name, unreachable_after=60.0), self._status, interval=60.0
-        )
+        trackers = [StatusTracker(n, unreachable_after=60.0) for n in source_names(source)]
+        self.reporter = StatusReporter(trackers, self._status, interval=60.0)
         self.runner: Runner = publish_source(source, producer, status=self.reporter)
         self._thread = threading.Thread(target=self.runner.run, daemon=True)
 
@@ -39,7 +49,7 @@ class Run:
         self.statuses.append(status)
         self.producer.publish_status(status)
 
-    def start(self) -> Run:
+    def start(self) -> Run[S]:
         self.producer.start()
         self.reporter.start()
         self._thread.start()
@@ -57,11 +67,19 @@ class Run:
     @property
     def states(self) -> list[SourceState]:
         """The states in the order they were published, repeats folded."""
+        return self.states_of(self.source.name)
+
+    def states_of(self, source: str) -> list[SourceState]:
+        """One source's states in the order they were published, repeats folded."""
         states: list[SourceState] = []
         for status in self.statuses:
-            if not states or states[-1] != status.state:
+            if status.source == source and (not states or states[-1] != status.state):
                 states.append(status.state)
         return states
+
+    def sent_by(self, source: str) -> int:
+        """Ticks of one source handed to Kafka."""
+        return self.producer.metrics.snapshot().source_sent[source]
 
     @property
     def sent(self) -> int:
@@ -78,10 +96,21 @@ class Runs:
     def __init__(self, bootstrap: str, new_topic: Callable[..., str]) -> None:
         self.bootstrap = bootstrap
         self.new_topic = new_topic
-        self.started: list[Run] = []
+        self.started: list[Run[Any]] = []
 
-    def start(self, protocol: ExchangeProtocol, rules: StreamRules, **options: Any) -> Run:
-        source = ExchangeSource(protocol, rules, flush_interval=0.1, **options)
+    def start(
+        self, protocol: ExchangeProtocol, rules: StreamRules, **options: Any
+    ) -> Run[ExchangeSource]:
+        return self._run(ExchangeSource(protocol, rules, flush_interval=0.1, **options))
+
+    def start_several(
+        self, protocols: Sequence[ExchangeProtocol], rules: StreamRules
+    ) -> Run[CombinedSource]:
+        """The exchanges at once in one producer, as `produce --source a,b` runs them."""
+        sources = [ExchangeSource(p, rules, flush_interval=0.1) for p in protocols]
+        return self._run(CombinedSource(sources))
+
+    def _run(self, source: S) -> Run[S]:
         producer = TickProducer(
             self.bootstrap,
             self.new_topic("ticks"),
@@ -98,7 +127,7 @@ class Runs:
                 run.stop()
 
 
-def records(run: Run) -> list[dict[str, Any]]:
+def records(run: Run[Any]) -> list[dict[str, Any]]:
     """The ticks a run published, each keyed by its coin."""
     out = []
     for key, raw in read_to_end(run.producer.bootstrap, run.producer.topic):
@@ -113,18 +142,36 @@ def produce(
 ) -> subprocess.CompletedProcess[str]:
     """`cryptopulse produce --source <exchange>` as a user runs it (40 ticks of bitcoin and
     ethereum, at most 60 s), the exchange's URL from the environment."""
+    return cli(
+        "produce", {exchange: ws_url}, folder,
+        "--bootstrap", bootstrap, "--topic", topic, status_topic=status_topic,
+    )  # fmt: skip
+
+
+def cli(
+    command: str,
+    urls: Mapping[str, str],
+    folder: Path,
+    *options: str,
+    max_ticks: int = 40,
+    status_topic: str | None = None,
+    source: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`cryptopulse <command> --source <the urls' sources>` as a user runs it (`max_ticks` of
+    bitcoin and ethereum, at most 60 s), each source's URL from the environment (an exchange's
+    WebSocket, CoinGecko's API root); `source` instead of theirs (replay)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        CRYPTOPULSE_DATA_DIR=str(folder / "data"),
-        CRYPTOPULSE_KAFKA__TOPIC_STATUS=status_topic,
-        **{f"CRYPTOPULSE_PRODUCER__{exchange.upper()}__WS_URL": ws_url},
-    )
+    env.update(PYTHONUNBUFFERED="1", CRYPTOPULSE_DATA_DIR=str(folder / "data"))
+    if status_topic is not None:
+        env["CRYPTOPULSE_KAFKA__TOPIC_STATUS"] = status_topic
+    for name, url in urls.items():
+        setting = "COINGECKO_BASE_URL" if name == "coingecko" else f"{name.upper()}__WS_URL"
+        env[f"CRYPTOPULSE_PRODUCER__{setting}"] = url
     return subprocess.run(
         [
-            sys.executable, "-m", "cryptopulse.cli", "produce", "--source", exchange,
-            "--coins", "bitcoin,ethereum", "--max-ticks", "40", "--duration", "60",
-            "--bootstrap", bootstrap, "--topic", topic,
+            sys.executable, "-m", "cryptopulse.cli", command, "--source", source or ",".join(urls),
+            "--coins", "bitcoin,ethereum", "--max-ticks", str(max_ticks), "--duration", "60",
+            *options,
         ],
         cwd=folder, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
