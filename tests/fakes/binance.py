@@ -9,6 +9,13 @@ one per symbol, prices on a small walk) and each `@miniTicker` / `@ticker` its 2
 enforced as Binance does: a client that sends more than 5 messages in a second, or subscribes to
 more than 1,024 streams, is disconnected.
 
+For load (bench/bench_exchange.py: 5,000 trades/s over 100 symbols), `trade_rate` gives each
+trade stream that many trades a second, paced by the clock rather than by sleeps (a late tick
+sends what fell due), and `markets_for(symbols)` makes markets for any Binance symbols from
+rough late-2024 prices. Each tick of a connection's loop writes all its frames at once (one
+socket write, one drain), and the trades' times are kept compactly per symbol (`trade_times`,
+8 bytes a trade; `keep_trades=False` drops the full payloads that tests inspect).
+
 Switches for tests, callable from any thread: `drop()` (every connection cut, no close frame),
 `silence(True)` (connections stay open, nothing is sent), `shutdown_notice()` (a
 `serverShutdown` event; the connection stays open, as Binance's does for a while), `send_raw()`
@@ -20,8 +27,11 @@ sent is recorded for assertions.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -44,6 +54,63 @@ MARKETS: dict[str, tuple[float, float, float]] = {
     "ETHUSDT": (3398.12, 3321.4, 1.9e9),
     "SOLUSDT": (241.77, 257.3, 6.2e8),
 }
+
+
+# Rough late-2024 prices (USD) of the coin table's other Binance symbols; the defaults' come
+# from cryptopulse/coins.py. Only for plausible figures in load runs.
+START_PRICES: dict[str, float] = {
+    "USDCUSDT": 1.0, "TRXUSDT": 0.25, "LTCUSDT": 100.0, "SHIBUSDT": 0.000022, "BCHUSDT": 450.0,
+    "XLMUSDT": 0.40, "UNIUSDT": 13.0, "NEARUSDT": 5.5, "POLUSDT": 0.50, "ICPUSDT": 10.0,
+    "TONUSDT": 5.5, "ATOMUSDT": 6.5, "ETCUSDT": 27.0, "APTUSDT": 10.0, "SUIUSDT": 4.0,
+    "VETUSDT": 0.045, "THETAUSDT": 2.0, "NEOUSDT": 14.0, "IOTAUSDT": 0.30, "EGLDUSDT": 35.0,
+    "HBARUSDT": 0.28, "FILUSDT": 5.5, "ALGOUSDT": 0.40, "AAVEUSDT": 340.0, "MKRUSDT": 1600.0,
+    "GRTUSDT": 0.22, "XTZUSDT": 1.3, "SANDUSDT": 0.60, "MANAUSDT": 0.55, "AXSUSDT": 7.0,
+    "CHZUSDT": 0.10, "QNTUSDT": 110.0, "FLOWUSDT": 0.80, "ZECUSDT": 55.0, "DASHUSDT": 40.0,
+    "CRVUSDT": 0.90, "LDOUSDT": 1.8, "ARBUSDT": 0.80, "OPUSDT": 2.0, "INJUSDT": 25.0,
+    "RENDERUSDT": 7.5, "STXUSDT": 1.8, "IMXUSDT": 1.3, "PEPEUSDT": 0.000018, "BONKUSDT": 0.00003,
+    "FLOKIUSDT": 0.00017, "WIFUSDT": 2.2, "ENAUSDT": 1.0, "TIAUSDT": 5.5, "SEIUSDT": 0.45,
+    "JUPUSDT": 0.85, "PYTHUSDT": 0.35, "WLDUSDT": 2.3, "FETUSDT": 1.3, "RUNEUSDT": 5.0,
+    "GALAUSDT": 0.035, "ENJUSDT": 0.25, "BATUSDT": 0.25, "1INCHUSDT": 0.40, "COMPUSDT": 80.0,
+    "YFIUSDT": 8000.0, "SUSHIUSDT": 1.3, "SNXUSDT": 2.2, "ZILUSDT": 0.022, "KSMUSDT": 30.0,
+    "QTUMUSDT": 3.0, "ICXUSDT": 0.17, "ONTUSDT": 0.22, "RVNUSDT": 0.020, "ONEUSDT": 0.025,
+    "ANKRUSDT": 0.035, "IOTXUSDT": 0.045, "HOTUSDT": 0.0025, "CKBUSDT": 0.011, "CELOUSDT": 0.75,
+    "KAVAUSDT": 0.45, "CAKEUSDT": 2.5, "TWTUSDT": 1.2, "CFXUSDT": 0.17, "APEUSDT": 1.3,
+    "GMXUSDT": 27.0, "BLURUSDT": 0.30, "MASKUSDT": 2.8, "RPLUSDT": 12.0, "SSVUSDT": 25.0,
+    "WOOUSDT": 0.22, "JASMYUSDT": 0.035, "COTIUSDT": 0.12, "STORJUSDT": 0.55, "SKLUSDT": 0.05,
+    "ARUSDT": 18.0, "MINAUSDT": 0.65, "ASTRUSDT": 0.065, "ZKUSDT": 0.20, "STRKUSDT": 0.50,
+    "NOTUSDT": 0.007, "TAOUSDT": 480.0, "ENSUSDT": 40.0, "LRCUSDT": 0.20, "ZENUSDT": 15.0,
+    "BANDUSDT": 1.4, "API3USDT": 1.6, "UMAUSDT": 3.0, "KNCUSDT": 0.55, "LPTUSDT": 15.0,
+    "LUNAUSDT": 0.45, "LUNCUSDT": 0.00012, "WUSDT": 0.28, "PENDLEUSDT": 5.0, "PAXGUSDT": 2650.0,
+    "AXLUSDT": 0.85, "ARKMUSDT": 1.8, "BOMEUSDT": 0.008, "EIGENUSDT": 3.5, "JTOUSDT": 3.0,
+    "ALTUSDT": 0.15, "MANTAUSDT": 0.90, "DYMUSDT": 1.5, "RONUSDT": 2.3, "RLCUSDT": 2.2,
+    "ZRXUSDT": 0.55,
+}  # fmt: skip
+
+
+def markets_for(symbols: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """Markets for these Binance symbols: (price, 24 h open, 24 h quote volume), the price from
+    the coin table's defaults or START_PRICES (1.0 when unknown), the 24 h change spread over
+    -6 %..+6 % and the volume over 10-100 M so that windows differ from coin to coin."""
+    from cryptopulse.coins import COINS
+
+    known = {
+        c.listings["binance"].symbol: c.market.price
+        for c in COINS
+        if c.market is not None and "binance" in c.listings
+    }
+    found: dict[str, tuple[float, float, float]] = {}
+    for i, symbol in enumerate(symbols):
+        price = MARKETS[symbol][0] if symbol in MARKETS else known.get(symbol)
+        price = price or START_PRICES.get(symbol, 1.0)
+        found[symbol] = (price, price / (1 + ((i * 37) % 13 - 6) / 100), 1e7 * (1 + (i * 7) % 10))
+    return found
+
+
+def _walk(price: float, step: int) -> float:
+    """The next price of the walk, kept to a few significant digits (2 decimals from 100 up, as
+    before; more below, so that a price of 0.00002 never rounds to 0)."""
+    moved = price * (1 + 0.0001 * ((step % 7) - 3))
+    return round(moved, 2 if price >= 100 else min(8, 4 - math.floor(math.log10(price))))
 
 
 @dataclass
@@ -143,13 +210,24 @@ class FakeBinance(FakeWebSocketServer["Connection"]):
         trade_interval: float = 0.05,
         ticker_interval: float = 1.0,
         markets: dict[str, tuple[float, float, float]] | None = None,
+        trade_rate: float | None = None,
+        tick: float = 0.01,
+        keep_trades: bool = True,
     ) -> None:
+        """`trade_rate`: trades a second per trade stream, paced by the clock every `tick`
+        seconds (None: one trade per stream every `trade_interval`). `keep_trades=False`: only
+        `trade_times` is kept, not every payload (a load run would hold hundreds of MB)."""
         super().__init__()
         self.trade_interval = trade_interval
         self.ticker_interval = ticker_interval
+        self.trade_rate = trade_rate
+        self.tick = tick
+        self.keep_trades = keep_trades
         self.markets = dict(markets or MARKETS)
         self.connections: list[Connection] = []
         self.trades_sent: list[dict[str, Any]] = []
+        self.trade_times: dict[str, array[int]] = {s: array("q") for s in self.markets}
+        self.frames_sent = 0
         self._next_id = dict.fromkeys(self.markets, 1000)
         self._step = 0
         self._refuse = 0
@@ -234,7 +312,7 @@ class FakeBinance(FakeWebSocketServer["Connection"]):
             request = orjson.loads(message)
             method, request_id = request["method"], request["id"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            await ws.send(orjson.dumps({"code": 3, "msg": "Invalid JSON: expected value"}))
+            await self._reply(ws, orjson.dumps({"code": 3, "msg": "Invalid JSON: expected value"}))
             return True
         conn.subscribes.append((now, request))
         params = request.get("params", [])
@@ -244,53 +322,84 @@ class FakeBinance(FakeWebSocketServer["Connection"]):
                 conn.close_reason = "too many streams"
                 await ws.close(1008, "Too many streams")
                 return False
-            await ws.send(orjson.dumps({"result": None, "id": request_id}))
+            await self._reply(ws, orjson.dumps({"result": None, "id": request_id}))
         elif method == "UNSUBSCRIBE":
             conn.streams = [s for s in conn.streams if s not in params]
-            await ws.send(orjson.dumps({"result": None, "id": request_id}))
+            await self._reply(ws, orjson.dumps({"result": None, "id": request_id}))
         elif method == "LIST_SUBSCRIPTIONS":
-            await ws.send(orjson.dumps({"result": conn.streams, "id": request_id}))
+            await self._reply(ws, orjson.dumps({"result": conn.streams, "id": request_id}))
         else:
-            await ws.send(
-                orjson.dumps({"code": 2, "msg": f"Invalid request: unknown variant {method}"})
-            )
+            unknown = {"code": 2, "msg": f"Invalid request: unknown variant {method}"}
+            await self._reply(ws, orjson.dumps(unknown))
         return True
+
+    async def _reply(self, ws: ServerConnection, data: bytes) -> None:
+        await ws.send(data, text=True)  # Binance's frames are text
 
     async def _send_loop(self, ws: ServerConnection, conn: Connection) -> None:
         last_ticker = 0.0
+        started = time.monotonic()
+        due_sent = 0  # trades per trade stream sent so far (rate mode)
         while True:
-            await asyncio.sleep(self.trade_interval)
-            if self._silent:
-                continue
-            frames: list[bytes] = []
+            await asyncio.sleep(self.tick if self.trade_rate else self.trade_interval)
             now = time.monotonic()
+            trades = 1
+            if self.trade_rate:  # what fell due since the start, so sleeps never slow the rate
+                if not conn.streams:  # counted from the first subscription, not the handshake
+                    started = now
+                due = int((now - started) * self.trade_rate)
+                trades, due_sent = due - due_sent, due
+            if self._silent:  # what falls due while silent is never sent
+                continue
             tickers = now - last_ticker >= self.ticker_interval
             if tickers:
                 last_ticker = now
+            frames = self._frames(conn, trades, tickers)
+            if frames:
+                await self._send_all(ws, frames)
+
+    def _frames(self, conn: Connection, trades: int, tickers: bool) -> list[bytes]:
+        """This tick's frames: `trades` per trade stream, a ticker per ticker stream if due."""
+        frames: list[bytes] = []
+        at_ms = int(time.time() * 1000)
+        with self._lock:
             for stream in list(conn.streams):
-                payload = self._payload(stream, tickers)
-                if payload is not None:
+                is_trade = stream.partition("@")[2] in ("trade", "aggTrade")
+                for _ in range(trades if is_trade else 1):
+                    payload = self._payload(stream, tickers, at_ms)
+                    if payload is None:
+                        break
                     data = {"stream": stream, "data": payload} if conn.combined else payload
                     frames.append(orjson.dumps(data))
-            for frame in frames:
-                await ws.send(frame)
+        return frames
 
-    def _payload(self, stream: str, tickers: bool) -> dict[str, Any] | None:
+    async def _send_all(self, ws: ServerConnection, frames: list[bytes]) -> None:
+        """All of a tick's frames, as text frames (Binance's), in one write and one drain."""
+        try:
+            async with ws.send_context():
+                for frame in frames:
+                    ws.protocol.send_text(frame)
+        except ConnectionClosed:
+            return
+        self.frames_sent += len(frames)
+
+    def _payload(self, stream: str, tickers: bool, at_ms: int) -> dict[str, Any] | None:
+        """One event for `stream` (None: none due); called with the lock held."""
         name, _, kind = stream.partition("@")
         symbol = name.upper()
         if symbol not in self.markets:
             return None
         price, open_, volume = self.markets[symbol]
-        at_ms = int(time.time() * 1000)
         if kind in ("trade", "aggTrade"):
-            with self._lock:
-                self._step += 1
-                trade_id = self._next_id[symbol]
-                self._next_id[symbol] = trade_id + 1
-                price = round(price * (1 + 0.0001 * ((self._step % 7) - 3)), 2)
-                self.markets[symbol] = (price, open_, volume)
-                qty = f"{0.001 * (1 + self._step % 50):.8f}"
-                payload = trade_payload(kind, symbol, trade_id, f"{price:.8f}", qty, at_ms)
+            self._step += 1
+            trade_id = self._next_id[symbol]
+            self._next_id[symbol] = trade_id + 1
+            price = _walk(price, self._step)
+            self.markets[symbol] = (price, open_, volume)
+            qty = f"{0.001 * (1 + self._step % 50):.8f}"
+            payload = trade_payload(kind, symbol, trade_id, f"{price:.8f}", qty, at_ms)
+            self.trade_times[symbol].append(at_ms)
+            if self.keep_trades:
                 self.trades_sent.append(payload)
             return payload
         if kind in ("miniTicker", "ticker") and tickers:
