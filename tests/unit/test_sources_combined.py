@@ -3,6 +3,9 @@ the combined source's bookkeeping (tags, order, per-source counters and statuses
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -284,3 +287,35 @@ def test_a_source_that_ends_leaves_the_others_running(tmp_path: Path) -> None:
 def test_the_same_source_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="distinct"):
         CombinedSource([_simulated(1), _simulated(1)])
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "source", "message"),
+    [
+        ("produce", "binance,binance", "'binance' is given twice"),
+        ("record", "binance,nasdaq", "unknown source 'nasdaq'"),
+        ("up", "replay,binance", "replay runs alone"),
+    ],
+)
+def test_a_bad_source_list_on_the_command_line_exits_2_before_anything_starts(
+    command: str, source: str, message: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
+    env["CRYPTOPULSE_DATA_DIR"] = str(tmp_path / "data")
+    args = [sys.executable, "-m", "cryptopulse.cli", command, "--source", source]
+    if command == "record":
+        args += ["--output", str(tmp_path / "c.jsonl")]
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in " ".join(done.stderr.split())  # rich wraps long lines
+    assert not (tmp_path / "c.jsonl").exists() and not (tmp_path / "data" / "run").exists()
+
+
+def test_up_hands_the_source_list_to_its_children() -> None:
+    from cryptopulse.cli import _up_env
+
+    env = _up_env({"producer__source": "binance,coinbase"})
+    assert env["CRYPTOPULSE_PRODUCER__SOURCE"] == "binance,coinbase"
