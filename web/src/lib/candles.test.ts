@@ -4,12 +4,14 @@ import {
   candlePoint,
   combine,
   firstLive,
+  hasTrades,
   holdWindows,
   keepFrom,
   lastRange,
   mergeCandles,
   rollup,
   windowCandle,
+  withGaps,
   type CandlePoint,
 } from "./candles";
 import type { WindowPoint } from "./types";
@@ -225,5 +227,132 @@ describe("candlePoint", () => {
     expect(candlePoint({ ...candle(0, MIN5), end: new Date(T0 - 1).toISOString() })).toBeNull();
     expect(candlePoint(candle(0, MIN5))?.changeTicks).toBe(10);
     expect(candlePoint(candle(0, MIN5, { avg_change_24h: null }))?.changeTicks).toBe(0);
+  });
+});
+
+describe("trades in candles", () => {
+  /** Ten windows of one 5 min bucket; windows 2, 3 and 7 hold no trades (ticker ticks only). */
+  function tradedWindows(bucket = 0): WindowPoint[] {
+    return Array.from({ length: 10 }, (_, k) => {
+      const i = bucket * 10 + k;
+      const traded = ![2, 3, 7].includes(k);
+      return point("bitcoin", i, {
+        open: 100,
+        close: 100,
+        high: 120,
+        low: 90,
+        avg_price: 100,
+        vwap: traded ? 95 + k : null,
+        traded_volume: traded ? 0.5 + k : null,
+        trade_count: traded ? 3 + k : null,
+      });
+    });
+  }
+  const traded = (ws: WindowPoint[]) => ws.filter((w) => w.traded_volume != null);
+  const expected = (ws: WindowPoint[]) => {
+    const t = traded(ws);
+    const volume = t.reduce((n, w) => n + (w.traded_volume ?? 0), 0);
+    return {
+      vwap: t.reduce((s, w) => s + (w.vwap ?? 0) * (w.traded_volume ?? 0), 0) / volume,
+      traded_volume: volume,
+      trade_count: t.reduce((n, w) => n + (w.trade_count ?? 0), 0),
+    };
+  };
+
+  it("weights the VWAP by traded volume, sums volume and trades, over the windows that traded", () => {
+    const ws = tradedWindows();
+    const [c] = rollup(ws, MIN5);
+    const e = expected(ws);
+    expect(c?.vwap).toBeCloseTo(e.vwap, 10);
+    expect(c?.traded_volume).toBeCloseTo(e.traded_volume, 10);
+    expect(c?.trade_count).toBe(e.trade_count);
+    // Not the plain mean of the windows' VWAPs: the volume weights it.
+    const plain = traded(ws).reduce((s, w) => s + (w.vwap ?? 0), 0) / traded(ws).length;
+    expect(Math.abs((c?.vwap ?? 0) - plain)).toBeGreaterThan(0.1);
+  });
+
+  it("is null when no window traded, and keeps a lone window's figures", () => {
+    const ticker = bucketWindows(); // no trade fields at all
+    expect(rollup(ticker, MIN5).map((c) => [c.vwap, c.traded_volume, c.trade_count])).toEqual([[null, null, null]]);
+    const ws = tradedWindows();
+    const quiet = rollup(ws.slice(2, 4), MIN5)[0];
+    expect([quiet?.vwap, quiet?.traded_volume, quiet?.trade_count]).toEqual([null, null, null]);
+    const one = rollup(ws.slice(3, 5), MIN5)[0]; // a window without trades, then one with
+    expect([one?.vwap, one?.traded_volume, one?.trade_count]).toEqual([99, 4.5, 7]);
+  });
+
+  it("gives the same trade figures however the windows were grouped", () => {
+    const parts = tradedWindows().map((w) => windowCandle(w, MIN5));
+    const left = parts.reduce((a, b) => combine(a, b));
+    const halves = combine(
+      parts.slice(0, 4).reduce((x, y) => combine(x, y)),
+      parts.slice(4).reduce((x, y) => combine(x, y)),
+    );
+    expect(halves.vwap).toBeCloseTo(left.vwap as number, 10);
+    expect(halves.traded_volume).toBeCloseTo(left.traded_volume as number, 10);
+    expect(halves.trade_count).toBe(left.trade_count);
+  });
+
+  it("combines the boundary bucket exactly: the history's trades + the live part's = all its windows'", () => {
+    const ws = [...tradedWindows(0), ...tradedWindows(1)];
+    // The boundary cuts bucket 1 after its third window (one with trades, two without before it).
+    const boundary = T0 + 13 * WIN;
+    const history = rollup(
+      ws.filter((w) => w.startMs < boundary),
+      MIN5,
+    );
+    const live = rollup(
+      ws.filter((w) => w.startMs >= boundary),
+      MIN5,
+    );
+    const merged = mergeCandles(history, live);
+    const cut = merged[1] as CandlePoint;
+    const e = expected(ws.slice(10));
+    expect(cut.vwap).toBeCloseTo(e.vwap, 10);
+    expect(cut.traded_volume).toBeCloseTo(e.traded_volume, 10);
+    expect(cut.trade_count).toBe(e.trade_count);
+    // And with the history's side from the server (a Candle as GET /api/history sends it).
+    const server = cp(
+      candle(1, MIN5, {
+        kind: "live",
+        vwap: history[1]?.vwap ?? null,
+        traded_volume: history[1]?.traded_volume ?? null,
+        trade_count: history[1]?.trade_count ?? null,
+      }),
+    );
+    const fromServer = mergeCandles([server], live)[0] as CandlePoint;
+    expect(fromServer.vwap).toBeCloseTo(e.vwap, 10);
+    expect(fromServer.trade_count).toBe(e.trade_count);
+  });
+
+  it("keeps the live part's trades when the server's candle has none (ticker-only, or an older server)", () => {
+    const server = cp(candle(0, MIN5, { kind: "live" })); // no trade fields at all
+    expect([server.vwap, server.traded_volume, server.trade_count]).toEqual([null, null, null]);
+    const live = rollup(tradedWindows().slice(4), MIN5);
+    const merged = mergeCandles([server], live)[0] as CandlePoint;
+    expect(merged.vwap).toBeCloseTo(live[0]?.vwap as number, 12);
+    expect(merged.trade_count).toBe(live[0]?.trade_count);
+  });
+});
+
+describe("withGaps and hasTrades", () => {
+  it("puts one null where candles are missing, none between neighbours", () => {
+    const cs = [0, 1, 4, 5, 7].map((n) => cp(candle(n, MIN5)));
+    expect(withGaps(cs, MIN5).map((c) => (c === null ? null : (c.startMs - T0) / MIN5))).toEqual([
+      0,
+      1,
+      null,
+      4,
+      5,
+      null,
+      7,
+    ]);
+    expect(withGaps([], MIN5)).toEqual([]);
+  });
+
+  it("sees trades only in a candle with traded volume", () => {
+    const ticker = [0, 1].map((n) => cp(candle(n, MIN5)));
+    expect(hasTrades(ticker)).toBe(false);
+    expect(hasTrades([...ticker, cp(candle(2, MIN5, { vwap: 100, traded_volume: 0.1, trade_count: 1 }))])).toBe(true);
   });
 });

@@ -5,14 +5,24 @@
 // holds the boundary gets a part from each, combined exactly. Pure functions, unit-tested.
 import { trend, volatility } from "./classify";
 import { bucketStart } from "./range";
-import type { Candle, WindowPoint } from "./types";
+import type { Candle, WindowAggregate, WindowPoint } from "./types";
 
-/** A candle with its times parsed once. */
-export interface CandlePoint extends Candle {
+/** The trade fields of windows and candles (generated types): absent or null without trades. */
+type TradeFields = Pick<WindowAggregate & Candle, "vwap" | "traded_volume" | "trade_count">;
+/** The same, always present. */
+export type Trades = { [K in keyof TradeFields]-?: NonNullable<TradeFields[K]> | null };
+
+/** A candle with its times parsed once, and its trade fields always present (null: no trades). */
+export interface CandlePoint extends Omit<Candle, keyof Trades>, Trades {
   startMs: number;
   endMs: number;
   /** Ticks of the windows whose 24 h change is known: the weight of `avg_change_24h`. */
   changeTicks: number;
+}
+
+/** The trade fields of a window or a candle, null when absent (a ticker-only source, an older server). */
+export function trades(x: TradeFields): Trades {
+  return { vwap: x.vwap ?? null, traded_volume: x.traded_volume ?? null, trade_count: x.trade_count ?? null };
 }
 
 /** A server candle with its times parsed, or null when they do not parse. */
@@ -20,7 +30,7 @@ export function candlePoint(c: Candle): CandlePoint | null {
   const startMs = Date.parse(c.start);
   const endMs = Date.parse(c.end);
   if (!Number.isFinite(startMs) || !Number.isFinite(endMs) || endMs <= startMs) return null;
-  return { ...c, startMs, endMs, changeTicks: c.avg_change_24h === null ? 0 : c.tick_count };
+  return { ...c, ...trades(c), startMs, endMs, changeTicks: c.avg_change_24h === null ? 0 : c.tick_count };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -48,6 +58,7 @@ export function windowCandle(w: WindowPoint, intervalMs: number): CandlePoint {
     trend: w.trend,
     kind: w.kind ?? "live",
     changeTicks: w.avg_change_24h === null ? 0 : w.tick_count,
+    ...trades(w),
   };
 }
 
@@ -58,11 +69,27 @@ function weighted(a: number | null, wa: number, b: number | null, wb: number): n
 }
 
 const maxKnown = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
+const sumKnown = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : a + b);
+
+/**
+ * The VWAP of two parts: their VWAPs weighted by traded volume, over the parts that traded
+ * (volume > 0); null when neither did. The server's candle rule, so a candle is the same rolled
+ * up here or there.
+ */
+export function combineVwap(a: Trades, b: Trades): number | null {
+  const va = a.vwap !== null && (a.traded_volume ?? 0) > 0 ? (a.traded_volume as number) : 0;
+  const vb = b.vwap !== null && (b.traded_volume ?? 0) > 0 ? (b.traded_volume as number) : 0;
+  if (va === 0 && vb === 0) return null;
+  if (va === 0) return b.vwap;
+  if (vb === 0) return a.vwap;
+  return ((a.vwap as number) * va + (b.vwap as number) * vb) / (va + vb);
+}
 
 /**
  * Two parts of one bucket, `a` made of earlier windows than `b`: open of the first, close of the
  * last, max high, min low, tick-weighted price and change, last market cap, max volume, summed
- * ticks. Associative, so a candle is the same however its windows were grouped.
+ * ticks; VWAP weighted by traded volume, summed traded volume and trades (null when neither part
+ * traded). Associative, so a candle is the same however its windows were grouped.
  */
 export function combine(a: CandlePoint, b: CandlePoint): CandlePoint {
   const change = weighted(a.avg_change_24h, a.changeTicks, b.avg_change_24h, b.changeTicks);
@@ -87,6 +114,9 @@ export function combine(a: CandlePoint, b: CandlePoint): CandlePoint {
     trend: trend(change),
     kind: a.kind === "backfill" && b.kind === "backfill" ? "backfill" : "live",
     changeTicks: a.changeTicks + b.changeTicks,
+    vwap: combineVwap(a, b),
+    traded_volume: sumKnown(a.traded_volume, b.traded_volume),
+    trade_count: sumKnown(a.trade_count, b.trade_count),
   };
 }
 
@@ -176,4 +206,24 @@ export function lastRange(candles: readonly CandlePoint[], rangeMs: number): rea
   let i = 0;
   while (i < candles.length && (candles[i] as CandlePoint).startMs < from) i++;
   return i === 0 ? candles : candles.slice(i);
+}
+
+/**
+ * The candles with a null wherever one or more candles are missing (no window in that interval),
+ * so that a line drawn through them (d3's `line().defined`) breaks there: gaps stay gaps.
+ */
+export function withGaps(data: readonly CandlePoint[], intervalMs: number): (CandlePoint | null)[] {
+  const out: (CandlePoint | null)[] = [];
+  let prev: CandlePoint | undefined;
+  for (const d of data) {
+    if (prev !== undefined && d.startMs - prev.startMs > intervalMs) out.push(null);
+    out.push(d);
+    prev = d;
+  }
+  return out;
+}
+
+/** Whether any candle holds trades: the candle chart keeps a volume strip only then. */
+export function hasTrades(data: readonly CandlePoint[]): boolean {
+  return data.some((d) => (d.traded_volume ?? 0) > 0);
 }
