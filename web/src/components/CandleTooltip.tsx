@@ -1,6 +1,7 @@
-// The price charts' tooltip for one candle (inside the charts' one tooltip box, ChartTooltip).
+// The price charts' tooltip for one candle (inside the charts' one tooltip box, ChartTooltip):
+// its time, close, OHLC on the candle chart, 24 h change, and its trades when it has any.
 import type { CandlePoint } from "../lib/candles";
-import { formatDateTime, formatPercent, formatPrice, formatPriceCompact } from "../lib/format";
+import { formatCompact, formatDateTime, formatPercent, formatPrice, formatPriceCompact } from "../lib/format";
 import { ChartTooltip } from "./ChartTooltip";
 import { hhmmss } from "./priceFrame";
 
@@ -14,9 +15,25 @@ interface Props {
   ohlc: boolean;
 }
 
-export function CandleTooltip({ candle: c, x, y, chartWidth, chartHeight, ohlc }: Props) {
+/** The candle's trades, when it has any: VWAP, traded volume (base currency) and trade count. */
+function Trades({ c }: { c: CandlePoint }) {
+  if (c.vwap === null && c.traded_volume === null && c.trade_count === null) return null;
   return (
-    <ChartTooltip x={x} y={y} chartWidth={chartWidth} chartHeight={chartHeight}>
+    <div className="tooltip-trades" data-testid="tooltip-trades">
+      <div>VWAP {formatPrice(c.vwap)}</div>
+      <div>
+        Traded {formatCompact(c.traded_volume)} · {c.trade_count === null ? "—" : c.trade_count.toLocaleString("en-US")}{" "}
+        {c.trade_count === 1 ? "trade" : "trades"}
+      </div>
+    </div>
+  );
+}
+
+export function CandleTooltip({ candle: c, x, y, chartWidth, chartHeight, ohlc }: Props) {
+  // Two more lines with trades: room for them near the chart's bottom edge.
+  const boxHeight = c.traded_volume !== null || c.vwap !== null ? 160 : undefined;
+  return (
+    <ChartTooltip x={x} y={y} chartWidth={chartWidth} chartHeight={chartHeight} boxHeight={boxHeight}>
       <div className="muted">
         {formatDateTime(c.startMs)} – {hhmmss(new Date(c.endMs))}
         {c.kind === "backfill" && " · backfill"}
@@ -30,6 +47,7 @@ export function CandleTooltip({ candle: c, x, y, chartWidth, chartHeight, ohlc }
       )}
       <div className={(c.avg_change_24h ?? 0) >= 0 ? "up" : "down"}>24h {formatPercent(c.avg_change_24h)}</div>
       <div>{c.volatility}</div>
+      <Trades c={c} />
     </ChartTooltip>
   );
 }

@@ -12,12 +12,14 @@ interface Props {
   y: number;
   chartWidth: number;
   chartHeight: number;
+  /** Room the box needs in height, when it has more lines than most. */
+  boxHeight?: number;
   children: ReactNode;
 }
 
-export function ChartTooltip({ x, y, chartWidth, chartHeight, children }: Props) {
+export function ChartTooltip({ x, y, chartWidth, chartHeight, boxHeight = BOX_H, children }: Props) {
   const left = Math.min(x + OFFSET, Math.max(0, chartWidth - BOX_W));
-  const top = Math.max(0, Math.min(y + OFFSET, chartHeight - BOX_H));
+  const top = Math.max(0, Math.min(y + OFFSET, chartHeight - boxHeight));
   return (
     <div className="tooltip" role="tooltip" style={{ left, top }}>
       {children}

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { candlePoint, type CandlePoint } from "../lib/candles";
 import { candle } from "../test/fixtures";
 import { CandleChart } from "./CandleChart";
+import { CandleTooltip } from "./CandleTooltip";
 import { LineChart } from "./LineChart";
 import { Sparkline } from "./Sparkline";
 
@@ -108,5 +109,67 @@ describe("Sparkline", () => {
     expect(render([5]).querySelector("path")).toBeNull();
     expect(render([]).querySelector("svg")?.getAttribute("data-points")).toBe("0");
     expect(render([2, 2]).querySelector("path")?.getAttribute("d")).toBe("M1.5,10L98.5,10");
+  });
+});
+
+describe("CandleChart with trades", () => {
+  /** Candles 0..5 with trades except 2 (ticker only); candle 4 is missing (no window). */
+  const traded = [0, 1, 2, 3, 5].map((n) => {
+    const trades = n === 2 ? {} : { vwap: 100 + n, traded_volume: 1 + n, trade_count: 10 * (n + 1) };
+    const c = candlePoint(candle(n, MIN5, { kind: "live", open: 100, close: 104, high: 110, low: 90, ...trades }));
+    if (c === null) throw new Error("bad candle");
+    return c;
+  });
+  const render = (data: CandlePoint[]) =>
+    new DOMParser().parseFromString(renderToStaticMarkup(createElement(CandleChart, chartProps(data))), "text/html");
+  const nums = (els: Element[], attr: string) => els.map((e) => Number(e.getAttribute(attr)));
+
+  it("draws the VWAP line through the candles that have one, broken at gaps", () => {
+    const doc = render(traded);
+    const path = doc.querySelector('[data-testid="vwap-line"]');
+    expect(path?.getAttribute("data-points")).toBe("4");
+    // Three runs: 0-1, then 3 alone (2 has no VWAP, 4 is missing), then 5 alone.
+    expect(path?.getAttribute("d")?.match(/M/g)).toHaveLength(3);
+  });
+
+  it("draws one volume bar per candle with trades, in a strip under the candles", () => {
+    const doc = render(traded);
+    const bars = [...doc.querySelectorAll('[data-testid="volume-bar"]')];
+    expect(bars.map((b) => b.getAttribute("data-volume"))).toEqual(["1", "2", "4", "6"]);
+    const heights = nums(bars, "height");
+    expect(heights[3]).toBeGreaterThan(heights[0] as number); // taller for more volume
+    const bottoms = bars.map((b) => Number(b.getAttribute("y")) + Number(b.getAttribute("height")));
+    expect(new Set(bottoms.map((v) => v.toFixed(6))).size).toBe(1); // one baseline
+    const barTop = Math.min(...nums(bars, "y"));
+    const wickLows = nums([...doc.querySelectorAll('[data-testid="candle"] line')], "y2");
+    expect(Math.max(...wickLows)).toBeLessThan(barTop); // the candles stay above the strip
+    expect(doc.querySelector('[data-testid="volume-strip"]')?.getAttribute("data-max")).toBe("6");
+  });
+
+  it("draws neither for ticker-only candles, which keep the whole height", () => {
+    const ticker = traded.map((c) => ({ ...c, vwap: null, traded_volume: null, trade_count: null }));
+    const doc = render(ticker);
+    expect(doc.querySelector('[data-testid="vwap-line"]')).toBeNull();
+    expect(doc.querySelector('[data-testid="volume-strip"]')).toBeNull();
+    const lowest = (d: Document) => Math.max(...nums([...d.querySelectorAll('[data-testid="candle"] line')], "y2"));
+    expect(lowest(doc)).toBeGreaterThan(lowest(render(traded)) + 40);
+  });
+});
+
+describe("CandleTooltip", () => {
+  const tip = (over: Partial<CandlePoint>) => {
+    const c = candlePoint(candle(0, MIN5));
+    if (c === null) throw new Error("bad candle");
+    const props = { candle: { ...c, ...over }, x: 10, y: 10, chartWidth: 600, chartHeight: 300, ohlc: true };
+    return new DOMParser().parseFromString(renderToStaticMarkup(createElement(CandleTooltip, props)), "text/html");
+  };
+
+  it("shows VWAP, traded volume and trades when the candle has them, and nothing of them otherwise", () => {
+    const text = tip({ vwap: 97012.5, traded_volume: 12.3456, trade_count: 1234 }).querySelector(
+      '[data-testid="tooltip-trades"]',
+    )?.textContent;
+    expect(text).toContain("VWAP $97,012.50");
+    expect(text).toContain("Traded 12.35 · 1,234 trades");
+    expect(tip({}).querySelector('[data-testid="tooltip-trades"]')).toBeNull();
   });
 });

@@ -22,22 +22,39 @@ function timeTickFormat(spanMs: number): (d: Date) => string {
 
 export interface PriceFrame {
   innerW: number;
+  /** The plot area's height: the time axis is drawn below it. */
   innerH: number;
+  /** The price scale's height: `innerH`, less the volume strip and its gap when there is one. */
+  priceH: number;
+  /** The volume strip at the bottom of the plot area (top and height), or null. */
+  strip: { top: number; height: number } | null;
   x: ReturnType<typeof scaleTime<number, number>>;
   y: ReturnType<typeof scaleLinear<number, number>>;
 }
 
-/** Scales over `data`: `ohlc` spans lows to highs (candles), else closes (line). */
+/** The volume strip's height in a plot area of `innerH`, and the gap above it. */
+export function volumeStrip(innerH: number): { height: number; gap: number } {
+  return { height: Math.round(Math.min(96, Math.max(36, innerH * 0.22))), gap: 10 };
+}
+
+/**
+ * Scales over `data`: `ohlc` spans lows to highs (candles, and their VWAPs), else closes (line).
+ * With `volume`, the bottom of the plot area is kept for a volume strip under the prices.
+ */
 export function usePriceFrame(
   data: readonly CandlePoint[],
   width: number,
   height: number,
   intervalMs: number,
   ohlc: boolean,
+  volume = false,
 ): PriceFrame {
   const innerW = Math.max(10, width - M.left - M.right);
   const innerH = Math.max(10, height - M.top - M.bottom);
   return useMemo(() => {
+    const v = volumeStrip(innerH);
+    const strip = volume ? { top: innerH - v.height, height: v.height } : null;
+    const priceH = strip ? Math.max(10, strip.top - v.gap) : innerH;
     const first = data[0];
     const last = data[data.length - 1];
     // Candles need half an interval of room at each end; a single point needs some span at all.
@@ -50,23 +67,25 @@ export function usePriceFrame(
     for (const d of data) {
       lo = Math.min(lo, ohlc ? d.low : d.close);
       hi = Math.max(hi, ohlc ? d.high : d.close);
+      // A VWAP lies within low..high; kept in view even if a rounding puts it a hair outside.
+      if (ohlc && d.vwap !== null) [lo, hi] = [Math.min(lo, d.vwap), Math.max(hi, d.vwap)];
     }
     if (!Number.isFinite(lo)) [lo, hi] = [0, 1];
     const span = hi - lo || Math.abs(hi) * 0.01 || 1;
     const y = scaleLinear()
       .domain([Math.max(0, lo - span * 0.08), hi + span * 0.08])
-      .range([innerH, 0])
+      .range([priceH, 0])
       .nice();
-    return { innerW, innerH, x, y };
-  }, [data, intervalMs, ohlc, innerW, innerH]);
+    return { innerW, innerH, priceH, strip, x, y };
+  }, [data, intervalMs, ohlc, innerW, innerH, volume]);
 }
 
 /** The x axis, the price axis and the horizontal grid of a frame. */
-export function useAxes({ x, y, innerW, innerH }: PriceFrame) {
+export function useAxes({ x, y, innerW, priceH }: PriceFrame) {
   return useMemo(() => {
     const [from, to] = x.domain();
     const fmt = timeTickFormat((to?.getTime() ?? 0) - (from?.getTime() ?? 0));
-    const count = Math.max(2, Math.floor(innerH / 45));
+    const count = Math.max(2, Math.floor(priceH / 45));
     const money = moneyTickFormat(y.ticks(count));
     return {
       xAxis: axisBottom(x)
@@ -82,7 +101,7 @@ export function useAxes({ x, y, innerW, innerH }: PriceFrame) {
         .tickSize(-innerW)
         .tickFormat(() => ""),
     };
-  }, [x, y, innerW, innerH]);
+  }, [x, y, innerW, priceH]);
 }
 
 /** The candle nearest the pointer (by start), set from pointer events on an overlay rect. */
