@@ -12,8 +12,7 @@ import { CrossExchangePanel } from "./CrossExchangePanel";
 const NOW_I = Math.floor((Date.now() - T0) / WIN);
 
 function win(source: string, close: number, quote: string | null): WindowPoint {
-  const w = point("bitcoin", NOW_I, { source, close, open: close, high: close, low: close, avg_price: close });
-  return quote === null ? w : ({ ...w, quote } as WindowPoint);
+  return point("bitcoin", NOW_I, { source, close, open: close, high: close, low: close, avg_price: close, quote });
 }
 
 function render(...ws: WindowPoint[]): Document {

@@ -6,8 +6,7 @@ import type { WindowPoint } from "./types";
 
 /** Window `i` of `source`'s bitcoin series closing at `close`, in `quote` (null: none given). */
 function win(source: string, i: number, close: number, quote: string | null = "USD"): WindowPoint {
-  const w = point("bitcoin", i, { source, close, open: close, high: close, low: close, avg_price: close });
-  return quote === null ? w : ({ ...w, quote } as WindowPoint);
+  return point("bitcoin", i, { source, close, open: close, high: close, low: close, avg_price: close, quote });
 }
 
 /** A market history from windows: source -> coin -> series (given oldest first). */
@@ -113,7 +112,8 @@ describe("spreadBps and quoteOf", () => {
   it("reads a window's quote, null when absent or empty", () => {
     expect(quoteOf(win("binance", 0, 1, "USDT"))).toBe("USDT");
     expect(quoteOf(win("binance", 0, 1, null))).toBeNull();
-    expect(quoteOf(win("binance", 0, 1, ""))).toBeNull();
+    expect(quoteOf({ ...win("binance", 0, 1, null), quote: "" })).toBeNull();
+    expect(quoteOf({ ...win("binance", 0, 1, null), quote: undefined })).toBeNull();
   });
 });
 

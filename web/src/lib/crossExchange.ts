@@ -40,11 +40,9 @@ export interface CrossExchange {
   mixedQuotes: boolean;
 }
 
-/** A window's quote currency (the nullable `quote` of windows with trades), null when unknown. */
+/** A window's quote currency, null when the source does not say (absent, null or empty). */
 export function quoteOf(w: WindowPoint): string | null {
-  // Read defensively: windows without trades carry no quote (null or absent).
-  const q = (w as { quote?: unknown }).quote;
-  return typeof q === "string" && q !== "" ? q : null;
+  return w.quote ? w.quote : null;
 }
 
 /** Basis points between two prices, relative to the lower: (high - low) / low * 10,000. */
