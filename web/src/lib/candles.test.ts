@@ -325,6 +325,13 @@ describe("trades in candles", () => {
     expect(fromServer.trade_count).toBe(e.trade_count);
   });
 
+  it("keeps the combined VWAP within low..high, as the server does", () => {
+    const at = (n: number, vwap: number) =>
+      cp(candle(n, WIN, { kind: "live", high: 110, low: 90, vwap, traded_volume: 1, trade_count: 1 }));
+    const c = combine(at(0, 110 + 1e-9), at(1, 110 + 1e-9)); // a hair above, as the last bits can put it
+    expect(c.vwap).toBe(110);
+  });
+
   it("keeps the live part's trades when the server's candle has none (ticker-only, or an older server)", () => {
     const server = cp(candle(0, MIN5, { kind: "live" })); // no trade fields at all
     expect([server.vwap, server.traded_volume, server.trade_count]).toEqual([null, null, null]);

@@ -95,14 +95,17 @@ export function combine(a: CandlePoint, b: CandlePoint): CandlePoint {
   const change = weighted(a.avg_change_24h, a.changeTicks, b.avg_change_24h, b.changeTicks);
   const startMs = Math.min(a.startMs, b.startMs);
   const endMs = Math.max(a.endMs, b.endMs);
+  const [high, low] = [Math.max(a.high, b.high), Math.min(a.low, b.low)];
+  // Kept within low..high, as the server keeps it: only the sums' last bits can move it out.
+  const vwap = combineVwap(a, b);
   return {
     start: iso(startMs),
     end: iso(endMs),
     startMs,
     endMs,
     open: a.open,
-    high: Math.max(a.high, b.high),
-    low: Math.min(a.low, b.low),
+    high,
+    low,
     close: b.close,
     avg_price: weighted(a.avg_price, a.tick_count, b.avg_price, b.tick_count) ?? b.avg_price,
     avg_change_24h: change,
@@ -114,7 +117,7 @@ export function combine(a: CandlePoint, b: CandlePoint): CandlePoint {
     trend: trend(change),
     kind: a.kind === "backfill" && b.kind === "backfill" ? "backfill" : "live",
     changeTicks: a.changeTicks + b.changeTicks,
-    vwap: combineVwap(a, b),
+    vwap: vwap === null ? null : Math.min(Math.max(vwap, low), high),
     traded_volume: sumKnown(a.traded_volume, b.traded_volume),
     trade_count: sumKnown(a.trade_count, b.trade_count),
   };
