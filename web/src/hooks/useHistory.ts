@@ -74,11 +74,13 @@ export function useHistory(
     if (source === null || coin === null) return;
     const ctrl = new AbortController();
     let retry: ReturnType<typeof setTimeout> | undefined;
-    const key = `${source}\u0000${coin}\u0000${range}\u0000${generation}`;
     const now = Date.now();
     const series = belongsTo(liveRef.current, source, coin) ? liveRef.current : [];
     const oldest = series[0]?.startMs;
     const q: HistoryQuery = { source, coin, interval, fromMs: rangeStart(range, now), toMs: oldest ?? now };
+    // The boundary is part of the key: read again up to the first live windows (below), the live
+    // windows must be taken again from the new boundary, not kept from the old one.
+    const key = `${source}\u0000${coin}\u0000${range}\u0000${generation}\u0000${q.toMs}`;
     const base = { key, source, coin, range, boundaryMs: q.toMs };
     const load = async () => {
       // The live windows already reach back past the range: nothing to ask.
