@@ -160,6 +160,21 @@ def cli(
     """`cryptopulse <command> --source <the urls' sources>` as a user runs it (`max_ticks` of
     bitcoin and ethereum, at most 60 s), each source's URL from the environment (an exchange's
     WebSocket, CoinGecko's API root); `source` instead of theirs (replay)."""
+    args, env = cli_args(command, urls, folder, *options, max_ticks=max_ticks,
+                         status_topic=status_topic, source=source)  # fmt: skip
+    return subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+
+
+def cli_args(
+    command: str,
+    urls: Mapping[str, str],
+    folder: Path,
+    *options: str,
+    max_ticks: int = 40,
+    status_topic: str | None = None,
+    source: str | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `cli` (to start it with Popen)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
     env.update(PYTHONUNBUFFERED="1", CRYPTOPULSE_DATA_DIR=str(folder / "data"))
     if status_topic is not None:
@@ -167,11 +182,9 @@ def cli(
     for name, url in urls.items():
         setting = "COINGECKO_BASE_URL" if name == "coingecko" else f"{name.upper()}__WS_URL"
         env[f"CRYPTOPULSE_PRODUCER__{setting}"] = url
-    return subprocess.run(
-        [
-            sys.executable, "-m", "cryptopulse.cli", command, "--source", source or ",".join(urls),
-            "--coins", "bitcoin,ethereum", "--max-ticks", str(max_ticks), "--duration", "60",
-            *options,
-        ],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    args = [
+        sys.executable, "-m", "cryptopulse.cli", command, "--source", source or ",".join(urls),
+        "--coins", "bitcoin,ethereum", "--max-ticks", str(max_ticks), "--duration", "60",
+        *options,
+    ]  # fmt: skip
+    return args, env

@@ -8,6 +8,10 @@ recorded from two exchanges replays into Kafka as the same ticks.
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +27,7 @@ from cryptopulse.sources.exchanges import StreamRules
 from cryptopulse.sources.exchanges.binance import BinanceProtocol
 from cryptopulse.sources.exchanges.coinbase import CoinbaseProtocol
 from cryptopulse.sources.exchanges.kraken import KrakenProtocol
-from tests.exchange_run import Runs, cli, records
+from tests.exchange_run import Runs, cli, cli_args, records
 from tests.fakes.binance import FakeBinance
 from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.coingecko import FakeCoinGecko
@@ -228,3 +232,57 @@ def test_a_capture_of_two_exchanges_replays_into_kafka_as_the_same_ticks(
 
 def _key(record: dict[str, Any]) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def test_ctrl_c_stops_every_source_and_flushes(
+    binance: FakeBinance,
+    coinbase: FakeCoinbase,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """`produce --source binance,coinbase` until Ctrl-C: both stop, all sent is delivered."""
+    topic, status_topic = new_topic("ticks"), new_topic("status", partitions=1)
+    args, env = cli_args(
+        "produce", {"binance": binance.url, "coinbase": coinbase.url}, tmp_path,
+        "--bootstrap", kafka_bootstrap, "--topic", topic, "--no-backfill",
+        max_ticks=10**9, status_topic=status_topic,
+    )  # fmt: skip
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+
+        def both_live() -> bool:
+            states = statuses(kafka_bootstrap, status_topic)
+            return set(states) == {"binance", "coinbase"} and all(
+                "live" in s for s in states.values()
+            )
+
+        wait_for(both_live, 30, "both sources live", interval=0.5)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        output, _ = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+    print(f"stopped {stopped_in:.1f} s after Ctrl-C")
+    assert stopped_in < 15, output  # Ctrl-C ended it, not --duration
+    match = re.search(r"Done in [\d.]+ s: sent ([\d,]+), delivered ([\d,]+)", output)
+    assert match, output
+    sent, delivered = (int(g.replace(",", "")) for g in match.groups())
+    assert sent == delivered > 0
+    published = [orjson.loads(raw) for _, raw in read_to_end(kafka_bootstrap, topic)]
+    assert len(published) == sent
+    assert {r["source"] for r in published} == {"binance", "coinbase"}
+    wait_for(
+        lambda: (
+            all(c.closed is not None for c in binance.connections)
+            and all(c.closed is not None for c in coinbase.connections)
+        ),
+        5,
+        "each source hung up",
+    )
