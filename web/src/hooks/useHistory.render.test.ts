@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 // useHistory in a component: the history read is answered in the server's wire format (the API
 // server is not running here), the live windows are the hook's input as the socket would give them.
-import { act, createElement } from "react";
+import { act, createElement, useEffect } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import type { WindowPoint } from "../lib/types";
@@ -12,7 +12,10 @@ let view: HistoryView | null = null;
 const requests: URL[] = [];
 
 function Harness({ live }: { live: readonly WindowPoint[] }) {
-  view = useHistory("ws://localhost/ws", "coingecko", "bitcoin", "24h", live, null, true);
+  const v = useHistory("ws://localhost/ws", "coingecko", "bitcoin", "24h", live, null, true);
+  useEffect(() => {
+    view = v;
+  });
   return null;
 }
 
