@@ -44,9 +44,6 @@ export function VolumeStrip({ data, x, innerW, top, height, barW }: Props) {
     <g className="volume-strip" data-testid="volume-strip" data-max={max}>
       <Axis axis={grid} className="grid" />
       <Axis axis={axis} />
-      <text className="strip-label" x={4} y={top} dy="0.9em">
-        Traded volume
-      </text>
       {data.map((d) => {
         const v = d.traded_volume ?? 0;
         if (v <= 0) return null;
@@ -65,6 +62,10 @@ export function VolumeStrip({ data, x, innerW, top, height, barW }: Props) {
           />
         );
       })}
+      {/* Over the bars, so a tall first bar never hides it. */}
+      <text className="strip-label" x={4} y={top} dy="0.9em">
+        Traded volume
+      </text>
     </g>
   );
 }
