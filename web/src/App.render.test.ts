@@ -235,3 +235,28 @@ it("aborts the read of a range left before its answer, and reads again after a r
   expect(history().length).toBe(reads + 1);
   expect(history().at(-1)?.searchParams.get("interval")).toBe("1h");
 });
+
+it("with a second source for the coin, shows both prices across sources; a row switches the source", async () => {
+  expect(container.querySelector('[data-testid="cross-exchange"]')).toBeNull(); // one source: hidden
+  const ws = FakeSocket.last as FakeSocket;
+  const update = { type: "market_update", data: [agg("bitcoin", 0, { source: "binance", close: 101, quote: "USDT" })] };
+  await act(async () => {
+    ws.onmessage?.({ data: JSON.stringify(update) });
+    await vi.advanceTimersByTimeAsync(300);
+  });
+  const rows = [...container.querySelectorAll('[data-testid="cross-exchange-row"]')];
+  expect(
+    rows.map((r) => [r.getAttribute("data-source"), r.getAttribute("data-quote"), r.getAttribute("data-rank")]),
+  ).toEqual([
+    ["binance", "USDT", "highest"],
+    ["coingecko", "", "lowest"],
+  ]);
+  expect(text("cross-exchange-mixed")).toContain("no quote currency from CoinGecko");
+  // The panel shows ages, so it follows the clock; the charts and the table still do not.
+  const before = counts();
+  await act(async () => vi.advanceTimersByTimeAsync(5000));
+  expect(counts()).toEqual(before);
+  await act(async () => rows[0]?.querySelector("button")?.dispatchEvent(new MouseEvent("click", { bubbles: true })));
+  expect(window.location.search).toBe("?source=binance");
+  expect(container.querySelector(".app")?.getAttribute("data-source")).toBe("binance");
+});
