@@ -261,10 +261,11 @@ class Process:
         return self.popen.returncode
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    """User + system CPU of a process and its children (spark-submit's JVM is a child)."""
+def cpu_seconds(proc: psutil.Process, children: bool) -> float:
+    """User + system CPU of a process, with its children's when asked (spark-submit's JVM is a
+    child of its launcher; this process's children are the others measured on their own)."""
     total = 0.0
-    for p in (proc, *proc.children(recursive=True)):
+    for p in (proc, *(proc.children(recursive=True) if children else ())):
         with contextlib.suppress(psutil.Error):
             t = p.cpu_times()
             total += t.user + t.system
@@ -321,6 +322,13 @@ def spark_settings(base: Settings, work: Path, url: str) -> Settings:
     return settings
 
 
+def _started(progress: dict[str, Any]) -> float:
+    return datetime.fromisoformat(progress["timestamp"]).timestamp()
+
+
+WARM_UP = 5  # batches with input left out after the first windows: JIT, state store creation
+
+
 class Sampler:
     """Every 0.5 s: the live query's progress (kept by batch id) and the load average."""
 
@@ -347,13 +355,21 @@ class Sampler:
         self._stop.set()
         self._thread.join(5)
 
+    def last_start(self) -> float:
+        """When the latest finished batch started (wall-clock s; 0 before any)."""
+        return max((_started(p) for p in list(self.progress.values())), default=0.0)
+
+    def idle(self) -> bool:
+        """The latest finished batch read nothing: the job has caught up."""
+        latest = max(self.progress, default=None)
+        return latest is not None and self.progress[latest]["numInputRows"] == 0
+
     def batches(self, interval: tuple[float, float]) -> list[int]:
         """Durations (ms) of the batches that had input and started within `interval`."""
         return [
             p["batchDuration"]
             for p in self.progress.values()
-            if p["numInputRows"] > 0
-            and interval[0] <= datetime.fromisoformat(p["timestamp"]).timestamp() < interval[1]
+            if p["numInputRows"] > 0 and interval[0] <= _started(p) < interval[1]
         ]
 
 
@@ -410,20 +426,28 @@ def end_to_end(
             180,
             "windows with trades for most coins",
         )
+        first = len(sampler.progress)  # then warm-up batches (JIT, state store), at least
+        wait_until(lambda: len(sampler.progress) >= first + WARM_UP, 300, "warm-up batches")
         time.sleep(warmup)
         load_before = os.getloadavg()
         offsets0, cpu0 = (
             end_offsets(broker.bootstrap, topic, base.kafka.partitions),
-            {n: cpu_seconds(p) for n, p in procs.items()},
+            {n: cpu_seconds(p, n == "spark_jvm") for n, p in procs.items()},
         )
         t0 = time.time()
         time.sleep(seconds)
         t1 = time.time()
         offsets1 = end_offsets(broker.bootstrap, topic, base.kafka.partitions)
-        cpu1 = {n: cpu_seconds(p) for n, p in procs.items()}
-        time.sleep(5)  # the windows holding the interval's last trades
+        cpu1 = {n: cpu_seconds(p, n == "spark_jvm") for n, p in procs.items()}
+        # The windows holding the interval's last trades: a batch started after they reached
+        # Kafka (flushed within 0.25 s + linger) has finished. Then the input runs out, so
+        # that stopping never interrupts a batch.
+        wait_until(lambda: sampler.last_start() > t1 + 1.0, 120, "the interval's last batch")
     finally:
         producer_rc = producer.stop(signal.SIGINT)
+        with contextlib.suppress(SystemExit):
+            wait_until(lambda: sampler.idle(), 120, "the job to catch up")
+        failed = None if live.isActive else str(live.exception())[:3000]
         assert fake.popen.stdin is not None
         fake.popen.stdin.close()
         fake.popen.wait(60)
@@ -468,6 +492,8 @@ def end_to_end(
         "load_1min_before": round(load_before[0], 2),
         "load_1min_during": [round(min(loads), 2), round(max(loads), 2)] if loads else None,
         "producer_exit": producer_rc,
+        "spark_failed": failed,
+        "spark_progress_seen": len(sampler.progress),
         "windows_received": len(windows),
     }
 
