@@ -18,7 +18,7 @@ import { forgetStoredToken, useToken } from "./hooks/useToken";
 import { useViewState } from "./hooks/useViewState";
 import { selectAlerts } from "./lib/alerts";
 import { coinName } from "./lib/coins";
-import { formatPercent, formatPrice } from "./lib/format";
+import { formatPercent, formatQuoted } from "./lib/format";
 import { dataAge, DEFAULT_HISTORY_LIMIT, defaultSource, knownSources, sourceView } from "./lib/market";
 import { barChartHeight, METRIC_DEFS, METRIC_ORDER } from "./lib/metrics";
 import { RANGE_DEFS, RANGES } from "./lib/range";
@@ -97,7 +97,9 @@ export function App() {
                 </h2>
                 {current && (
                   <div className="price-now">
-                    <span className="big">{formatPrice(current.close)}</span>
+                    <span className="big" data-testid="price-now" data-quote={current.quote ?? undefined}>
+                      {formatQuoted(current.close, current.quote)}
+                    </span>
                     <span className={(current.avg_change_24h ?? 0) >= 0 ? "up" : "down"}>
                       {formatPercent(current.avg_change_24h)}
                     </span>

@@ -7,6 +7,7 @@ import {
   formatMoneyCompact,
   formatPercent,
   formatPrice,
+  formatQuoted,
   formatPriceCompact,
   moneyTickFormat,
 } from "./format";
@@ -58,6 +59,16 @@ describe("formatPrice", () => {
     expect(formatAmount(0.08123)).toBe("0.08123");
     expect(formatAmount(0)).toBe("0.00");
     expect(formatAmount(null)).toBe("—");
+  });
+});
+
+describe("formatQuoted", () => {
+  it("writes dollars as before, any other quote after the amount", () => {
+    expect(formatQuoted(97012.5, "USD")).toBe("$97,012.50");
+    expect(formatQuoted(97012.5, null)).toBe("$97,012.50");
+    expect(formatQuoted(97012.5, undefined)).toBe("$97,012.50");
+    expect(formatQuoted(97012.5, "USDT")).toBe("97,012.50 USDT");
+    expect(formatQuoted(null, "USDT")).toBe("—");
   });
 });
 

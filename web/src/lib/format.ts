@@ -69,6 +69,16 @@ export function formatPercent(value: number | null | undefined, digits = 2): str
   return `${value > 0 ? "+" : ""}${fixed}%`;
 }
 
+/**
+ * A price in its quote currency: "$97,012.50" in US dollars (or when the source does not say, as
+ * before quotes were recorded), else the amount and the currency ("97,012.50 USDT"): a stablecoin
+ * is not the dollar.
+ */
+export function formatQuoted(value: number | null | undefined, quote: string | null | undefined): string {
+  if (!quote || quote === "USD") return formatPrice(value);
+  return isNum(value) ? `${formatAmount(value)} ${quote}` : DASH;
+}
+
 /** Basis points: "3.25 bps" below ten (small spreads are the usual case), "42.1 bps" above. */
 export function formatBps(value: number | null | undefined): string {
   if (!isNum(value)) return DASH;
