@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -193,7 +194,20 @@ def time_source_path(
     return {
         **summary(cpu, wall),
         "python_thread_cpu_median_us": round(statistics.median(python), 2),
+        "parse_and_take_cpu_median_us": round(
+            statistics.median(time_take(protocol, frames) for _ in range(runs)), 2
+        ),
     }
+
+
+def time_take(protocol: BinanceProtocol, frames: list[str]) -> float:
+    """µs of CPU per frame of parse + the connection's `take`, without the producer."""
+    inbox = Inbox(len(frames) + 1)
+    conn = StreamConnection(protocol, [], StreamRules(), inbox, SlidingLimit(300, 300.0))
+    started = time.thread_time()
+    for raw in frames:
+        conn.take(protocol.parse(raw))
+    return (time.thread_time() - started) / len(frames) * 1e6
 
 
 def per_message(broker: LocalKafka, base: Settings, frames: int, runs: int) -> dict[str, Any]:
@@ -310,6 +324,14 @@ def trade_latencies(
         credited[key] = max(done, min(count, len(trades)))
     made = sum(1 for ts in by_window.values() for t in ts if lo <= t < hi)
     return latencies, made - len(latencies)
+
+
+def producer_summary(log: Path) -> dict[str, Any]:
+    """What the producer said: ticks skipped (by its per-10 s lines) and its exit summary."""
+    lines = log.read_text(errors="replace").splitlines()
+    skipped = sum(int(m.group(1)) for line in lines if (m := re.search(r"skipped (\d+)", line)))
+    done = next((line for line in reversed(lines) if line.startswith("Done in")), "")
+    return {"skipped": skipped, "summary": done}
 
 
 def spark_settings(base: Settings, work: Path, url: str) -> Settings:
@@ -492,6 +514,7 @@ def end_to_end(
         "load_1min_before": round(load_before[0], 2),
         "load_1min_during": [round(min(loads), 2), round(max(loads), 2)] if loads else None,
         "producer_exit": producer_rc,
+        "producer": producer_summary(work / "producer.log"),
         "spark_failed": failed,
         "spark_progress_seen": len(sampler.progress),
         "windows_received": len(windows),
