@@ -38,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
+import psutil
 from confluent_kafka import Producer
 
 from cryptopulse.config import Settings, load_settings
@@ -94,17 +95,77 @@ def job_settings(
     return settings
 
 
-def summarize(progress: list[dict[str, Any]]) -> dict[str, float]:
+def summarize(progress: list[dict[str, Any]]) -> dict[str, Any]:
     busy = [p for p in progress if p["numInputRows"] > 0]
     durations = sorted(p["batchDuration"] for p in busy)
     if not durations:
         return {}
     return {
         "batches": len(busy),
+        "batch_ms": [p["batchDuration"] for p in busy],
         "median_batch_ms": statistics.median(durations),
         "p95_batch_ms": durations[int(0.95 * (len(durations) - 1))],
         "median_rows_per_batch": statistics.median(p["numInputRows"] for p in busy),
+        # Where a batch's time goes, as Spark reports it (medians per phase, ms).
+        "phases_ms": {
+            phase: statistics.median(p["durationMs"].get(phase, 0) for p in busy)
+            for phase in sorted({k for p in busy for k in p["durationMs"]} - {"triggerExecution"})
+        },
     }
+
+
+WARM_UP = 5
+"""Batches left out of the figures: JIT warm-up, state store creation."""
+
+
+class CpuMeter:
+    """CPU time used by the Spark JVM, the broker and this process (the job's Python side)
+    from now on: on a shared machine, wall time varies with the load, CPU time much less."""
+
+    def __init__(self, spark: Any, broker: LocalKafka) -> None:
+        gateway = spark.sparkContext._gateway.proc  # the JVM that spark-submit launched
+        self.procs = {
+            "spark_jvm": psutil.Process(gateway.pid),
+            "broker": psutil.Process(broker.pid()),
+            "python": psutil.Process(),
+        }
+        self.jvm = spark.sparkContext._jvm
+        self.start = self._now()
+
+    def _jvm_counters(self) -> dict[str, float]:
+        """Where JVM time goes besides tasks: Spark's code generation (Janino), the JIT, GC."""
+        jvm = self.jvm
+        codegen = jvm.org.apache.spark.metrics.source.CodegenMetrics
+        management = jvm.java.lang.management.ManagementFactory
+        return {
+            "codegen_compile": float(codegen.METRIC_COMPILATION_TIME().getSnapshot().getMean())
+            * codegen.METRIC_COMPILATION_TIME().getCount(),
+            "codegen_classes": float(codegen.METRIC_COMPILATION_TIME().getCount()),
+            "jit_compile": float(management.getCompilationMXBean().getTotalCompilationTime()),
+            "gc": float(
+                sum(b.getCollectionTime() for b in management.getGarbageCollectorMXBeans())
+            ),
+        }
+
+    def _now(self) -> dict[str, float]:
+        times = self._jvm_counters()
+        for name, proc in self.procs.items():
+            t = proc.cpu_times()
+            times[name] = t.user + t.system
+            if name == "spark_jvm":  # spark-submit's launcher is a shell; the JVM its child
+                for child in proc.children(recursive=True):
+                    c = child.cpu_times()
+                    times[name] += c.user + c.system
+        return times
+
+    def per_batch(self, batches: int) -> dict[str, float]:
+        now = self._now()
+        # Process times are in s, the JVM's counters in ms (codegen_classes: a count).
+        scale = {name: 1000.0 for name in self.procs}
+        return {
+            name: round((now[name] - self.start[name]) * scale.get(name, 1.0) / max(batches, 1), 1)
+            for name in now
+        }
 
 
 def progress_batch(query: Any) -> int:
@@ -121,11 +182,16 @@ def throughput(
     seconds: int,
     work: Path,
     trigger: float = 1.0,
+    warm_up: int = WARM_UP,
 ) -> dict[str, Any]:
+    """`seconds / trigger` measured batches after `warm_up` batches (the JIT still compiles
+    the hot paths for minutes on two busy cores: a long warm-up measures the job as it runs
+    for days, a short one as it starts)."""
     topic = f"bench-ticks-{coins}-{rate}-{trigger:g}"
     broker.create_topics([topic], partitions=base.kafka.partitions)
+    measured = int(seconds / trigger)
     started = time.monotonic()
-    total = fill(broker.bootstrap, topic, coins, rate, seconds)
+    total = fill(broker.bootstrap, topic, coins, rate, int((warm_up + measured + 1) * trigger))
     print(f"  filled {total:,} ticks in {time.monotonic() - started:.0f} s", flush=True)
     receiver = Receiver().start()
     settings = job_settings(
@@ -137,19 +203,31 @@ def throughput(
         max_offsets_per_trigger=int(rate * trigger),
     )
     spark = spark_session(settings, "bench-stream")
+    # Keep every measured batch's progress (Spark keeps the last 100 by default).
+    spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", str(warm_up + measured + 10))
     job = StreamJob(settings, spark)
     load_before = os.getloadavg()[0]
     job.start()
     try:
-        # Skip the first batches (JIT warm-up, state store creation), then measure.
-        deadline = time.monotonic() + seconds + 60
+        # Generous: a contended machine runs far slower than the trigger.
+        deadline = time.monotonic() + (warm_up + measured) * trigger * 5 + 120
         live = next(q for q in job.queries if q.name == LIVE)
-        last_batch = seconds / trigger - 2
-        while time.monotonic() < deadline and progress_batch(live) < last_batch:
-            time.sleep(1)
+        while time.monotonic() < deadline and progress_batch(live) < warm_up:
+            time.sleep(0.2)
+        cpu = CpuMeter(spark, broker)
+        first = progress_batch(live)
+        while time.monotonic() < deadline and progress_batch(live) < first + measured:
+            time.sleep(0.5)
+        cpu_per_batch = cpu.per_batch(progress_batch(live) - first)
         results = {
             name: summarize(
-                [json.loads(p.json) if hasattr(p, "json") else p for p in q.recentProgress][5:]
+                [
+                    p
+                    for p in (
+                        json.loads(p.json) if hasattr(p, "json") else p for p in q.recentProgress
+                    )
+                    if first < p["batchId"] <= first + measured
+                ]
             )
             for q in job.queries
             for name in [q.name]
@@ -164,6 +242,7 @@ def throughput(
         "trigger_s": trigger,
         "queries": results,
         "keeps_up": live_p95 is not None and live_p95 <= trigger * 1000,
+        "cpu_ms_per_batch": cpu_per_batch,
         "windows_posted": len(receiver.records),
         "dead_letters": job.dead_lettered,
         "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -253,19 +332,37 @@ def main() -> None:
     parser.add_argument("--rate", type=int, nargs="*", default=[10_000, 25_000, 50_000])
     parser.add_argument("--seconds", type=int, default=40)
     parser.add_argument("--latency-rate", type=int, default=5000)
+    parser.add_argument("--warm-up", type=int, default=WARM_UP, help="batches run before measuring")
     parser.add_argument("--trigger", type=float, default=1.0, help="throughput trigger (s)")
     parser.add_argument("--no-latency", action="store_true", help="throughput levels only")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--master", default=None, help="Spark master (default: the setting's)")
+    parser.add_argument("--shuffle-partitions", type=int, default=None)
+    parser.add_argument("--topic-partitions", type=int, default=4)
+    parser.add_argument(
+        "--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark conf"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     base = load_settings(data_dir=work)
     base.kafka.port, base.kafka.controller_port = free_port(), free_port()
-    base.kafka.partitions = 4
+    base.kafka.partitions = args.topic_partitions
+    if args.master:
+        base.spark.master = args.master
+    if args.shuffle_partitions:
+        base.spark.shuffle_partitions = args.shuffle_partitions
+    base.spark.conf = dict(item.split("=", 1) for item in args.conf)
     broker = LocalKafka.from_settings(base, heap="1g")
     broker.start()
     report: dict[str, Any] = {
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "spark": {
+            "master": base.spark.master,
+            "shuffle_partitions": base.spark.shuffle_partitions,
+            "topic_partitions": base.kafka.partitions,
+            "conf": base.spark.conf,
+        },
         "throughput": [],
         "latency": [],
     }
@@ -274,7 +371,14 @@ def main() -> None:
             for rate in args.rate:
                 print(f"throughput: {coins} coins at {rate:,} ticks/s", flush=True)
                 result = throughput(
-                    base, broker, coins, rate, args.seconds, work, trigger=args.trigger
+                    base,
+                    broker,
+                    coins,
+                    rate,
+                    args.seconds,
+                    work,
+                    trigger=args.trigger,
+                    warm_up=args.warm_up,
                 )
                 print("  ", json.dumps(result), flush=True)
                 report["throughput"].append(result)

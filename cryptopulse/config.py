@@ -184,6 +184,13 @@ class SparkSettings(BaseModel):
         default=10.0, description="How long a batch's POST is retried before it is given up."
     )
     log_level: str = "WARN"
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra Spark configuration (`spark.*` keys), applied last: e.g. "
+            '`CRYPTOPULSE_SPARK__CONF=\'{"spark.locality.wait": "0"}\'`.'
+        ),
+    )
 
 
 class ApiSettings(BaseModel):

@@ -40,6 +40,7 @@ def sql_conf(settings: Settings) -> dict[str, str]:
         # Commit only each batch's changes, not a full RocksDB snapshot (3x faster commits).
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.sql.streaming.metricsEnabled": "true",
+        **settings.spark.conf,
     }
 
 

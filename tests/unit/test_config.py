@@ -106,3 +106,15 @@ def test_explicit_overrides_win(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert s.data_dir == tmp_path
     assert s.kafka_dir == tmp_path / "kafka"
     assert s.checkpoint_dir == tmp_path / "checkpoints"
+
+
+def test_extra_spark_conf_is_applied_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptopulse.platform.spark import sql_conf
+
+    monkeypatch.setenv(
+        "CRYPTOPULSE_SPARK__CONF",
+        '{"spark.locality.wait": "0", "spark.sql.shuffle.partitions": "3"}',
+    )
+    conf = sql_conf(load_settings())
+    assert conf["spark.locality.wait"] == "0"
+    assert conf["spark.sql.shuffle.partitions"] == "3"  # the user's value wins over ours
