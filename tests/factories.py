@@ -72,8 +72,9 @@ def iso(seconds: float, start: datetime = T0) -> str:
 
 
 def tick(coin: str, at: float, price: float, change: float | None = 0.0, **extra: Any) -> bytes:
-    """A tick's Kafka record value, observed `at` seconds after T0 (source "test" unless given)."""
-    record = {
+    """A tick's Kafka record value, observed `at` seconds after T0 (source "test" unless given);
+    a trade with `size=` (and `quote=`)."""
+    record: dict[str, Any] = {
         "coin": coin,
         "symbol": coin[:3],
         "price": price,
@@ -83,6 +84,9 @@ def tick(coin: str, at: float, price: float, change: float | None = 0.0, **extra
         "timestamp": iso(at),
         "source": extra.get("source", "test"),
     }
+    for optional in ("size", "quote"):  # left out when absent, as Tick's JSON does
+        if extra.get(optional) is not None:
+            record[optional] = extra[optional]
     return orjson.dumps(record)
 
 

@@ -379,3 +379,29 @@ def test_the_quote_is_the_latest_known_one(spark: SparkSession) -> None:
         spark, [trade(10.0, 1.0, 1, "USD"), trade(10.0, 1.0, 9, "USDT"), trade(10.0, 1.0, 20, None)]
     )
     assert window["quote"] == "USDT"
+
+
+def test_trades_from_kafka_records_become_a_window_with_their_vwap(spark: SparkSession) -> None:
+    """parse -> valid_ticks -> aggregate -> enrich -> the sink's JSON, as the job chains them."""
+    import orjson
+
+    from cryptopulse.stream.sinks import WindowSink
+    from tests.factories import tick
+
+    values: list[str | bytes | None] = [
+        tick("bitcoin", 1, 100.0, volume=5e9, size=0.25, quote="USDT"),
+        tick("bitcoin", 2, 110.0, change=3.0, volume=6e9),  # the ticker: no size
+        tick("bitcoin", 3, 104.0, volume=5e9, size=0.75, quote="USDT"),
+        tick("bitcoin", 4, 104.0, volume=5e9, size=-1.0, quote="USDT"),  # dead letter
+    ]
+    parsed = parse_ticks(kafka_rows(spark, values))
+    windows = enrich(
+        aggregate_windows(valid_ticks(parsed), 30, 5), final=False, keep=("last_event_time",)
+    )
+    [live] = WindowSink.collect(windows)
+    window = WindowAggregate.model_validate_json(live.json)
+    assert (window.open, window.high, window.low, window.close) == (100.0, 104.0, 100.0, 104.0)
+    assert window.vwap == pytest.approx(103.0)  # (100 x 0.25 + 104 x 0.75) / 1
+    assert (window.traded_volume, window.trade_count, window.tick_count) == (1.0, 2, 3)
+    assert (window.quote, window.max_volume_24h) == ("USDT", 6e9)
+    assert list(orjson.loads(live.json)) == list(WindowAggregate.model_fields)
