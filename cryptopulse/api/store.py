@@ -30,6 +30,9 @@ MAX_SOURCES = 64
 """Statuses kept: a source is one producer, a handful in any real deployment."""
 
 SWEEP_EVERY = timedelta(minutes=1)
+# Statuses this close to the newest one come from the running producer (it repeats them every
+# `producer.status_interval`, 10 s by default).
+RUNNING_WITHIN = timedelta(minutes=1)
 """Idle series are looked for this often (a sweep walks every series)..."""
 SWEEP_WHEN_FULL = timedelta(seconds=1)
 """...and at most this often when a new series finds the store full."""
@@ -168,10 +171,15 @@ class MarketStore:
         return sorted({c for s, c in self._series if source is None or s == source})
 
     def default_source(self) -> str | None:
-        """The running source: the newest status (its producer repeats it while it runs),
-        else the source of the newest window."""
+        """The running source: of those whose status is as recent as the newest one (a
+        producer repeats its statuses while it runs; an earlier run's stays on the compacted
+        topic), the first by name, so several sources of one producer do not take turns;
+        without statuses, the source of the newest window."""
         if self.statuses:
-            return max(self.statuses.values(), key=lambda s: s.updated_at).source
+            newest = max(s.updated_at for s in self.statuses.values())
+            return min(
+                s.source for s in self.statuses.values() if newest - s.updated_at <= RUNNING_WITHIN
+            )
         if self._series:
             return max(self._series.values(), key=lambda s: s.newest().window_end).newest().source
         return None

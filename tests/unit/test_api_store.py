@@ -95,9 +95,22 @@ def test_the_default_source_is_the_running_one() -> None:
     assert store.default_source() is None
     store.apply([window(i=5, source="coingecko"), window(i=0, source=SIM)], NOW)
     assert store.default_source() == "coingecko"  # no status yet: the newest window's source
-    store.set_status(status("coingecko", "live", at=T0))
-    store.set_status(status(SIM, "simulated", at=T0 + timedelta(seconds=5)))
+    store.set_status(status("coingecko", "live", at=T0))  # an earlier run's, on the topic
+    store.set_status(status(SIM, "simulated", at=T0 + timedelta(minutes=5)))
     assert store.default_source() == SIM  # the heartbeat that is newest
+
+
+def test_several_running_sources_do_not_take_turns_as_the_default() -> None:
+    store = MarketStore(5)
+    store.set_status(status("kraken", "live", at=T0 - timedelta(minutes=10)))  # stopped since
+    store.set_status(status("coinbase", "live", at=T0))
+    assert store.default_source() == "coinbase"
+    for second in range(1, 40, 10):  # one producer repeats both statuses, in turn
+        at = T0 + timedelta(seconds=second)
+        store.set_status(status("binance", "live", at=at))
+        assert store.default_source() == "binance"
+        store.set_status(status("coinbase", "live", at=at + timedelta(seconds=5)))
+        assert store.default_source() == "binance"
 
 
 def test_history_per_coin_must_be_positive() -> None:

@@ -155,6 +155,21 @@ describe("defaultSource", () => {
     expect(defaultSource(s)).toBe("coingecko");
   });
 
+  it("stays on one of several running sources while their heartbeats take turns", () => {
+    let s = initialMarketState();
+    const at = (ms: number) => new Date(T0 + ms).toISOString();
+    for (let i = 0; i < 4; i++) {
+      // The server sends every source's latest status; here coinbase's heartbeat is the newer.
+      const data = [
+        status("binance", "live", { updated_at: at(i * 10_000) }),
+        status("coinbase", "live", { updated_at: at(i * 10_000 + 5_000) }),
+        status("kraken", "live", { updated_at: at(-600_000) }), // an earlier run's
+      ];
+      s = applyMessage(s, { type: "source_status", data });
+      expect(defaultSource(s)).toBe("binance");
+    }
+  });
+
   it("falls back to the source of the newest window without statuses", () => {
     const s = applyMessage(
       initialMarketState(),

@@ -103,14 +103,21 @@ export function knownSources(state: MarketState): string[] {
  * The source shown when the URL names none: the running one, i.e. the status with the newest
  * heartbeat (`updated_at`); without statuses, the source of the newest window; null when empty.
  */
+/** Statuses this close to the newest one are the running producer's (store.py RUNNING_WITHIN). */
+export const RUNNING_WITHIN_MS = 60_000;
+
 export function defaultSource(state: MarketState): string | null {
-  let best: StatusPoint | null = null;
-  for (const s of Object.values(state.statuses)) {
-    if (best === null || s.updatedMs > best.updatedMs || (s.updatedMs === best.updatedMs && s.source < best.source)) {
-      best = s;
-    }
+  // As the server picks it: of the statuses as recent as the newest (the running producer
+  // repeats them; an earlier run's stay on the compacted topic), the first by name, so the
+  // several sources of one producer do not take turns.
+  const statuses = Object.values(state.statuses);
+  if (statuses.length > 0) {
+    const newest = Math.max(...statuses.map((s) => s.updatedMs));
+    return statuses
+      .filter((s) => newest - s.updatedMs <= RUNNING_WITHIN_MS)
+      .map((s) => s.source)
+      .sort()[0] as string;
   }
-  if (best !== null) return best.source;
   let newest: WindowPoint | null = null;
   for (const coins of Object.values(state.history)) {
     for (const series of Object.values(coins)) {
