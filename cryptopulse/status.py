@@ -35,6 +35,10 @@ def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+SEQUENCE_GAP = "sequence_gap"
+"""The skip reason an exchange stream counts its sequence gaps under (exchanges/stream.py)."""
+
+
 @dataclass
 class StatusTracker:
     """The status of one source after each of its batches."""
@@ -44,6 +48,7 @@ class StatusTracker:
     last_good: float | None = None
     state: SourceState = "connecting"
     detail: str = ""
+    gaps: int = 0  # messages an exchange numbered but never sent (sequence gaps) since start
 
     def __post_init__(self) -> None:
         fixed = FIXED_STATES.get(self.source)
@@ -66,12 +71,15 @@ class StatusTracker:
         """Take one batch's outcome; True when the state or its detail changed (a new
         `last_good` alone is not a change: the heartbeat carries it)."""
         before = (self.state, self.detail)
+        self.gaps += batch.skipped.get(SEQUENCE_GAP, 0)
         if self.source in FIXED_STATES:
             if batch.error is None:
                 self.last_good = now
         elif batch.error is None:
             self.last_good = now
             self.state, self.detail = "live", f"live {display_name(self.source)} prices"
+            if self.gaps:
+                self.detail += f"; {self.gaps} messages missed (sequence gaps) since start"
         else:
             self.state, self.detail = self._failed(batch.error, now)
         return (self.state, self.detail) != before

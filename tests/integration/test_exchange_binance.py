@@ -229,6 +229,8 @@ def test_a_skipped_trade_id_is_counted_as_a_gap(fake: FakeBinance, start: Any) -
     wait_for(lambda: len(fake.trades_of("BTCUSDT")) >= 3, 10, "trades")
     fake.skip("BTCUSDT", 5)
     wait_for(lambda: run.producer.metrics.skipped.get("sequence_gap"), 10, "the gap counted")
+    # ...and shown: the status the dashboard's badge tells it with.
+    wait_for(lambda: any("5 messages missed" in s.detail for s in run.statuses), 10, "shown")
     run.stop()
     assert run.producer.metrics.skipped == {"sequence_gap": 5}
 

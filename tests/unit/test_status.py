@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -58,3 +59,15 @@ def test_simulated_and_replayed_data_are_never_live(source: str) -> None:
     assert not tracker.observe(Batch([]), T0)
     assert not tracker.observe(Batch([], error="invalid_line"), T0 + 1)
     assert tracker.status(T0 + 1).state == source
+
+
+def test_an_exchange_shows_the_messages_its_sequence_gaps_missed() -> None:
+    tracker = StatusTracker("binance")
+    assert tracker.observe(Batch([]), T0)
+    assert "missed" not in tracker.status(T0).detail
+    assert tracker.observe(Batch([], skipped=Counter(sequence_gap=3, malformed=1)), T0 + 1)
+    assert tracker.observe(Batch([], skipped=Counter(sequence_gap=2)), T0 + 2)
+    status = tracker.status(T0 + 2)
+    assert status.state == "live"
+    assert "5 messages missed (sequence gaps) since start" in status.detail
+    assert not tracker.observe(Batch([]), T0 + 3)  # no new gap: no change to broadcast

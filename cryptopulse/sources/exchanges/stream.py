@@ -28,6 +28,7 @@ from cryptopulse.config import ExchangeStreamSettings
 from cryptopulse.sources.exchanges.inbox import Inbox
 from cryptopulse.sources.exchanges.pacing import Backoff, SlidingLimit
 from cryptopulse.sources.exchanges.protocol import ExchangeProtocol, Frame, Sequences
+from cryptopulse.status import SEQUENCE_GAP
 
 log = logging.getLogger("cryptopulse.sources.exchanges")
 
@@ -196,7 +197,7 @@ class StreamConnection:
                 self.inbox.count("sequence_repeat")
                 return None
             if skipped:
-                self.inbox.count("sequence_gap", skipped)
+                self.inbox.count(SEQUENCE_GAP, skipped)
         for reason in frame.skipped:
             self.inbox.count(reason)
             self._log_once(reason, reason)
