@@ -125,6 +125,10 @@ def test_exact_aggregates_with_out_of_order_arrival(first_window: Finals) -> Non
         "trend": "📈 Rising",
         "final": True,
         "kind": "live",
+        "quote": None,  # no trades among these ticks: no trade figures
+        "vwap": None,
+        "traded_volume": None,
+        "trade_count": None,
     }
     WindowAggregate.model_validate(alpha)
 
