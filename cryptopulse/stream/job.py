@@ -57,13 +57,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("cryptopulse.stream")
 
 LIVE, DLQ = "windows-live", "dead-letters"
-# Checkpoints of this version. Version 1 (checkpoints/<query>) grouped windows without the
-# source, and Spark refuses to restore state of another key schema; its dead-letter query
-# had a Kafka sink with async progress tracking. So each version starts its own checkpoints.
-# Within v2, the windows query's checkpoint is unchanged by the dead letters' move into it
-# (same state, one more observed metric); v2/dead-letters, the former second query's, is
-# no longer used.
-CHECKPOINT_VERSION = "v2"
+# Checkpoints of this version: Spark refuses to restore state of another schema, so each
+# version that changes the windows' state starts its own. v1 (checkpoints/<query>) grouped
+# windows without the source; v2 held no trades (VWAP, traded volume, trade count) nor the
+# quote. Earlier versions' folders are left alone and named in the log.
+CHECKPOINT_VERSION = "v3"
+EARLIER_VERSIONS = ("v2",)
 # The dead-letter sink's state (last batch written), next to the windows query's checkpoint.
 DEAD_LETTER_STATE = "dead-letter-state.json"
 
@@ -244,22 +243,18 @@ class StreamJob:
     def checkpoints(self) -> Path:
         """This version's checkpoint folder; says so when an earlier version's is left over."""
         root = self.settings.checkpoint_dir
-        for name in (LIVE, DLQ):
-            if (root / name).is_dir():
+        earlier = [root / name for name in (LIVE, DLQ, *EARLIER_VERSIONS)]
+        for folder in earlier:
+            if folder.is_dir():
                 log.warning(
-                    "%s holds the checkpoint of an earlier version (windows without source), "
-                    "which this one cannot restore; not used (remove it to reclaim the space). "
-                    "This version starts its own in %s",
-                    root / name,
+                    "%s holds the checkpoint of an earlier version, whose window state this "
+                    "one cannot restore; not used (remove it to reclaim the space). This "
+                    "version starts its own in %s, from the %s offsets of %s",
+                    folder,
                     root / CHECKPOINT_VERSION,
+                    self.settings.spark.starting_offsets,
+                    self.settings.kafka.topic_ticks,
                 )
-        if (root / CHECKPOINT_VERSION / DLQ).is_dir():
-            log.info(
-                "%s is the checkpoint of the former dead-letter query; dead letters now come "
-                "from %s's batches, so it is not used (remove it to reclaim the space)",
-                root / CHECKPOINT_VERSION / DLQ,
-                LIVE,
-            )
         return root / CHECKPOINT_VERSION
 
     @property

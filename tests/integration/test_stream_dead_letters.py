@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from cryptopulse.config import Settings
 from cryptopulse.platform.ports import free_port
-from cryptopulse.stream.job import StreamJob
+from cryptopulse.stream.job import CHECKPOINT_VERSION, LIVE, StreamJob
 from cryptopulse.stream.parse import dead_letters, parse_ticks
 from cryptopulse.stream.sinks import DeadLetterSink, SinkStats, dead_letter_producer
 from tests.factories import finals, iso, tick
@@ -178,7 +178,7 @@ def test_rejects_of_batches_committed_before_a_crash_are_written_after_the_resta
         new_topic("windows", partitions=1),
         new_topic("dlq", partitions=1),
     )
-    state = tmp_path / "checkpoints" / "v2" / "windows-live" / "dead-letter-state.json"
+    state = tmp_path / "checkpoints" / CHECKPOINT_VERSION / LIVE / "dead-letter-state.json"
     dlq = TopicReader(kafka_bootstrap, settings.kafka.topic_dlq, f"d-{uuid.uuid4().hex}")
     send(kafka_bootstrap, settings.kafka.topic_ticks, [("alpha", tick("alpha", 1, 10.0))])
     first = StreamJob(settings, spark)
