@@ -20,7 +20,6 @@ import playwright.sync_api as playwright
 import pytest
 
 from tests import waiting
-from tests.browser import launch
 from tests.e2e.test_pipeline import ARTIFACTS, Pipeline, running
 from tests.fakes.binance import FakeBinance
 from tests.fakes.coinbase import FakeCoinbase
@@ -57,7 +56,7 @@ def traded(pipeline: Pipeline, source: str) -> dict[str, Any] | None:
     return next((w for w in windows if w["coin"] == COIN and w["vwap"] is not None), None)
 
 
-def test_exchange_trades_draw_vwap_volume_and_the_spread(pipeline: Pipeline) -> None:
+def test_exchange_trades_draw_vwap_volume_and_the_spread(pipeline: Pipeline, browser: Any) -> None:
     wait_for(lambda: traded(pipeline, "binance") is not None, 240, "a Binance window with trades")
     wait_for(lambda: traded(pipeline, "coinbase") is not None, 120, "a Coinbase window")
     window = traded(pipeline, "binance")
@@ -68,38 +67,32 @@ def test_exchange_trades_draw_vwap_volume_and_the_spread(pipeline: Pipeline) -> 
     assert window["low"] <= window["vwap"] <= window["high"]
     assert (traded(pipeline, "coinbase") or {}).get("quote") == "USD"
 
-    with playwright.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{pipeline.url}?source=binance&coin={COIN}&chart=candles&range=1h")
-            candles = page.get_by_test_id("candle")
-            playwright.expect(candles.first).to_be_visible(timeout=60_000)
-            vwap = page.get_by_test_id("vwap-line")
-            # Two candles with a VWAP (the second window closes within 30 s): a line is drawn.
-            playwright.expect(vwap).to_have_attribute("data-points", TWO_OR_MORE, timeout=90_000)
-            assert (vwap.get_attribute("d") or "").count("L") >= 1
-            assert page.get_by_test_id("volume-bar").count() >= 1
-            volumes = page.get_by_test_id("volume-bar").evaluate_all(
-                "bars => bars.map(b => Number(b.dataset.volume))"
-            )
-            assert all(v > 0 for v in volumes), volumes
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{pipeline.url}?source=binance&coin={COIN}&chart=candles&range=1h")
+    candles = page.get_by_test_id("candle")
+    playwright.expect(candles.first).to_be_visible(timeout=60_000)
+    vwap = page.get_by_test_id("vwap-line")
+    # Two candles with a VWAP (the second window closes within 30 s): a line is drawn.
+    playwright.expect(vwap).to_have_attribute("data-points", TWO_OR_MORE, timeout=90_000)
+    assert (vwap.get_attribute("d") or "").count("L") >= 1
+    assert page.get_by_test_id("volume-bar").count() >= 1
+    volumes = page.get_by_test_id("volume-bar").evaluate_all(
+        "bars => bars.map(b => Number(b.dataset.volume))"
+    )
+    assert all(v > 0 for v in volumes), volumes
 
-            panel = page.get_by_test_id("cross-exchange")
-            playwright.expect(panel).to_be_visible(timeout=30_000)
-            rows = page.get_by_test_id("cross-exchange-row")
-            playwright.expect(rows).to_have_count(2, timeout=30_000)
-            quotes = dict(
-                rows.evaluate_all("rows => rows.map(r => [r.dataset.source, r.dataset.quote])")
-            )
-            assert quotes == {"binance": "USDT", "coinbase": "USD"}
-            # Both prices fresh: a spread in basis points (the fakes' walks differ).
-            playwright.expect(panel).to_have_attribute("data-spread-bps", A_NUMBER, timeout=30_000)
-            playwright.expect(page.get_by_test_id("cross-exchange-mixed")).to_be_visible()
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-exchanges.png"), full_page=True)
-            assert errors == []
-        finally:
-            browser.close()
+    panel = page.get_by_test_id("cross-exchange")
+    playwright.expect(panel).to_be_visible(timeout=30_000)
+    rows = page.get_by_test_id("cross-exchange-row")
+    playwright.expect(rows).to_have_count(2, timeout=30_000)
+    quotes = dict(rows.evaluate_all("rows => rows.map(r => [r.dataset.source, r.dataset.quote])"))
+    assert quotes == {"binance": "USDT", "coinbase": "USD"}
+    # Both prices fresh: a spread in basis points (the fakes' walks differ).
+    playwright.expect(panel).to_have_attribute("data-spread-bps", A_NUMBER, timeout=30_000)
+    playwright.expect(page.get_by_test_id("cross-exchange-mixed")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-exchanges.png"), full_page=True)
+    assert errors == []
+    page.close()

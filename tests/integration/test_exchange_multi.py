@@ -69,16 +69,17 @@ def statuses(bootstrap: str, topic: str) -> dict[str, list[str]]:
     return states
 
 
+def binance_and_coinbase(binance: FakeBinance, coinbase: FakeCoinbase) -> list[Any]:
+    return [
+        BinanceProtocol(COINS, BinanceSettings(ws_url=binance.url)),
+        CoinbaseProtocol(COINS, CoinbaseSettings(ws_url=coinbase.url)),
+    ]
+
+
 def test_two_exchanges_in_one_producer_keep_their_tags_and_statuses(
     binance: FakeBinance, coinbase: FakeCoinbase, runs: Runs
 ) -> None:
-    run = runs.start_several(
-        [
-            BinanceProtocol(COINS, BinanceSettings(ws_url=binance.url)),
-            CoinbaseProtocol(COINS, CoinbaseSettings(ws_url=coinbase.url)),
-        ],
-        FAST,
-    )
+    run = runs.start_several(binance_and_coinbase(binance, coinbase), FAST)
     wait_for(lambda: run.sent_by("binance") >= 30 and run.sent_by("coinbase") >= 30, 20, "both")
     run.stop()
     published = records(run)
@@ -117,13 +118,7 @@ def test_an_unreachable_exchange_leaves_the_other_live(binance: FakeBinance, run
 def test_a_dropped_exchange_recovers_while_the_other_stays_live(
     binance: FakeBinance, coinbase: FakeCoinbase, runs: Runs
 ) -> None:
-    run = runs.start_several(
-        [
-            BinanceProtocol(COINS, BinanceSettings(ws_url=binance.url)),
-            CoinbaseProtocol(COINS, CoinbaseSettings(ws_url=coinbase.url)),
-        ],
-        FAST,
-    )
+    run = runs.start_several(binance_and_coinbase(binance, coinbase), FAST)
     wait_for(lambda: run.sent_by("coinbase") >= 10 and run.sent_by("binance") >= 10, 20, "ticks")
     coinbase.drop()
     wait_for(lambda: "degraded" in run.states_of("coinbase"), 10, "coinbase degraded")
