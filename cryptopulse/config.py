@@ -164,6 +164,21 @@ class KafkaSettings(BaseModel):
         }
 
 
+class ClusterSettings(BaseModel):
+    """`cryptopulse cluster` (development and tests): a local 3-node KRaft Kafka cluster."""
+
+    kafka_ports: tuple[Port, Port, Port] = (19092, 19094, 19096)
+    kafka_controller_ports: tuple[Port, Port, Port] = (19093, 19095, 19097)
+    kafka_heap: str = Field(default="384m", description="Each node's JVM heap (-Xmx).")
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> ClusterSettings:
+        ports = (*self.kafka_ports, *self.kafka_controller_ports)
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"cluster: the Kafka ports must all differ, got {ports}")
+        return self
+
+
 class SparkSettings(BaseModel):
     master: str = Field(default="local[*]", description="Spark master URL, e.g. spark://host:7077.")
     shuffle_partitions: Annotated[int, Field(ge=1)] = Field(
@@ -673,6 +688,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @model_validator(mode="after")
     def _watermark_fits_window(self) -> Settings:

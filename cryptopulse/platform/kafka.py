@@ -1,8 +1,11 @@
-"""A single-node Apache Kafka (KRaft: broker and controller in one JVM) run from Maven jars.
+"""A local Apache Kafka node (KRaft: broker and controller in one JVM) run from Maven jars.
 
 `LocalKafka` formats its storage on first start, starts the JVM detached (so it outlives
 the `cryptopulse kafka start` command), waits until the broker answers metadata requests,
 creates the configured topics, and stops it with SIGTERM (a clean, controlled shutdown).
+Alone it is the single local broker; `kafka_cluster.LocalKafkaCluster` runs three of them
+as one cluster (`node_id`, `voters`, `cluster_id`), using `launch`/`wait_ready` and
+`terminate`/`await_exit` to start and stop them together.
 """
 
 from __future__ import annotations
@@ -79,6 +82,72 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+def admin_client(bootstrap: str, security: KafkaSecurity | None = None) -> AdminClient:
+    return AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000, **librdkafka_config(security)},
+        logger=admin_log,
+    )
+
+
+def create_topics(
+    admin: AdminClient,
+    names: Iterable[str],
+    *,
+    partitions: int,
+    replication: int,
+    configs: dict[str, dict[str, str]],
+) -> None:
+    """Create topics that do not exist yet; those that do get today's `configs`."""
+    new = [
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replication,
+            config=configs.get(name, {}),
+        )
+        for name in names
+    ]
+    if not new:
+        return
+    existing: list[str] = []
+    for name, future in admin.create_topics(new, operation_timeout=30).items():
+        try:
+            future.result(timeout=60)
+            log.info("created topic %s", name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise CryptoPulseError(f"Could not create topic {name}: {exc}") from exc
+            existing.append(name)
+    _apply_configs(admin, {n: configs[n] for n in existing if configs.get(n)})
+
+
+def _apply_configs(admin: AdminClient, configs: dict[str, dict[str, str]]) -> None:
+    """Topics made by an earlier version get today's settings (e.g. the ticks topic's
+    max.message.bytes, the status topic's compaction)."""
+    if not configs:
+        return
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in config.items()
+            ],
+        )
+        for name, config in configs.items()
+    ]
+    for resource, future in admin.incremental_alter_configs(resources).items():
+        try:
+            future.result(timeout=30)
+        except KafkaException as exc:
+            log.warning("could not update the settings of topic %s: %s", resource.name, exc)
+
+
+Voter = tuple[int, str, int]
+"""A KRaft controller: (node id, host, controller port)."""
+
+
 @dataclass(frozen=True)
 class LocalKafka:
     data_dir: Path
@@ -98,6 +167,17 @@ class LocalKafka:
     client_security: KafkaSecurity | None = field(default=None, repr=False)
     """How this object's own admin client reaches the broker when its listener is secured
     (`server_properties`); None: plaintext."""
+    node_id: int = 1
+    voters: tuple[Voter, ...] = ()
+    """The cluster's controllers; none: this node alone."""
+    cluster_id: str = ""
+    """The id its storage is formatted with (one for every node of a cluster); "": a new one."""
+    min_insync_replicas: int = 1
+    port_settings: tuple[str, str] = (
+        "CRYPTOPULSE_KAFKA__PORT",
+        "CRYPTOPULSE_KAFKA__CONTROLLER_PORT",
+    )
+    """The settings that choose its broker and controller ports (named when one is taken)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> LocalKafka:
@@ -149,7 +229,12 @@ class LocalKafka:
             cmdline = proc.cmdline()
         except (FileNotFoundError, ValueError, psutil.Error):
             return None
-        if proc.status() == psutil.STATUS_ZOMBIE or "kafka.Kafka" not in cmdline:
+        # its own config file too: a cluster's nodes run the same class
+        if (
+            proc.status() == psutil.STATUS_ZOMBIE
+            or "kafka.Kafka" not in cmdline
+            or str(self.config_file) not in cmdline
+        ):
             return None
         return pid
 
@@ -160,16 +245,29 @@ class LocalKafka:
 
     def start(self) -> None:
         """Start the broker and return once it serves requests and the topics exist."""
+        proc = self.launch()
+        try:
+            self.wait_ready(proc)
+            self.create_topics(self.topic_names)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("broker ready on %s (pid %d)", self.bootstrap, proc.pid)
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the JVM (formatting the storage first if new) without waiting for it."""
         if (pid := self.pid()) is not None:
             raise KafkaAlreadyRunning(f"Kafka is already running (pid {pid}, {self.bootstrap}).")
         java = self._java()
         classpath = self._classpath()
-        for name, port in (("broker", self.port), ("controller", self.controller_port)):
+        for name, port, setting in (
+            ("broker", self.port, self.port_settings[0]),
+            ("controller", self.controller_port, self.port_settings[1]),
+        ):
             if port_in_use(self.host, port):
-                setting = "PORT" if name == "broker" else "CONTROLLER_PORT"
                 raise CryptoPulseError(
                     f"Port {port} ({name}) on {self.host} is already in use: stop what uses it "
-                    f"or choose another with CRYPTOPULSE_KAFKA__{setting}."
+                    f"or choose another with {setting}."
                 )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_config()
@@ -185,23 +283,27 @@ class LocalKafka:
                 start_new_session=True,  # Ctrl-C in the starting terminal must not kill it
             )
         self.pid_file.write_text(str(proc.pid))
-        try:
-            self._wait_ready(proc)
-            self.create_topics(self.topic_names)
-        except BaseException:
-            self.stop()
-            raise
-        log.info("broker ready on %s (pid %d)", self.bootstrap, proc.pid)
+        return proc
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the broker cleanly (SIGTERM), killing it only if it does not finish in time."""
+        proc = self.terminate()
+        if proc is not None:
+            self.await_exit(proc, timeout)
+
+    def terminate(self) -> psutil.Process | None:
+        """Ask the broker to stop (SIGTERM); its process, or None when it was not running."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
-            return
+            return None
         log.info("stopping broker (pid %d)", pid)
         proc = psutil.Process(pid)
         proc.send_signal(signal.SIGTERM)
+        return proc
+
+    def await_exit(self, proc: psutil.Process, timeout: float = 30.0) -> None:
+        """Wait for a stopping broker to exit, killing it if it does not within `timeout`."""
         try:
             proc.wait(timeout)
         except psutil.TimeoutExpired:
@@ -210,17 +312,19 @@ class LocalKafka:
             proc.wait(10)
         self.pid_file.unlink(missing_ok=True)
 
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash, for failover tests) and wait until it is gone."""
+        pid = self.pid()
+        if pid is not None:
+            proc = psutil.Process(pid)
+            proc.kill()
+            proc.wait(10)
+        self.pid_file.unlink(missing_ok=True)
+
     # -- topics ------------------------------------------------------------------------
 
     def admin(self) -> AdminClient:
-        return AdminClient(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "socket.timeout.ms": 5000,
-                **librdkafka_config(self.client_security),
-            },
-            logger=admin_log,
-        )
+        return admin_client(self.bootstrap, self.client_security)
 
     def topics(self) -> set[str]:
         metadata = self.admin().list_topics(timeout=10)
@@ -230,52 +334,14 @@ class LocalKafka:
         self, names: Iterable[str], partitions: int | None = None, replication: int | None = None
     ) -> None:
         """Create topics that do not exist yet."""
-        configs = {name: dict(config) for name, config in self.topic_configs}
-        new = [
-            NewTopic(
-                name,
-                num_partitions=partitions or self.partitions,
-                replication_factor=replication or self.replication_factor,
-                config=configs.get(name, {}),
-            )
-            for name in names
-        ]
-        if not new:
-            return
-        admin = self.admin()  # must outlive the futures it returns
-        existing: list[str] = []
-        for name, future in admin.create_topics(new, operation_timeout=30).items():
-            try:
-                future.result(timeout=60)
-                log.info("created topic %s", name)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise CryptoPulseError(f"Could not create topic {name}: {exc}") from exc
-                existing.append(name)
-        self._apply_configs(admin, {n: configs[n] for n in existing if configs.get(n)})
-
-    @staticmethod
-    def _apply_configs(admin: AdminClient, configs: dict[str, dict[str, str]]) -> None:
-        """Topics made by an earlier version get today's settings (e.g. the ticks topic's
-        max.message.bytes, the status topic's compaction)."""
-        if not configs:
-            return
-        resources = [
-            ConfigResource(
-                ResourceType.TOPIC,
-                name,
-                incremental_configs=[
-                    ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
-                    for key, value in config.items()
-                ],
-            )
-            for name, config in configs.items()
-        ]
-        for resource, future in admin.incremental_alter_configs(resources).items():
-            try:
-                future.result(timeout=30)
-            except KafkaException as exc:
-                log.warning("could not update the settings of topic %s: %s", resource.name, exc)
+        admin = self.admin()  # must outlive the futures it makes
+        create_topics(
+            admin,
+            names,
+            partitions=partitions or self.partitions,
+            replication=replication or self.replication_factor,
+            configs={name: dict(config) for name, config in self.topic_configs},
+        )
 
     # -- internals ---------------------------------------------------------------------
 
@@ -315,10 +381,14 @@ class LocalKafka:
         ]
 
     def _write_config(self) -> None:
+        voters = self.voters or ((self.node_id, self.host, self.controller_port),)
+        # the internal topics can have no more replicas than there are nodes
+        internal = min(self.replication_factor, len(voters))
+        internal_isr = str(min(self.min_insync_replicas, internal))
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": ",".join(f"{i}@{h}:{p}" for i, h, p in voters),
             "listeners": (
                 f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
             ),
@@ -329,12 +399,13 @@ class LocalKafka:
             "log.dirs": str(self.log_dirs),
             "num.partitions": str(self.partitions),
             "default.replication.factor": str(self.replication_factor),
-            "offsets.topic.replication.factor": "1",
+            "min.insync.replicas": str(self.min_insync_replicas),
+            "offsets.topic.replication.factor": str(internal),
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": str(internal),
+            "transaction.state.log.min.isr": internal_isr,
+            "share.coordinator.state.topic.replication.factor": str(internal),
+            "share.coordinator.state.topic.min.isr": internal_isr,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
             "log.retention.hours": "24",
@@ -345,7 +416,7 @@ class LocalKafka:
         )
 
     def _format(self, java: str, classpath: str) -> None:
-        cluster_id = new_cluster_id()
+        cluster_id = self.cluster_id or new_cluster_id()
         log.info("formatting KRaft storage in %s (cluster %s)", self.log_dirs, cluster_id)
         result = subprocess.run(
             [
@@ -367,7 +438,9 @@ class LocalKafka:
                 f"Formatting Kafka storage failed: {(result.stderr or result.stdout).strip()[-500:]}"
             )
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
+    def wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        """Return once the broker answers a metadata request that lists it and a controller
+        (readiness by its port and its answers, not its log); fail if it exits or is late."""
         deadline = time.monotonic() + self.start_timeout
         admin: AdminClient | None = None
         while time.monotonic() < deadline:
@@ -385,7 +458,7 @@ class LocalKafka:
                     continue
             try:
                 metadata = admin.list_topics(timeout=2)
-                if metadata.brokers and metadata.controller_id >= 0:
+                if self.node_id in metadata.brokers and metadata.controller_id >= 0:
                     return
             except KafkaException:
                 pass
