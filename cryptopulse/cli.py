@@ -33,6 +33,13 @@ app = typer.Typer(
 )
 kafka_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker (KRaft).")
 app.add_typer(kafka_app, name="kafka")
+cluster_app = typer.Typer(
+    no_args_is_help=True,
+    help="A development and test cluster on this machine: for now 3 Kafka brokers (KRaft, "
+    "replication factor 3, min.insync.replicas 2); Spark standalone workers and API replicas "
+    "come next (#15). Not for production: see docs/DEPLOY.md.",
+)
+app.add_typer(cluster_app, name="cluster")
 console = Console(stderr=True)
 
 
@@ -129,6 +136,65 @@ def kafka_status() -> None:
         raise typer.Exit(3)
     topics = ", ".join(sorted(broker.topics())) or "none"
     console.print(f"Kafka is running: pid {broker.pid()}, {broker.bootstrap}, topics: {topics}")
+
+
+@cluster_app.command("up")
+def cluster_up() -> None:
+    """Start the 3-broker Kafka cluster in the background (formats storage on first start)."""
+    from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
+
+    cluster = LocalKafkaCluster.from_settings(_settings())
+    try:
+        if cluster.running():
+            console.print(f"The Kafka cluster is already running ({cluster.bootstrap}).")
+        else:
+            with console.status(f"Starting the Kafka cluster on {cluster.bootstrap} ..."):
+                cluster.up()
+            console.print(f"[green]The Kafka cluster is ready[/green] (logs: {cluster.data_dir})")
+    except CryptoPulseError as exc:
+        raise _fail(exc) from exc
+    print(f"CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS={cluster.bootstrap}")
+
+
+@cluster_app.command("down")
+def cluster_down() -> None:
+    """Stop every node of the cluster cleanly."""
+    from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
+
+    cluster = LocalKafkaCluster.from_settings(_settings())
+    if not cluster.running_nodes():
+        console.print("The Kafka cluster is not running.")
+        return
+    with console.status("Stopping the Kafka cluster ..."):
+        cluster.down()
+    console.print("The Kafka cluster stopped.")
+
+
+@cluster_app.command("status")
+def cluster_status() -> None:
+    """Each node (pid, port), the topics' leaders and in-sync replicas; exit code 3 when a
+    node is down."""
+    from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
+
+    cluster = LocalKafkaCluster.from_settings(_settings())
+    pids = cluster.pids()
+    for i, pid in pids.items():
+        node = cluster.node(i)
+        state = f"running, pid {pid}" if pid is not None else "stopped"
+        console.print(f"kafka-{i}: {state}, {node.bootstrap} (data: {node.data_dir})")
+    if any(pid is not None for pid in pids.values()):
+        try:
+            states = cluster.partition_states(list(cluster.topic_names))
+        except CryptoPulseError as exc:
+            raise _fail(exc) from exc
+        short = [s for s in states if len(s.isr) < len(s.replicas)]
+        console.print(
+            f"{len(states)} partitions of {len(cluster.topic_names)} topics, "
+            f"{len(short)} with fewer in-sync replicas than replicas"
+        )
+        print(f"CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS={cluster.bootstrap}")
+    if None in pids.values():
+        raise typer.Exit(3)
 
 
 @app.command()
