@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-integration test-e2e test-web lint format bench
+.PHONY: help setup up down status test test-unit test-integration test-cluster test-e2e test-web lint format bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,9 +26,10 @@ down: ## Stop a pipeline started by `make up` in another terminal
 status: ## Show each component of the pipeline
 	@$(BIN)/cryptopulse status
 
-test: setup lint ## Lint, then every test: unit, integration (real Kafka/Spark), web, e2e (real browser)
+test: setup lint ## Lint, then every test: unit, integration (real Kafka/Spark), cluster (3 brokers), web, e2e (real browser)
 	@$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 	@$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+	@$(BIN)/pytest tests/cluster $(PYTEST_ARGS)
 	@if [ -f web/package.json ]; then (cd web && npm test --silent); fi
 	@if compgen -G "tests/e2e/test_*.py" >/dev/null; then $(BIN)/pytest tests/e2e $(PYTEST_ARGS); fi
 
@@ -37,6 +38,9 @@ test-unit: setup ## Fast tests, no servers
 
 test-integration: setup ## Tests against a real Kafka broker and Spark
 	@$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-cluster: setup ## The local 3-broker Kafka cluster: a leader SIGKILLed under load
+	@$(BIN)/pytest tests/cluster $(PYTEST_ARGS)
 
 test-e2e: setup ## Whole pipeline in headless Chromium
 	@$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
