@@ -172,8 +172,7 @@ def cluster_down() -> None:
 
 @cluster_app.command("status")
 def cluster_status() -> None:
-    """Each node (pid, port), the topics' leaders and in-sync replicas; exit code 3 when a
-    node is down."""
+    """Each node (pid, port) and partitions short of in-sync replicas; exit 3 if a node is down."""
     from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
 
     cluster = LocalKafkaCluster.from_settings(_settings())

@@ -143,13 +143,18 @@ class LocalKafkaCluster:
                 node.wait_ready(proc)
             self.create_topics(self.topic_names)
         except BaseException:
-            self.down()
+            self._stop([node for node, _ in started])  # a healthy node it found keeps running
             raise
         log.info("Kafka cluster ready on %s", self.bootstrap)
 
     def down(self, timeout: float = 60.0) -> None:
-        """Stop every node cleanly: all asked at once, so none waits for a quorum that is gone."""
-        stopping = [(node, node.terminate()) for node in map(self.node, self.node_ids)]
+        """Stop every node cleanly."""
+        self._stop([self.node(i) for i in self.node_ids], timeout)
+
+    @staticmethod
+    def _stop(nodes: list[LocalKafka], timeout: float = 60.0) -> None:
+        """All asked at once, so none waits for a controller quorum that is already gone."""
+        stopping = [(node, node.terminate()) for node in nodes]
         for node, proc in stopping:
             if proc is not None:
                 node.await_exit(proc, timeout)
