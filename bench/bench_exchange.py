@@ -1,6 +1,6 @@
 """Benchmark: exchange streams (issue #14), per message and end to end.
 
-    .venv/bin/python bench/bench_exchange.py                        # both parts (about 3 minutes)
+    .venv/bin/python bench/bench_exchange.py                        # both parts (about 4 minutes)
     .venv/bin/python bench/bench_exchange.py parse --frames 20000 --runs 9
     .venv/bin/python bench/bench_exchange.py e2e --symbols 100 --rate 50 --seconds 60
 
