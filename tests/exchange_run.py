@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -22,6 +23,7 @@ from cryptopulse.sources.exchanges.protocol import ExchangeProtocol
 from cryptopulse.sources.exchanges.stream import StreamRules
 from cryptopulse.status import StatusTracker
 from tests.kafka_helpers import read_to_end
+from tests.waiting import wait_for
 
 
 class Running(Source, Protocol):
@@ -188,3 +190,24 @@ def cli_args(
         *options,
     ]  # fmt: skip
     return args, env
+
+
+def silent_stream_is_reconnected(fake: Any, start: Callable[[StreamRules], Run[Any]]) -> None:
+    """The watchdog scenario every exchange shares: the fake goes silent (heartbeats too), the
+    watchdog closes the connection about `silence_timeout` after the last frame, the source
+    reconnects and the status goes degraded, then live again."""
+    run = start(StreamRules(connect_timeout=2.0, silence_timeout=1.0, backoff_initial=0.2))
+    wait_for(run.sent_more(0), 10, "ticks")
+    fake.silence(True)
+    silent_since = time.monotonic()
+    wait_for(lambda: fake.connections[0].closed is not None, 10, "the watchdog to close it")
+    closed_after = (fake.connections[0].closed or 0.0) - silent_since
+    # The watchdog counts from the last frame received, at most one trade interval before.
+    assert 1.0 - 0.1 <= closed_after < 3.0
+    fake.silence(False)
+    wait_for(lambda: len(fake.connections) >= 2, 10, "a new connection")
+    now = run.sent
+    wait_for(run.sent_more(now), 10, "ticks after the watchdog")
+    run.stop()
+    assert run.source.connections[0].stats.endings.get("silent", 0) >= 1
+    assert run.states[:3] == ["connecting", "live", "degraded"] and run.states[-1] == "live"

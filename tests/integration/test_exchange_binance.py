@@ -8,7 +8,6 @@ was counted and the statuses the producer published.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from cryptopulse.config import BinanceSettings
 from cryptopulse.schema import Tick, status_from_json, tick_to_json
 from cryptopulse.sources.exchanges import StreamRules
 from cryptopulse.sources.exchanges.binance import BinanceProtocol, subscribe_messages
-from tests.exchange_run import Run, Runs, produce, records
+from tests.exchange_run import Run, Runs, produce, records, silent_stream_is_reconnected
 from tests.fakes.binance import FakeBinance
 from tests.kafka_helpers import read_to_end
 from tests.waiting import wait_for
@@ -128,22 +127,7 @@ def test_a_dropped_connection_reconnects_resubscribes_and_the_status_recovers(
 
 
 def test_a_silent_stream_is_reconnected_by_the_watchdog(fake: FakeBinance, start: Any) -> None:
-    rules = StreamRules(connect_timeout=2.0, silence_timeout=1.0, backoff_initial=0.2)
-    run = start(rules)
-    wait_for(run.sent_more(0), 10, "ticks")
-    fake.silence(True)
-    silent_since = time.monotonic()
-    wait_for(lambda: fake.connections[0].closed is not None, 10, "the watchdog to close it")
-    closed_after = (fake.connections[0].closed or 0.0) - silent_since
-    # The watchdog counts from the last frame received, at most one trade interval before.
-    assert 1.0 - 0.1 <= closed_after < 3.0
-    fake.silence(False)
-    wait_for(lambda: len(fake.connections) >= 2, 10, "a new connection")
-    now = run.sent
-    wait_for(run.sent_more(now), 10, "ticks after the watchdog")
-    run.stop()
-    assert run.source.connections[0].stats.endings.get("silent", 0) >= 1
-    assert run.states[:3] == ["connecting", "live", "degraded"] and run.states[-1] == "live"
+    silent_stream_is_reconnected(fake, start)
 
 
 def test_a_server_shutdown_notice_reconnects_at_once(fake: FakeBinance, start: Any) -> None:

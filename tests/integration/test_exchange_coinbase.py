@@ -8,7 +8,6 @@ counted and the statuses the producer published.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from cryptopulse.config import CoinbaseSettings
 from cryptopulse.schema import Tick, status_from_json, tick_to_json
 from cryptopulse.sources.exchanges import ExchangeSource, StreamRules
 from cryptopulse.sources.exchanges.coinbase import CoinbaseProtocol, subscribe_messages
-from tests.exchange_run import Run, Runs, produce, records
+from tests.exchange_run import Run, Runs, produce, records, silent_stream_is_reconnected
 from tests.fakes.coinbase import FakeCoinbase
 from tests.kafka_helpers import read_to_end
 from tests.waiting import wait_for
@@ -131,20 +130,7 @@ def test_a_dropped_connection_reconnects_resubscribes_and_publishes_no_trade_twi
 
 
 def test_a_silent_stream_is_reconnected_by_the_watchdog(fake: FakeCoinbase, start: Any) -> None:
-    rules = StreamRules(connect_timeout=2.0, silence_timeout=1.0, backoff_initial=0.2)
-    run = start(rules)
-    wait_for(run.sent_more(0), 10, "ticks")
-    fake.silence(True)  # heartbeats stop too: a silent Coinbase is a dead connection
-    silent_since = time.monotonic()
-    wait_for(lambda: fake.connections[0].closed is not None, 10, "the watchdog to close it")
-    assert 1.0 - 0.1 <= (fake.connections[0].closed or 0.0) - silent_since < 3.0
-    fake.silence(False)
-    wait_for(lambda: len(fake.connections) >= 2, 10, "a new connection")
-    now = run.sent
-    wait_for(run.sent_more(now), 10, "ticks after the watchdog")
-    run.stop()
-    assert run.source.connections[0].stats.endings.get("silent", 0) >= 1
-    assert run.states[:3] == ["connecting", "live", "degraded"] and run.states[-1] == "live"
+    silent_stream_is_reconnected(fake, start)
 
 
 def test_a_skipped_sequence_number_is_counted_as_a_gap(fake: FakeCoinbase, start: Any) -> None:
