@@ -57,6 +57,7 @@ import orjson
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.cpu import cpu_seconds
 from cryptopulse.coins import COINS
 from cryptopulse.config import Settings, load_settings
 from cryptopulse.platform.kafka import LocalKafka
@@ -273,17 +274,6 @@ class Process:
                 self.popen.wait(10)
         self.log.close()
         return self.popen.returncode
-
-
-def cpu_seconds(proc: psutil.Process, children: bool) -> float:
-    """User + system CPU of a process, with its children's when asked (spark-submit's JVM is a
-    child of its launcher; this process's children are the others measured on their own)."""
-    total = 0.0
-    for p in (proc, *(proc.children(recursive=True) if children else ())):
-        with contextlib.suppress(psutil.Error):
-            t = p.cpu_times()
-            total += t.user + t.system
-    return total
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> int:

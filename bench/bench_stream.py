@@ -41,6 +41,7 @@ import orjson
 import psutil
 from confluent_kafka import Producer
 
+from bench.cpu import cpu_seconds
 from cryptopulse.config import Settings, load_settings
 from cryptopulse.platform.kafka import LocalKafka
 from cryptopulse.platform.ports import free_port
@@ -133,13 +134,11 @@ class CpuMeter:
         self.start = self._now()
 
     def _jvm_counters(self) -> dict[str, float]:
-        """Where JVM time goes besides tasks: Spark's code generation (Janino), the JIT, GC."""
+        """Where JVM time goes besides tasks: classes Spark generates (Janino), the JIT, GC."""
         jvm = self.jvm
         codegen = jvm.org.apache.spark.metrics.source.CodegenMetrics
         management = jvm.java.lang.management.ManagementFactory
         return {
-            "codegen_compile": float(codegen.METRIC_COMPILATION_TIME().getSnapshot().getMean())
-            * codegen.METRIC_COMPILATION_TIME().getCount(),
             "codegen_classes": float(codegen.METRIC_COMPILATION_TIME().getCount()),
             "jit_compile": float(management.getCompilationMXBean().getTotalCompilationTime()),
             "gc": float(
@@ -150,12 +149,7 @@ class CpuMeter:
     def _now(self) -> dict[str, float]:
         times = self._jvm_counters()
         for name, proc in self.procs.items():
-            t = proc.cpu_times()
-            times[name] = t.user + t.system
-            if name == "spark_jvm":  # spark-submit's launcher is a shell; the JVM its child
-                for child in proc.children(recursive=True):
-                    c = child.cpu_times()
-                    times[name] += c.user + c.system
+            times[name] = cpu_seconds(proc, children=name == "spark_jvm")
         return times
 
     def per_batch(self, batches: int) -> dict[str, float]:
