@@ -492,13 +492,12 @@ class StatusReporter:
 
     def __init__(
         self,
-        tracker: StatusTracker | Sequence[StatusTracker],
+        trackers: Sequence[StatusTracker],
         send: Callable[[SourceStatus], None],
         *,
         interval: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        trackers = [tracker] if isinstance(tracker, StatusTracker) else list(tracker)
         self.trackers = {t.source: t for t in trackers}
         self.tracker = trackers[0]  # the one a batch without a source counts for
         self.send = send

@@ -255,7 +255,7 @@ def test_runner_reports_status_after_every_batch() -> None:
     sent: list[SourceStatus] = []
     now = [1_800_000_000.0]
     reporter = StatusReporter(
-        StatusTracker("coingecko"), sent.append, interval=3600, clock=lambda: now[0]
+        [StatusTracker("coingecko")], sent.append, interval=3600, clock=lambda: now[0]
     )
     producer, _ = _producer()
     producer.start()
@@ -272,7 +272,7 @@ def test_heartbeat_repeats_the_status_with_a_new_time() -> None:
     sent: list[SourceStatus] = []
     clock = iter(float(t) for t in range(1_800_000_000, 1_800_001_000))
     reporter = StatusReporter(
-        StatusTracker("simulated"), sent.append, interval=0.01, clock=lambda: next(clock)
+        [StatusTracker("simulated")], sent.append, interval=0.01, clock=lambda: next(clock)
     )
     reporter.start()
     deadline = time.monotonic() + 10
