@@ -35,9 +35,9 @@ kafka_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broke
 app.add_typer(kafka_app, name="kafka")
 cluster_app = typer.Typer(
     no_args_is_help=True,
-    help="A development and test cluster on this machine: for now 3 Kafka brokers (KRaft, "
-    "replication factor 3, min.insync.replicas 2); Spark standalone workers and API replicas "
-    "come next (#15). Not for production: see docs/DEPLOY.md.",
+    help="A development and test cluster on this machine: 3 Kafka brokers (KRaft, replication "
+    "factor 3, min.insync.replicas 2), a Spark standalone master with 2 workers and 2 API "
+    "replicas, to run the pipeline on. Not for production: see docs/DEPLOY.md.",
 )
 app.add_typer(cluster_app, name="cluster")
 console = Console(stderr=True)
@@ -140,59 +140,73 @@ def kafka_status() -> None:
 
 @cluster_app.command("up")
 def cluster_up() -> None:
-    """Start the 3-broker Kafka cluster in the background (formats storage on first start)."""
-    from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
+    """Start the cluster in the background: 3 Kafka brokers, a Spark master with 2 workers and
+    2 API replicas (formats Kafka's storage on first start; starts only what is not running)."""
+    from cryptopulse.platform.cluster import LocalCluster
 
-    cluster = LocalKafkaCluster.from_settings(_settings())
+    cluster = LocalCluster.from_settings(_settings())
     try:
         if cluster.running():
-            console.print(f"The Kafka cluster is already running ({cluster.bootstrap}).")
+            console.print("The cluster is already running.")
         else:
-            with console.status(f"Starting the Kafka cluster on {cluster.bootstrap} ..."):
-                cluster.up()
-            console.print(f"[green]The Kafka cluster is ready[/green] (logs: {cluster.data_dir})")
+            for what, start in cluster.start_steps():
+                with console.status(f"Starting {what} ..."):
+                    start()
+                console.print(f"[green]ready[/green]: {what}", highlight=False)
+            console.print(f"Logs and data: {cluster.kafka.data_dir}")
     except CryptoPulseError as exc:
         raise _fail(exc) from exc
-    print(f"CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS={cluster.bootstrap}")
+    console.print(
+        "Run the pipeline on it with these settings (e.g. `export` them, then `cryptopulse up`); "
+        f"dashboards on {' and '.join(cluster.api.urls)}:"
+    )
+    for key, value in cluster.env().items():
+        print(f"{key}={value}")
 
 
 @cluster_app.command("down")
 def cluster_down() -> None:
-    """Stop every node of the cluster cleanly."""
-    from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
+    """Stop the API replicas, the Spark workers and master, then the brokers, cleanly."""
+    from cryptopulse.platform.cluster import LocalCluster
 
-    cluster = LocalKafkaCluster.from_settings(_settings())
-    if not cluster.running_nodes():
-        console.print("The Kafka cluster is not running.")
+    cluster = LocalCluster.from_settings(_settings())
+    if not any(c.running for c in cluster.components()):
+        console.print("The cluster is not running.")
         return
-    with console.status("Stopping the Kafka cluster ..."):
+    with console.status("Stopping the cluster ..."):
         cluster.down()
-    console.print("The Kafka cluster stopped.")
+    console.print("The cluster stopped.")
 
 
 @cluster_app.command("status")
 def cluster_status() -> None:
-    """Each node (pid, port) and partitions short of in-sync replicas; exit 3 if a node is down."""
-    from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
+    """Each process (pid, address), the Spark workers the master counts alive, and Kafka
+    partitions short of in-sync replicas; exit 3 if any process is down."""
+    from cryptopulse.platform.cluster import LocalCluster
 
-    cluster = LocalKafkaCluster.from_settings(_settings())
-    pids = cluster.pids()
-    for i, pid in pids.items():
-        node = cluster.node(i)
-        state = f"running, pid {pid}" if pid is not None else "stopped"
-        console.print(f"kafka-{i}: {state}, {node.bootstrap} (data: {node.data_dir})")
-    if any(pid is not None for pid in pids.values()):
+    cluster = LocalCluster.from_settings(_settings())
+    components = cluster.components()
+    for c in components:
+        state = f"running, pid {c.pid}" if c.running else "stopped"
+        console.print(f"{c.name}: {state}, {c.address} (data: {c.folder})", highlight=False)
+    if cluster.kafka.running_nodes():
         try:
-            states = cluster.partition_states(list(cluster.topic_names))
+            states = cluster.kafka.partition_states(list(cluster.kafka.topic_names))
         except CryptoPulseError as exc:
             raise _fail(exc) from exc
         short = [s for s in states if len(s.isr) < len(s.replicas)]
         console.print(
-            f"{len(states)} partitions of {len(cluster.topic_names)} topics, "
+            f"Kafka: {len(states)} partitions of {len(cluster.kafka.topic_names)} topics, "
             f"{len(short)} with fewer in-sync replicas than replicas"
         )
-        print(f"CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS={cluster.bootstrap}")
-    if None in pids.values():
+    if cluster.spark.master().running():
+        alive = cluster.spark.alive_workers()
+        apps = ", ".join(cluster.spark.applications()) or "none"
+        console.print(f"Spark: {len(alive)} workers alive, applications: {apps}")
+    if any(c.running for c in components):
+        for key, value in cluster.env().items():
+            print(f"{key}={value}")
+    if not all(c.running for c in components):
         raise typer.Exit(3)
 
 

@@ -165,17 +165,35 @@ class KafkaSettings(BaseModel):
 
 
 class ClusterSettings(BaseModel):
-    """`cryptopulse cluster` (development and tests): a local 3-node KRaft Kafka cluster."""
+    """`cryptopulse cluster` (development and tests): on this machine, a 3-node KRaft Kafka
+    cluster, a Spark standalone master with 2 workers, and 2 API replicas."""
 
     kafka_ports: tuple[Port, Port, Port] = (19092, 19094, 19096)
     kafka_controller_ports: tuple[Port, Port, Port] = (19093, 19095, 19097)
     kafka_heap: str = Field(default="384m", description="Each node's JVM heap (-Xmx).")
+    spark_master_port: Port = 17077
+    spark_master_ui_port: Port = Field(
+        default=18080, description="The master's web UI; its /json/ is how readiness is read."
+    )
+    spark_worker_ui_ports: tuple[Port, Port] = (18081, 18082)
+    spark_worker_cores: Annotated[int, Field(ge=1)] = 1
+    spark_worker_memory: str = Field(
+        default="1g", description="What each worker offers executors (spark.executor.memory fits)."
+    )
+    api_ports: tuple[Port, Port] = (8001, 8002)
 
     @model_validator(mode="after")
     def _ports_differ(self) -> ClusterSettings:
-        ports = (*self.kafka_ports, *self.kafka_controller_ports)
+        ports = (
+            *self.kafka_ports,
+            *self.kafka_controller_ports,
+            self.spark_master_port,
+            self.spark_master_ui_port,
+            *self.spark_worker_ui_ports,
+            *self.api_ports,
+        )
         if len(set(ports)) != len(ports):
-            raise ValueError(f"cluster: the Kafka ports must all differ, got {ports}")
+            raise ValueError(f"cluster: its ports must all differ, got {ports}")
         return self
 
 
