@@ -1,84 +1,38 @@
 """The local 3-broker KRaft cluster (#15), for real: a partition leader SIGKILLed while the
 TickProducer sends loses and duplicates nothing, and the node rejoins and catches up.
 
-One cluster per module, on free ports in a temp folder, always stopped (then anything left in
-the nodes' process groups), its ports free at the end. Failover and catch-up times are printed
-(`-s`) and recorded in docs/DEPLOY.md.
+The cluster is the session's (tests/cluster/conftest.py). Failover and catch-up times are
+printed (`-s`) and recorded in docs/DEPLOY.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 
-import orjson
 import pytest
 from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
-from cryptopulse.config import load_settings
+from cryptopulse.config import Settings
+from cryptopulse.platform.cluster import LocalCluster
 from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
-from cryptopulse.platform.ports import free_port, port_in_use
 from cryptopulse.producer import TickProducer
 from cryptopulse.schema import Tick, tick_from_json, tick_to_json
 from tests import factories
+from tests.cluster.conftest import run_cli
 from tests.kafka_helpers import read_to_end
 from tests.waiting import wait_for
 
-CLI = [sys.executable, "-m", "cryptopulse.cli"]
 COINS = [f"coin-{i}" for i in range(12)]
 
 
-def _stop(cluster: LocalKafkaCluster) -> None:
-    """Stop the nodes cleanly, then SIGKILL what is left in their process groups (each node
-    runs in a session of its own), and wait until every port is free."""
-    pids = [pid for pid in cluster.pids().values() if pid is not None]
-    try:
-        cluster.down(timeout=30)
-    finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        ports = (*cluster.ports, *cluster.controller_ports)
-        wait_for(lambda: not any(port_in_use(cluster.host, p) for p in ports), 30, "free ports")
-
-
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cluster")
-
-
-@pytest.fixture(scope="module")
-def cluster(root: Path) -> Iterator[LocalKafkaCluster]:
-    settings = load_settings(data_dir=root)
-    settings.cluster.kafka_ports = (free_port(), free_port(), free_port())
-    settings.cluster.kafka_controller_ports = (free_port(), free_port(), free_port())
-    cluster = LocalKafkaCluster.from_settings(settings)
-    try:
-        cluster.up()
-        yield cluster
-    finally:
-        _stop(cluster)
-
-
-def _cli(root: Path, cluster: LocalKafkaCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPULSE_")}
-    env["CRYPTOPULSE_DATA_DIR"] = str(root)
-    env["CRYPTOPULSE_CLUSTER__KAFKA_PORTS"] = orjson.dumps(cluster.ports).decode()
-    env["CRYPTOPULSE_CLUSTER__KAFKA_CONTROLLER_PORTS"] = orjson.dumps(
-        cluster.controller_ports
-    ).decode()
-    return subprocess.run(
-        [*CLI, "cluster", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+def cluster(local_cluster: LocalCluster) -> LocalKafkaCluster:
+    return local_cluster.kafka
 
 
 def _isr_full(cluster: LocalKafkaCluster, topics: list[str] | None = None) -> bool:
@@ -87,19 +41,24 @@ def _isr_full(cluster: LocalKafkaCluster, topics: list[str] | None = None) -> bo
 
 
 def test_cli_says_it_runs_and_gives_the_bootstrap_list(
-    root: Path, cluster: LocalKafkaCluster
+    cluster_settings: Settings, local_cluster: LocalCluster
 ) -> None:
-    again = _cli(root, cluster, "up")
+    cluster = local_cluster.kafka
+    again = run_cli(cluster_settings, "cluster", "up")
     assert again.returncode == 0, again.stderr
     assert "already running" in again.stderr
     assert f"CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS={cluster.bootstrap}" in again.stdout
-    status = _cli(root, cluster, "status")
+    assert f"CRYPTOPULSE_SPARK__MASTER={local_cluster.spark.master_url}" in again.stdout
+    status = run_cli(cluster_settings, "cluster", "status")
     assert status.returncode == 0, status.stderr
     for i, port in enumerate(cluster.ports, start=1):
         assert f"kafka-{i}: running" in status.stderr and f":{port}" in status.stderr
+    for name in ("spark-master", "spark-worker-1", "spark-worker-2", "api-1", "api-2"):
+        assert f"{name}: running" in status.stderr
+    assert "Spark: 2 workers alive" in status.stderr
     topics = len(cluster.topic_names)
     expected = f"{topics * cluster.partitions} partitions of {topics} topics, 0 with fewer in-sync"
-    assert expected in status.stderr
+    assert expected in " ".join(status.stderr.split())
 
 
 def test_topics_have_three_replicas_and_min_isr_two(cluster: LocalKafkaCluster) -> None:
