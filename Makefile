@@ -26,7 +26,7 @@ down: ## Stop a pipeline started by `make up` in another terminal
 status: ## Show each component of the pipeline
 	@$(BIN)/cryptopulse status
 
-test: setup lint ## Lint, then every test: unit, integration (real Kafka/Spark), cluster (3 brokers), web, e2e (real browser)
+test: setup lint ## Lint, then every test: unit, integration (real Kafka/Spark), cluster (kills on a local cluster), web, e2e (real browser)
 	@$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 	@$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 	@$(BIN)/pytest tests/cluster $(PYTEST_ARGS)
@@ -39,7 +39,7 @@ test-unit: setup ## Fast tests, no servers
 test-integration: setup ## Tests against a real Kafka broker and Spark
 	@$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test-cluster: setup ## The local 3-broker Kafka cluster: a leader SIGKILLed under load
+test-cluster: setup ## The local cluster (3 brokers, Spark master + 2 workers, 2 API replicas): kills under load
 	@$(BIN)/pytest tests/cluster $(PYTEST_ARGS)
 
 test-e2e: setup ## Whole pipeline in headless Chromium

@@ -27,6 +27,8 @@ class ApiReplicas:
     bootstrap: str
     host: str = "127.0.0.1"
     ports: tuple[int, ...] = (8001, 8002)
+    window_seconds: float = 30.0
+    """The stream job's window length: replicas refuse windows of any other."""
     start_timeout: float = 120.0
 
     @classmethod
@@ -36,6 +38,7 @@ class ApiReplicas:
             bootstrap=bootstrap,
             host=settings.api.host,
             ports=settings.cluster.api_ports,
+            window_seconds=settings.spark.window_seconds,
         )
         return replace(replicas, **overrides)  # type: ignore[arg-type]
 
@@ -65,6 +68,7 @@ class ApiReplicas:
             env={
                 "CRYPTOPULSE_DATA_DIR": str(self.data_dir / f"api-{i}"),
                 "CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+                "CRYPTOPULSE_SPARK__WINDOW_SECONDS": str(self.window_seconds),
             },
         )
 

@@ -89,6 +89,11 @@ class Daemon:
         identity = identity_of(proc.pid)
         record = {"pid": proc.pid, "create_time": identity.create_time if identity else 0.0}
         write_atomic(self.record_file, orjson.dumps(record))
+        # Until the forked child has exec'd, its command line is ours, without the marker:
+        # wait for it, so that `pid()` (and so `stop()`) finds it from here on.
+        deadline = time.monotonic() + 10.0
+        while self.pid() is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         return proc
 
     def wait_ready(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,19 @@ def spark_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).parent
+
+
+def alive_workers_in(status: Mapping[str, Any], ui_ports: Sequence[int]) -> list[int]:
+    """Which workers (1-based, in `ui_ports` order) a master's `/json/` lists ALIVE, told
+    apart by their web UI port (their RPC ports are random). A dead worker stays listed for a
+    while as DEAD; anything malformed counts as not alive."""
+    alive = set()
+    for worker in status.get("workers") or []:
+        if not isinstance(worker, dict) or worker.get("state") != "ALIVE":
+            continue
+        address = str(worker.get("webuiaddress", ""))
+        alive |= {i for i, port in enumerate(ui_ports, start=1) if address.endswith(f":{port}")}
+    return sorted(alive)
 
 
 @dataclass(frozen=True)
@@ -146,17 +160,8 @@ class LocalSparkCluster:
         return value if isinstance(value, dict) else None
 
     def alive_workers(self) -> list[int]:
-        """The workers (1..2) the master counts ALIVE, told apart by their web UI port."""
-        status = self.master_status() or {}
-        alive = []
-        for worker in status.get("workers") or []:
-            if not isinstance(worker, dict) or worker.get("state") != "ALIVE":
-                continue
-            address = str(worker.get("webuiaddress", ""))
-            alive += [
-                i for i in self.worker_ids if address.endswith(f":{self.worker_ui_ports[i - 1]}")
-            ]
-        return sorted(set(alive))
+        """The workers (1..2) the master counts ALIVE."""
+        return alive_workers_in(self.master_status() or {}, self.worker_ui_ports)
 
     def applications(self) -> list[str]:
         """Names of the running applications (the streaming job when it runs here)."""

@@ -1,0 +1,151 @@
+"""Benchmark: the local cluster (#15) against the single-node setup, on the same machine.
+
+    .venv/bin/python bench/bench_cluster.py                 # about 15 minutes
+    .venv/bin/python bench/bench_cluster.py --runs 3 --coins 1000 --rate 10000 25000
+
+Starts, on free ports in a temp folder, one broker (the single-node setup) and the cluster's
+3 brokers and Spark master with 2 workers (1 core each). Two measurements:
+
+1. Kafka: the real TickProducer (idempotent, acks=all, lz4), unpaced, into a 3-partition topic
+   on the single broker (replication factor 1) and on the cluster (replication factor 3,
+   min.insync.replicas 2): ticks acknowledged per second (bench_producer's run), median of runs.
+2. Spark: the streaming job's throughput level of bench_stream (the topic filled first, then
+   one trigger's worth of ticks per batch) with `local[*]` and with `spark://` on the 2
+   workers, both reading the single broker so that only Spark differs: median and p95 batch
+   times. The CPU figures cover only the driver's JVM on the cluster (executors run under the
+   workers), so they are left out.
+
+Bounded in count and time, loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_producer import machine, unpaced_run
+from bench.bench_stream import WARM_UP, throughput
+from cryptopulse.config import Settings, load_settings
+from cryptopulse.platform.kafka import LocalKafka
+from cryptopulse.platform.kafka_cluster import LocalKafkaCluster
+from cryptopulse.platform.ports import free_port
+from cryptopulse.platform.spark_cluster import LocalSparkCluster
+
+
+def settings_on_free_ports(work: Path) -> Settings:
+    settings = load_settings(data_dir=work)
+    settings.kafka.port, settings.kafka.controller_port = free_port(), free_port()
+    c = settings.cluster
+    c.kafka_ports = (free_port(), free_port(), free_port())
+    c.kafka_controller_ports = (free_port(), free_port(), free_port())
+    c.spark_master_port, c.spark_master_ui_port = free_port(), free_port()
+    c.spark_worker_ui_ports = (free_port(), free_port())
+    return settings
+
+
+def kafka_runs(
+    name: str, bootstrap: str, create: Any, runs: int, coins: int, ticks: int
+) -> dict[str, Any]:
+    rates = []
+    for i in range(runs):
+        topic = f"bench-{name}-{i}"
+        create([topic])
+        run = unpaced_run(bootstrap, topic, coins, ticks, seed=i)
+        rates.append(run["ticks_per_s"])
+        print(f"  {name} run {i + 1}: {run['ticks_per_s']:,.0f} ticks/s", flush=True)
+    return {"median_ticks_per_s": statistics.median(rates), "runs": rates}
+
+
+def spark_levels(
+    base: Settings,
+    broker: LocalKafka,
+    master: str,
+    levels: list[tuple[int, int]],
+    args: argparse.Namespace,
+    work: Path,
+) -> list[dict[str, Any]]:
+    settings = base.model_copy(deep=True)
+    settings.spark.master = master
+    out = []
+    for coins, rate in levels:
+        print(f"spark {master}: {coins} coins at {rate:,} ticks/s", flush=True)
+        result = throughput(
+            settings,
+            broker,
+            coins,
+            rate,
+            args.seconds,
+            work / master.replace("/", "_"),
+            warm_up=args.warm_up,
+        )
+        live = result["queries"].get("windows-live", {})
+        row = {
+            "coins": coins,
+            "rate": rate,
+            "median_batch_ms": live.get("median_batch_ms"),
+            "p95_batch_ms": live.get("p95_batch_ms"),
+            "keeps_up": result["keeps_up"],
+            "load_1min": result["load_1min"],
+        }
+        print("  ", json.dumps(row), flush=True)
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="Kafka runs per setup")
+    parser.add_argument("--ticks", type=int, default=200_000, help="per Kafka run")
+    parser.add_argument("--coins", type=int, nargs="*", default=[1000])
+    parser.add_argument("--rate", type=int, nargs="*", default=[10_000, 25_000])
+    parser.add_argument("--seconds", type=int, default=30, help="measured Spark batches (1 s)")
+    parser.add_argument("--warm-up", type=int, default=WARM_UP * 6)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
+    base = settings_on_free_ports(work)
+    broker = LocalKafka.from_settings(base, heap="1g", topic_names=())
+    kafka = LocalKafkaCluster.from_settings(base, topic_names=())
+    spark = LocalSparkCluster.from_settings(base)
+    report: dict[str, Any] = {"machine": machine(), "load_1min_start": os.getloadavg()[0]}
+    try:
+        print("starting a broker, a 3-broker cluster and a Spark master with 2 workers ...")
+        broker.start()
+        kafka.up()
+        spark.up()
+        report["kafka"] = {
+            "single broker (RF 1)": kafka_runs(
+                "single", broker.bootstrap, broker.create_topics, args.runs, 1000, args.ticks
+            ),
+            "3 brokers (RF 3, min ISR 2)": kafka_runs(
+                "cluster", kafka.bootstrap, kafka.create_topics, args.runs, 1000, args.ticks
+            ),
+        }
+        levels = [(c, r) for c in args.coins for r in args.rate]
+        report["spark"] = {
+            "local[*]": spark_levels(base, broker, "local[*]", levels, args, work),
+            "standalone, 2 workers x 1 core": spark_levels(
+                base, broker, spark.master_url, levels, args, work
+            ),
+        }
+    finally:
+        spark.down()
+        kafka.down()
+        broker.stop()
+    report["load_1min_end"] = os.getloadavg()[0]
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
