@@ -113,7 +113,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     base = settings_on_free_ports(work)
-    broker = LocalKafka.from_settings(base, heap="1g", topic_names=())
+    broker = LocalKafka.from_settings(base, heap="1g")  # with the job's topics
     kafka = LocalKafkaCluster.from_settings(base, topic_names=())
     spark = LocalSparkCluster.from_settings(base)
     report: dict[str, Any] = {"machine": machine(), "load_1min_start": os.getloadavg()[0]}

@@ -212,6 +212,15 @@ class SparkSettings(BaseModel):
         description="Ticks stamped further ahead of their Kafka time are dead letters.",
     )
     starting_offsets: Literal["earliest", "latest"] = "latest"
+    checkpoint_location: str = Field(
+        default="",
+        description=(
+            "Where the job keeps its checkpoint and its sinks' bookkeeping: a folder, or a "
+            "Hadoop URL (hdfs://namenode/cryptopulse, s3a://bucket/cryptopulse) that every "
+            "executor and any host a restarted driver runs on can reach. Default: "
+            "<data>/checkpoints."
+        ),
+    )
     post_to_api: bool = Field(default=True, description="POST each batch to the API's /ingest.")
     post_retry_seconds: Seconds = Field(
         default=10.0, description="How long a batch's POST is retried before it is given up."

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 
-from cryptopulse.files import write_atomic
+from cryptopulse.stream.storage import CheckpointPath, write_state
 
 log = logging.getLogger("cryptopulse.stream.finals")
 
@@ -83,17 +82,17 @@ class FinalTracker:
 
     # -- persistence ---------------------------------------------------------------------
 
-    def save(self, path: Path) -> None:
+    def save(self, path: CheckpointPath) -> None:
         state = {
             "version": STATE_VERSION,
             "batch_id": self.batch_id,
             "max_event_ms": self.max_event_ms,
             "open": [[src, c, s, e, j.decode()] for (src, c, s), (e, j) in self.open.items()],
         }
-        write_atomic(path, orjson.dumps(state), durable=True)
+        write_state(path, orjson.dumps(state), durable=True)
 
     @classmethod
-    def load(cls, path: Path, watermark_ms: int) -> FinalTracker:
+    def load(cls, path: CheckpointPath, watermark_ms: int) -> FinalTracker:
         """The saved state; a missing, unreadable or older-version file gives a fresh tracker.
 
         Such a file must not crash-loop the job; the cost is finals published again (or, for

@@ -47,6 +47,7 @@ from cryptopulse.stream.sinks import (
     WindowSink,
     dead_letter_producer,
 )
+from cryptopulse.stream.storage import CheckpointPath, checkpoint_path
 from cryptopulse.stream.window import aggregate_windows
 
 if TYPE_CHECKING:
@@ -125,11 +126,15 @@ class StreamJob:
 
     def __post_init__(self) -> None:
         kafka = self.settings.kafka
-        live_checkpoint = self.settings.checkpoint_dir / CHECKPOINT_VERSION / LIVE
+        live_checkpoint = self.checkpoint_root() / CHECKPOINT_VERSION / LIVE
         self.publisher = BatchPublisher(
             kafka.bootstrap,
             kafka.topic_windows,
-            sink_id(str(live_checkpoint.resolve())),
+            sink_id(
+                str(live_checkpoint.resolve())
+                if isinstance(live_checkpoint, Path)
+                else str(live_checkpoint)
+            ),
             security=kafka.security,
         )
         self.dead_letter_producer = dead_letter_producer(
@@ -192,7 +197,7 @@ class StreamJob:
             conf.trigger_seconds,
         )
 
-    def _start_rejects(self, checkpoints: Path) -> None:
+    def _start_rejects(self, checkpoints: CheckpointPath) -> None:
         """The worker that writes the dead letters of batches that had rejected records; it
         first catches up on batches committed before a crash whose dead letters were not
         written yet."""
@@ -240,9 +245,14 @@ class StreamJob:
         self.listener = ProgressLogger()
         self.spark.streams.addListener(self.listener)
 
-    def checkpoints(self) -> Path:
+    def checkpoint_root(self) -> CheckpointPath:
+        """`spark.checkpoint_location` (a folder or a Hadoop URL), else `<data>/checkpoints`."""
+        location = self.settings.spark.checkpoint_location or str(self.settings.checkpoint_dir)
+        return checkpoint_path(location, self.spark)
+
+    def checkpoints(self) -> CheckpointPath:
         """This version's checkpoint folder; says so when an earlier version's is left over."""
-        root = self.settings.checkpoint_dir
+        root = self.checkpoint_root()
         earlier = [root / name for name in (LIVE, DLQ, *EARLIER_VERSIONS)]
         for folder in earlier:
             if folder.is_dir():

@@ -21,12 +21,12 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from cryptopulse.stream.parse import REJECTED, dead_letters, parse_ticks
+from cryptopulse.stream.storage import CheckpointPath
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,7 +71,7 @@ def rejected_range(progress: dict[str, Any], initial: str) -> RejectedRange | No
     return RejectedRange(int(progress["batchId"]), start, end, count)
 
 
-def _logged_offsets(path: Path) -> str | None:
+def _logged_offsets(path: CheckpointPath) -> str | None:
     """The source offsets Spark logged for a batch (`offsets/<id>`: version, metadata, then
     one line per source; this query has one), or None when the file is gone or not that."""
     try:
@@ -81,7 +81,7 @@ def _logged_offsets(path: Path) -> str | None:
     return lines[2] if len(lines) == 3 and lines[0].startswith("v") else None
 
 
-def committed_gap(checkpoint: Path, done: int) -> RejectedRange | None:
+def committed_gap(checkpoint: CheckpointPath, done: int) -> RejectedRange | None:
     """The batches the query committed after batch `done`, as one range (rejects unknown), or
     None when there are none (or `done` is -1: nothing handled yet, e.g. a new checkpoint)."""
     if done < 0:

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -34,12 +33,12 @@ from tenacity import (
 )
 
 from cryptopulse.config import KafkaSecurity
-from cryptopulse.files import write_atomic
 from cryptopulse.kafka_client import librdkafka_config
 from cryptopulse.schema import WindowAggregate
 from cryptopulse.stream.finals import FinalTracker, LiveWindow
 from cryptopulse.stream.parse import ISO_MILLIS
 from cryptopulse.stream.publish import BatchPublisher
+from cryptopulse.stream.storage import CheckpointPath, modified_at, write_state
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -165,7 +164,7 @@ class WindowSink:
         *,
         publisher: BatchPublisher,
         poster: IngestPoster | None,
-        state_file: Path,
+        state_file: CheckpointPath,
         watermark_ms: int,
         stats: SinkStats,
     ) -> None:
@@ -208,7 +207,7 @@ class WindowSink:
         """When the tracker's state was last saved (None: never): every batch this sink
         committed without saving came later."""
         try:
-            return self.state_file.stat().st_mtime
+            return modified_at(self.state_file)
         except FileNotFoundError:
             return None
 
@@ -311,7 +310,7 @@ class DeadLetterSink:
         *,
         producer: Producer,
         topic: str,
-        state_file: Path,
+        state_file: CheckpointPath,
         stats: SinkStats,
         delivery_timeout: float = 30.0,
     ) -> None:
@@ -324,7 +323,7 @@ class DeadLetterSink:
         self.last_batch_id = self._load_batch_id(state_file)
 
     @staticmethod
-    def _load_batch_id(path: Path) -> int:
+    def _load_batch_id(path: CheckpointPath) -> int:
         try:
             return int(orjson.loads(path.read_bytes())["batch_id"])
         except FileNotFoundError:
@@ -390,8 +389,8 @@ class DeadLetterSink:
         """Remember `batch_id` as the last batch handled, here and in the state file."""
         self.last_batch_id = batch_id
         try:
-            write_atomic(self.state_file, orjson.dumps({"batch_id": batch_id}), durable=durable)
-        except OSError as exc:
+            write_state(self.state_file, orjson.dumps({"batch_id": batch_id}), durable=durable)
+        except Exception as exc:
             log.error("[%s] could not save %s: %s", self.name, self.state_file, exc)
 
     def produce_all(self, records: Iterable[tuple[str | None, str | bytes]], tally: _Tally) -> None:

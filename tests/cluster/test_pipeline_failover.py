@@ -1,7 +1,7 @@
 """The unchanged pipeline on the local cluster (#15): the real TickProducer into 3 brokers,
 `cryptopulse stream` with `--master spark://…` on 2 Spark workers, 2 API replicas reading the
-windows from Kafka. With ticks flowing, a Spark worker, the driver and an API replica are each
-SIGKILLed; at the end every window is final exactly once, with every tick sent in it.
+windows from Kafka. With ticks flowing, a Spark worker, a broker, the driver and an API
+replica are each SIGKILLed; at the end every window is final exactly once, with every tick sent in it.
 
 The tests run in file order on one module-wide pipeline; recovery times are printed (`-s`) and
 recorded in docs/DEPLOY.md.
@@ -260,6 +260,23 @@ def test_a_killed_worker_leaves_the_job_running_on_the_other(pipeline: Pipeline)
     # the worker comes back and the master gives the job an executor there again
     spark.start_worker(1)
     wait_for(lambda: spark.alive_workers() == [1, 2], 60, "worker 1 back")
+
+
+def test_a_killed_broker_leaves_the_job_reading_and_publishing(pipeline: Pipeline) -> None:
+    p = pipeline
+    kafka = p.cluster.kafka
+    windows = p.settings.kafka.topic_windows
+    # the leader of a windows partition: the job's transactional writes must move with it
+    leader = kafka.partition_states([windows])[0].leader
+    driver = p.driver
+    killed = datetime.now(UTC)
+    kafka.kill(leader)
+    p.timings["broker killed -> a whole window after it final"] = p.final_after(killed, 180)
+    assert driver is not None and driver.poll() is None  # the same job, never restarted
+    kafka.start_node(leader)
+    wait_for(
+        lambda: all(len(s.isr) == 3 for s in kafka.partition_states()), 120, "ISR back to 3", 0.5
+    )
 
 
 def test_a_killed_driver_restarts_from_its_checkpoint(pipeline: Pipeline) -> None:

@@ -84,9 +84,14 @@ def job_env(
     yield env
 
 
+@pytest.mark.parametrize("checkpoint", ["folder", "hadoop-url"])
 def test_sigkill_then_restart_loses_and_repeats_no_final(
-    job_env: dict[str, str], tmp_path: Path
+    job_env: dict[str, str], tmp_path: Path, checkpoint: str
 ) -> None:
+    # "hadoop-url": the checkpoint and the sinks' bookkeeping through Hadoop's FileSystem, as
+    # on HDFS or S3 (spark.checkpoint_location), here with its file:// implementation
+    location = (tmp_path / "shared" / "cp").as_uri() if checkpoint == "hadoop-url" else ""
+    job_env["CRYPTOPULSE_SPARK__CHECKPOINT_LOCATION"] = location
     bootstrap = job_env["CRYPTOPULSE_KAFKA__BOOTSTRAP_SERVERS"]
     ticks = job_env["CRYPTOPULSE_KAFKA__TOPIC_TICKS"]
     windows = TopicReader(bootstrap, job_env["CRYPTOPULSE_KAFKA__TOPIC_WINDOWS"], "restart-check")
@@ -122,6 +127,13 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
     # Two processes ran the job; the second resumed from the checkpoint (no new first batch).
     text = log.read_text()
     assert text.count("query windows-live started") == 2
+    # ... the checkpoint the setting names, with the sinks' bookkeeping next to it
+    root = Path(location.removeprefix("file://")) if location else tmp_path / "checkpoints"
+    live = root / "v3" / "windows-live"
+    assert {"offsets", "commits", "sink-state.json"} <= {p.name for p in live.iterdir()}
+    assert orjson.loads((live / "sink-state.json").read_bytes())["batch_id"] > 0
+    if checkpoint == "hadoop-url":  # written through Hadoop's file system (its checksum file)
+        assert (live / ".sink-state.json.crc").exists()
 
 
 def start_cli(env: dict[str, str], log: Path, ready: Path) -> subprocess.Popen[bytes]:
