@@ -27,14 +27,12 @@ from typing import Final
 import orjson
 
 from cryptopulse.classify import trend, volatility
-from cryptopulse.schema import WindowAggregate
+from cryptopulse.schema import MAX_AMOUNT, WindowAggregate
 
 DAY: Final = 86_400.0
 MIN_TIME: Final = 946_684_800.0  # 2000-01-01: older "points" are garbage
 MAX_TIME: Final = 32_503_680_000.0  # 3000-01-01
-MAX_FIGURE: Final = (
-    1e18  # USD: larger prices, volumes or caps are garbage (and could overflow sums)
-)
+MAX_FIGURE: Final = MAX_AMOUNT  # USD: larger prices, volumes or caps are garbage
 MAX_CHANGE: Final = 1e6  # percent
 
 

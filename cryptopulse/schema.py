@@ -42,6 +42,10 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+MAX_AMOUNT = 1e18
+"""Largest price (quote currency) or trade size (base currency) a tick may carry: far above
+any real one, and small enough that no window's sums (of prices, of price x size) overflow."""
+Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 COIN_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 CoinId = Annotated[str, Field(min_length=1, max_length=100, pattern=COIN_PATTERN)]
 SourceId = Annotated[
@@ -75,14 +79,14 @@ class Tick(_Contract):
 
     coin: CoinId
     symbol: Annotated[str, Field(min_length=1, max_length=20)]
-    price: Positive
+    price: Amount
     change_24h: Finite | None = None
     volume_24h: NonNegative | None = None
     market_cap: NonNegative | None = None
     timestamp: UtcDatetime = Field(description="When the source observed the price (event time).")
     source: SourceId
     # Both left out of the JSON when None, so a quote-only source's ticks keep their bytes.
-    size: Positive | None = Field(
+    size: Amount | None = Field(
         default=None,
         exclude_if=_is_none,
         description="Trade quantity in the base currency; absent for a quote/ticker observation.",

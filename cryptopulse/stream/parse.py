@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from cryptopulse.schema import Tick, spark_schema
+from cryptopulse.schema import MAX_AMOUNT, Tick, spark_schema
 
 CORRUPT = "_corrupt_record"
 ISO_MILLIS = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
@@ -24,8 +24,6 @@ REQUIRED = ("coin", "symbol", "price", "timestamp", "source")
 OPTIONAL_TEXT = ("quote",)
 # A dead letter's excerpt of the value: enough to see what it was, small enough for any topic.
 EXCERPT_BYTES = 4096
-# Largest trade size taken (base currency): far above any real trade.
-MAX_SIZE = 1e18
 # Name of the observed metric (and of its one column) that counts a batch's rejected records.
 REJECTED = "rejected"
 
@@ -97,6 +95,8 @@ def _reject_reason(event_time: Column, max_future_seconds: float) -> Column:
         *((col(name).isNull(), f"missing field: {name}") for name in REQUIRED),
         (~_finite(col("price")), "price is not a finite number"),
         (col("price") <= 0, "price is not positive"),
+        # A window sums prices (and price x size): bounded, so no sum can overflow a double.
+        (col("price") > MAX_AMOUNT, f"price is larger than {MAX_AMOUNT:g}"),
         *_string_rules(),
         (event_time.isNull(), "bad timestamp"),
         # One far-future tick would move the watermark (kept in the checkpoint) past every
@@ -111,8 +111,7 @@ def _reject_reason(event_time: Column, max_future_seconds: float) -> Column:
             for name in ("change_24h", "volume_24h", "market_cap", "size")
         ),
         (col("size").isNotNull() & (col("size") <= 0), "size is not positive"),
-        # A window sums sizes: bounded, so no sum of real trades can overflow a double.
-        (col("size") > MAX_SIZE, f"size is larger than {MAX_SIZE:g}"),
+        (col("size") > MAX_AMOUNT, f"size is larger than {MAX_AMOUNT:g}"),
         *(
             (col(name).isNotNull() & (col(name) < 0), f"{name} is negative")
             for name in ("volume_24h", "market_cap")

@@ -35,12 +35,16 @@ def cluster_ports(cluster: LocalCluster) -> list[int]:
     ]
 
 
-def stop_cluster(cluster: LocalCluster) -> None:
-    """Stop it cleanly, then SIGKILL what is left in its processes' groups (each runs in a
-    session of its own), and wait until every port is free."""
+def stop_cluster(cluster: LocalCluster, settings: Settings) -> None:
+    """`cryptopulse cluster down` from another process (it finds every process by its record),
+    then SIGKILL whatever is left in their groups (each runs in a session of its own), and wait
+    until every port is free."""
     pids = [c.pid for c in cluster.components() if c.pid is not None]
     try:
-        cluster.down()
+        down = run_cli(settings, "cluster", "down")
+        assert down.returncode == 0 and "The cluster stopped." in down.stderr, down.stderr
+        left = [c.name for c in cluster.components() if c.running]
+        assert not left, f"still running after `cluster down`: {left}"
     finally:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -74,7 +78,7 @@ def local_cluster(cluster_settings: Settings) -> Iterator[LocalCluster]:
         cluster.up()
         yield cluster
     finally:
-        stop_cluster(cluster)
+        stop_cluster(cluster, cluster_settings)
 
 
 def cluster_env(settings: Settings) -> dict[str, str]:

@@ -99,6 +99,8 @@ TRADE = GOOD[:-1] + ',"size":0.5,"quote":"USDT"}'
         (GOOD.replace('"coin":"bitcoin",', ""), "missing field: coin"),
         (GOOD.replace('"price":97012.5', '"price":0'), "price is not positive"),
         (GOOD.replace('"price":97012.5', '"price":-1.5'), "price is not positive"),
+        # would overflow the window's sums into an infinite average
+        (GOOD.replace('"price":97012.5', '"price":1e308'), "price is larger than 1e+18"),
         (GOOD.replace("2026-11-24T22:00:00Z", "last tuesday"), "bad timestamp"),
         (GOOD.replace('"volume_24h":3.1e10', '"volume_24h":-5'), "volume_24h is negative"),
         (

@@ -40,6 +40,8 @@ def test_tick_json_round_trip_matches_the_design_example() -> None:
     [
         {"price": 0},
         {"price": float("nan")},
+        {"price": 1e308},  # finite, but a window's sum of such prices is not
+        {"price": 1.0, "size": 1.1e18},
         {"coin": "Bitcoin"},
         {"timestamp": "2026-11-24T22:00:00"},  # no zone
         {"volume_24h": -1.0},
