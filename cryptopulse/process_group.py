@@ -232,6 +232,24 @@ def wait_gone(idents: list[Identity], timeout: float) -> list[Identity]:
         time.sleep(0.1)
 
 
+def wait_exited(proc: psutil.Process, timeout: float) -> bool:
+    """Wait until `proc` has exited; True when it has within `timeout`. A zombie has exited:
+    its parent may be another process that reaps it late (e.g. whoever started a cluster),
+    so psutil's own wait, which waits for the pid to vanish, would wait for the parent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(psutil.Error):
+            proc.wait(0)  # reaps it when it is our child
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def kill_group(pid: int) -> None:
     """SIGKILL the process group `pid` leads (each child leads its own)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

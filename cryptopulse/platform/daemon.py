@@ -24,7 +24,7 @@ import psutil
 
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.files import write_atomic
-from cryptopulse.process_group import identity_of, kill_group, log_tail
+from cryptopulse.process_group import identity_of, kill_group, log_tail, wait_exited
 
 log = logging.getLogger("cryptopulse.cluster")
 
@@ -130,13 +130,10 @@ class Daemon:
     def await_exit(self, proc: psutil.Process, timeout: float = 30.0) -> None:
         """Wait for it to exit, then SIGKILL whatever is left in its process group (a
         worker's executors); SIGKILL it too if it is late."""
-        try:
-            proc.wait(timeout)
-        except psutil.TimeoutExpired:
+        if not wait_exited(proc, timeout):
             log.warning("%s did not stop within %.0f s; killing it", self.name, timeout)
         kill_group(proc.pid)
-        with contextlib.suppress(psutil.Error):
-            proc.wait(10)
+        wait_exited(proc, 10)
         self.record_file.unlink(missing_ok=True)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -148,7 +145,8 @@ class Daemon:
         goes with its executors) and wait until it is gone."""
         pid = self.pid()
         if pid is not None:
-            kill_group(pid)
             with contextlib.suppress(psutil.Error):
-                psutil.Process(pid).wait(10)
+                proc = psutil.Process(pid)
+                kill_group(pid)
+                wait_exited(proc, 10)
         self.record_file.unlink(missing_ok=True)

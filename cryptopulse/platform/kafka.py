@@ -11,6 +11,7 @@ as one cluster (`node_id`, `voters`, `cluster_id`), using `launch`/`wait_ready` 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import shutil
@@ -37,6 +38,7 @@ from cryptopulse.config import KafkaSecurity, Settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.kafka_client import librdkafka_config
 from cryptopulse.platform.ports import port_in_use
+from cryptopulse.process_group import wait_exited
 
 log = logging.getLogger("cryptopulse.kafka")
 # The admin client's own log (connection refused while a broker starts or stops): through
@@ -304,12 +306,11 @@ class LocalKafka:
 
     def await_exit(self, proc: psutil.Process, timeout: float = 30.0) -> None:
         """Wait for a stopping broker to exit, killing it if it does not within `timeout`."""
-        try:
-            proc.wait(timeout)
-        except psutil.TimeoutExpired:
+        if not wait_exited(proc, timeout):
             log.warning("broker did not stop within %.0f s; killing it", timeout)
-            proc.kill()
-            proc.wait(10)
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+            wait_exited(proc, 10)
         self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
@@ -318,7 +319,7 @@ class LocalKafka:
         if pid is not None:
             proc = psutil.Process(pid)
             proc.kill()
-            proc.wait(10)
+            wait_exited(proc, 10)
         self.pid_file.unlink(missing_ok=True)
 
     # -- topics ------------------------------------------------------------------------

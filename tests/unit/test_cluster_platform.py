@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -16,6 +17,7 @@ from cryptopulse.config import ClusterSettings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.platform.daemon import Daemon
 from cryptopulse.platform.spark_cluster import alive_workers_in
+from cryptopulse.process_group import wait_exited
 from tests.waiting import wait_for
 
 
@@ -122,3 +124,27 @@ def test_a_stopped_daemon_leaves_no_record(tmp_path: Path) -> None:
     daemon.stop(timeout=10)
     assert not psutil.pid_exists(proc.pid)
     assert daemon.pid() is None and not daemon.record_file.exists()
+
+
+def test_a_zombie_has_exited_even_when_someone_else_must_reap_it() -> None:
+    # a parent that never reaps its child: the child stays a zombie
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; "
+            "subprocess.Popen([sys.executable, '-c', 'pass']); time.sleep(60.5)",
+        ]
+    )
+    try:
+        child = wait_for(lambda: psutil.Process(parent.pid).children(), 10, "the child")[0]
+        wait_for(lambda: child.status() == psutil.STATUS_ZOMBIE, 10, "the child's exit")
+        started = time.monotonic()
+        assert wait_exited(child, 10)
+        assert time.monotonic() - started < 1
+        assert not wait_exited(psutil.Process(parent.pid), 0.3)  # still running
+        parent.terminate()
+        assert wait_exited(psutil.Process(parent.pid), 10)  # our child: reaped
+    finally:
+        parent.kill()
+        parent.wait(10)
