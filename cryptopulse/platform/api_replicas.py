@@ -15,7 +15,7 @@ import httpx
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
-from cryptopulse.platform.daemon import Daemon
+from cryptopulse.platform.daemon import Daemon, stop_together
 from cryptopulse.platform.ports import port_in_use
 
 log = logging.getLogger("cryptopulse.api.replicas")
@@ -107,7 +107,4 @@ class ApiReplicas:
         self.replica(i).kill()
 
     def down(self, timeout: float = 15.0) -> None:
-        stopping = [(r, r.terminate()) for r in (self.replica(i) for i in self.ids)]
-        for replica, proc in stopping:
-            if proc is not None:
-                replica.await_exit(proc, timeout)
+        stop_together([self.replica(i) for i in self.ids], timeout)

@@ -15,9 +15,10 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 import psutil
@@ -27,6 +28,20 @@ from cryptopulse.files import write_atomic
 from cryptopulse.process_group import identity_of, kill_group, log_tail, wait_exited
 
 log = logging.getLogger("cryptopulse.cluster")
+
+
+class Stoppable(Protocol):
+    def terminate(self) -> psutil.Process | None: ...
+    def await_exit(self, proc: psutil.Process, timeout: float = 30.0) -> None: ...
+
+
+def stop_together(processes: Iterable[Stoppable], timeout: float) -> None:
+    """Ask every process to stop at once, then wait for each: none waits on one that is
+    already gone (a controller quorum, a master), and the waits overlap."""
+    stopping = [(p, p.terminate()) for p in processes]
+    for process, proc in stopping:
+        if proc is not None:
+            process.await_exit(proc, timeout)
 
 
 @dataclass(frozen=True)

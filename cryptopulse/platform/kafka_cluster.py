@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
+from cryptopulse.platform.daemon import stop_together
 from cryptopulse.platform.kafka import (
     KafkaAlreadyRunning,
     LocalKafka,
@@ -154,10 +155,7 @@ class LocalKafkaCluster:
     @staticmethod
     def _stop(nodes: list[LocalKafka], timeout: float = 60.0) -> None:
         """All asked at once, so none waits for a controller quorum that is already gone."""
-        stopping = [(node, node.terminate()) for node in nodes]
-        for node, proc in stopping:
-            if proc is not None:
-                node.await_exit(proc, timeout)
+        stop_together(nodes, timeout)
 
     def kill(self, i: int) -> None:
         """SIGKILL node `i` (a crash)."""

@@ -23,7 +23,7 @@ import httpx
 
 from cryptopulse.config import Settings
 from cryptopulse.errors import CryptoPulseError
-from cryptopulse.platform.daemon import Daemon
+from cryptopulse.platform.daemon import Daemon, stop_together
 from cryptopulse.platform.ports import port_in_use
 
 log = logging.getLogger("cryptopulse.spark.cluster")
@@ -207,10 +207,7 @@ class LocalSparkCluster:
 
     def down(self, timeout: float = 30.0) -> None:
         """Stop the workers (their executors with them), then the master."""
-        workers = [(w, w.terminate()) for w in (self.worker(i) for i in self.worker_ids)]
-        for worker, proc in workers:
-            if proc is not None:
-                worker.await_exit(proc, timeout)
+        stop_together([self.worker(i) for i in self.worker_ids], timeout)
         self.master().stop(timeout)
 
     def _refuse_busy(self, *ports: tuple[int, str]) -> None:
