@@ -149,6 +149,7 @@ export function App() {
                   intervalMs={history.intervalMs}
                   source={source}
                   finalCount={finalCount}
+                  quote={current?.quote ?? null}
                 />
               ) : (
                 <p className="empty" data-testid="chart-empty" data-status={history.status}>

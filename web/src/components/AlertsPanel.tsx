@@ -3,7 +3,7 @@ import { Bell, BellOff, TrendingDown, TrendingUp } from "lucide-react";
 import { useEffect, useRef, useState } from "react";
 import { ALERT_THRESHOLD, alertDirection, newAlerts } from "../lib/alerts";
 import { coinName } from "../lib/coins";
-import { formatPercent, formatPriceCompact } from "../lib/format";
+import { formatPercent, formatQuotedCompact } from "../lib/format";
 import type { WindowPoint } from "../lib/types";
 
 interface Props {
@@ -30,7 +30,7 @@ function useNotifications(alerts: readonly WindowPoint[]) {
     for (const a of newAlerts(previous, alerts)) {
       try {
         new Notification(`${a.trend} ${coinName(a.coin)} ${formatPercent(a.avg_change_24h)}`, {
-          body: `${a.volatility} · ${formatPriceCompact(a.close)}`,
+          body: `${a.volatility} · ${formatQuotedCompact(a.close, a.quote)}`,
           tag: `cryptopulse-${a.coin}`,
         });
       } catch (err) {

@@ -58,6 +58,7 @@ export const CandleChart = memo(function CandleChart({
   intervalMs,
   source,
   finalCount,
+  quote = null,
 }: PriceChartProps) {
   const traded = useMemo(() => hasTrades(data), [data]);
   const frame = usePriceFrame(data, width, height, intervalMs, true, traded);
@@ -74,6 +75,7 @@ export const CandleChart = memo(function CandleChart({
       label="Price candles over time"
       source={source}
       finalCount={finalCount}
+      quote={quote}
     >
       <g data-testid="candles">
         {data.map((d) => (

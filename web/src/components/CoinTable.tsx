@@ -2,7 +2,7 @@
 import { ArrowDown, ArrowUp, ArrowUpDown } from "lucide-react";
 import { memo, useMemo, useState } from "react";
 import { coinName } from "../lib/coins";
-import { formatMoneyCompact, formatPercent, formatPrice } from "../lib/format";
+import { formatMoneyCompact, formatPercent, formatQuoted } from "../lib/format";
 import { sortWindows, type SortDir, type SortKey } from "../lib/sort";
 import type { WindowPoint } from "../lib/types";
 import { Sparkline } from "./Sparkline";
@@ -96,7 +96,7 @@ export const CoinTable = memo(function CoinTable({ data, selected, onSelect, spa
                     </button>
                   </td>
                   <td className="num" data-col="price">
-                    {formatPrice(w.close)}
+                    {formatQuoted(w.close, w.quote)}
                   </td>
                   <td className={`num ${tone}`} data-col="change">
                     {formatPercent(c)}

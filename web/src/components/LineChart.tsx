@@ -16,6 +16,8 @@ export interface PriceChartProps {
   source: string;
   /** Closed live windows held, exposed for end-to-end tests of the whole pipeline. */
   finalCount: number;
+  /** The prices' quote currency (the coin's latest window's; null: not given, shown as dollars). */
+  quote?: string | null;
 }
 
 export const LineChart = memo(function LineChart({
@@ -25,6 +27,7 @@ export const LineChart = memo(function LineChart({
   intervalMs,
   source,
   finalCount,
+  quote = null,
 }: PriceChartProps) {
   // useId() contains characters that are not safe inside url(#...).
   const gradientId = `grad-${useId().replace(/[^a-zA-Z0-9_-]/g, "")}`;
@@ -64,6 +67,7 @@ export const LineChart = memo(function LineChart({
       label="Price over time"
       source={source}
       finalCount={finalCount}
+      quote={quote}
       defs={
         <linearGradient id={gradientId} x1="0" x2="0" y1="0" y2="1">
           <stop offset="0%" className={`grad-${tone}`} stopOpacity={0.35} />

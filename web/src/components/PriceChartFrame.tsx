@@ -15,6 +15,8 @@ interface Props {
   label: string;
   source: string;
   finalCount: number;
+  /** The prices' quote currency (null: not given, shown as dollars). */
+  quote: string | null;
   /** Marks drawn before the data's marks, outside the plot area (gradients). */
   defs?: ReactNode;
   /** The crosshair's extra marks at the hovered point (x, y in the plot area). */
@@ -31,12 +33,13 @@ export function PriceChartFrame({
   label,
   source,
   finalCount,
+  quote,
   defs,
   crosshair,
   children,
 }: Props) {
   const { x, y, innerW, innerH } = frame;
-  const { xAxis, yAxis, grid } = useAxes(frame);
+  const { xAxis, yAxis, grid } = useAxes(frame, quote);
   const { hovered, onMove, onLeave } = useHover(data, x);
   const hx = hovered ? x(hovered.startMs) : 0;
   const hy = hovered ? y(hovered.close) : 0;
@@ -52,6 +55,7 @@ export function PriceChartFrame({
         data-points={data.length}
         data-final-count={finalCount}
         data-sources={source}
+        data-quote={quote ?? undefined}
       >
         {defs && <defs>{defs}</defs>}
         <g transform={`translate(${M.left},${M.top})`}>
@@ -83,6 +87,7 @@ export function PriceChartFrame({
           chartWidth={width}
           chartHeight={height}
           ohlc={view === "candles"}
+          quote={quote}
         />
       )}
     </div>

@@ -1,10 +1,12 @@
 // @vitest-environment happy-dom
 // The price charts and the sparkline rendered to markup: their marks and test hooks.
-import { createElement } from "react";
+import { act, createElement } from "react";
+import { createRoot } from "react-dom/client";
 import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 import { candlePoint, type CandlePoint } from "../lib/candles";
-import { candle } from "../test/fixtures";
+import { candle, point } from "../test/fixtures";
+import { CoinTable } from "./CoinTable";
 import { CandleChart } from "./CandleChart";
 import { CandleTooltip } from "./CandleTooltip";
 import { LineChart } from "./LineChart";
@@ -157,10 +159,10 @@ describe("CandleChart with trades", () => {
 });
 
 describe("CandleTooltip", () => {
-  const tip = (over: Partial<CandlePoint>) => {
+  const tip = (over: Partial<CandlePoint>, quote: string | null = null) => {
     const c = candlePoint(candle(0, MIN5));
     if (c === null) throw new Error("bad candle");
-    const props = { candle: { ...c, ...over }, x: 10, y: 10, chartWidth: 600, chartHeight: 300, ohlc: true };
+    const props = { candle: { ...c, ...over }, x: 10, y: 10, chartWidth: 600, chartHeight: 300, ohlc: true, quote };
     return new DOMParser().parseFromString(renderToStaticMarkup(createElement(CandleTooltip, props)), "text/html");
   };
 
@@ -171,5 +173,48 @@ describe("CandleTooltip", () => {
     expect(text).toContain("VWAP $97,012.50");
     expect(text).toContain("Traded 12.35 · 1,234 trades");
     expect(tip({}).querySelector('[data-testid="tooltip-trades"]')).toBeNull();
+  });
+
+  it("shows prices in their quote currency: USDT is not the dollar", () => {
+    const usdt = tip({ close: 97012.5, vwap: 97000, traded_volume: 1, trade_count: 2 }, "USDT").body.textContent ?? "";
+    expect(usdt).toContain("97,012.50 USDT");
+    expect(usdt).toContain("VWAP 97,000.00 USDT");
+    expect(usdt).not.toContain("$");
+    expect(tip({ close: 97012.5 }, "USD").body.textContent).toContain("$97,012.50");
+  });
+});
+
+describe("the price axis", () => {
+  // The axes are drawn by D3 into their <g> after render: a real (happy-dom) root, not markup.
+  const labels = (quote: string | null): string[] => {
+    (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
+    const container = document.createElement("div");
+    const root = createRoot(container);
+    act(() => root.render(createElement(CandleChart, { ...chartProps(points(["live", "live"])), quote })));
+    const ticks = [...container.querySelectorAll("g.tick text")].map((t) => t.textContent ?? "");
+    act(() => root.unmount());
+    return ticks.filter((t) => /\d/.test(t) && !t.includes(":"));
+  };
+
+  it("has dollar ticks for dollars (or no quote given) and bare numbers for another quote", () => {
+    const usd = labels("USD");
+    expect(usd.length).toBeGreaterThan(1);
+    expect(usd.every((t) => t.startsWith("$"))).toBe(true);
+    expect(labels(null)).toEqual(usd);
+    const usdt = labels("USDT");
+    expect(usdt).toEqual(usd.map((t) => t.slice(1)));
+  });
+});
+
+describe("CoinTable prices", () => {
+  it("are in each row's quote currency", () => {
+    const data = [point("bitcoin", 0, { close: 97012.5, quote: "USDT" }), point("ethereum", 0, { close: 3000 })];
+    const html = renderToStaticMarkup(
+      createElement(CoinTable, { data, selected: null, onSelect: () => {}, sparklines: {} }),
+    );
+    const rows = [...new DOMParser().parseFromString(html, "text/html").querySelectorAll('[data-testid="coin-row"]')];
+    const text = rows.map((r) => r.textContent ?? "");
+    expect(text.find((t) => t.includes("97,012.50"))).toContain("97,012.50 USDT");
+    expect(text.find((t) => t.includes("3,000.00"))).toContain("$3,000.00");
   });
 });

@@ -81,12 +81,12 @@ export function usePriceFrame(
 }
 
 /** The x axis, the price axis and the horizontal grid of a frame. */
-export function useAxes({ x, y, innerW, priceH }: PriceFrame) {
+export function useAxes({ x, y, innerW, priceH }: PriceFrame, quote: string | null = null) {
   return useMemo(() => {
     const [from, to] = x.domain();
     const fmt = timeTickFormat((to?.getTime() ?? 0) - (from?.getTime() ?? 0));
     const count = Math.max(2, Math.floor(priceH / 45));
-    const money = moneyTickFormat(y.ticks(count));
+    const money = moneyTickFormat(y.ticks(count), quote);
     return {
       xAxis: axisBottom(x)
         .ticks(Math.max(2, Math.floor(innerW / 90)))
@@ -101,7 +101,7 @@ export function useAxes({ x, y, innerW, priceH }: PriceFrame) {
         .tickSize(-innerW)
         .tickFormat(() => ""),
     };
-  }, [x, y, innerW, priceH]);
+  }, [x, y, innerW, priceH, quote]);
 }
 
 /** The candle nearest the pointer (by start), set from pointer events on an overlay rect. */

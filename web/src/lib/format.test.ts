@@ -10,6 +10,7 @@ import {
   formatQuoted,
   formatPriceCompact,
   moneyTickFormat,
+  formatQuotedCompact,
 } from "./format";
 
 describe("formatCompact", () => {
@@ -72,6 +73,16 @@ describe("formatQuoted", () => {
   });
 });
 
+describe("formatQuotedCompact", () => {
+  it("is formatPriceCompact in dollars, the compact amount and the quote otherwise", () => {
+    expect(formatQuotedCompact(97012.5, "USD")).toBe("$97.01K");
+    expect(formatQuotedCompact(97012.5, null)).toBe("$97.01K");
+    expect(formatQuotedCompact(97012.5, "USDT")).toBe("97.01K USDT");
+    expect(formatQuotedCompact(12.5, "USDT")).toBe("12.50 USDT");
+    expect(formatQuotedCompact(null, "USDT")).toBe("—");
+  });
+});
+
 describe("formatBps", () => {
   it("keeps two decimals for small spreads, one above ten", () => {
     expect(formatBps(3.254)).toBe("3.25 bps");
@@ -113,5 +124,10 @@ describe("moneyTickFormat", () => {
   it("stays short when ticks are far apart", () => {
     const ticks = [93000, 94000, 95000];
     expect(ticks.map(moneyTickFormat(ticks))).toEqual(["$93K", "$94K", "$95K"]);
+  });
+  it("writes a dollar sign only for dollars: the price above the chart names another quote", () => {
+    const ticks = [93000, 94000, 95000];
+    expect(ticks.map(moneyTickFormat(ticks, "USD"))).toEqual(["$93K", "$94K", "$95K"]);
+    expect(ticks.map(moneyTickFormat(ticks, "USDT"))).toEqual(["93K", "94K", "95K"]);
   });
 });

@@ -75,8 +75,20 @@ export function formatPercent(value: number | null | undefined, digits = 2): str
  * is not the dollar.
  */
 export function formatQuoted(value: number | null | undefined, quote: string | null | undefined): string {
-  if (!quote || quote === "USD") return formatPrice(value);
+  if (isDollar(quote)) return formatPrice(value);
   return isNum(value) ? `${formatAmount(value)} ${quote}` : DASH;
+}
+
+/** formatPriceCompact in its quote currency: "$97.01K", "97.01K USDT", "0.0812 USDT". */
+export function formatQuotedCompact(value: number | null | undefined, quote: string | null | undefined): string {
+  if (isDollar(quote)) return formatPriceCompact(value);
+  if (!isNum(value)) return DASH;
+  return `${Math.abs(value) < 1000 ? formatAmount(value) : formatCompact(value)} ${quote}`;
+}
+
+/** US dollars, or no quote currency given (shown as dollars, as before quotes were recorded). */
+function isDollar(quote: string | null | undefined): boolean {
+  return !quote || quote === "USD";
 }
 
 /** Basis points: "3.25 bps" below ten (small spreads are the usual case), "42.1 bps" above. */
@@ -121,10 +133,12 @@ function trimZeros(s: string): string {
  * A money formatter for a set of axis ticks: compact, but with just enough digits that no two
  * ticks read the same ($1.045K and $1.05K rather than $1.05K twice).
  */
-export function moneyTickFormat(ticks: readonly number[]): (v: number) => string {
+export function moneyTickFormat(ticks: readonly number[], quote?: string | null): (v: number) => string {
+  // No sign for another quote currency (USDT is not the dollar): the price above names it.
+  const sign = isDollar(quote) ? "$" : "";
   for (let digits = 2; digits <= 6; digits++) {
-    const fmt = (v: number) => `$${formatCompact(v, digits)}`;
+    const fmt = (v: number) => `${sign}${formatCompact(v, digits)}`;
     if (new Set(ticks.map(fmt)).size === ticks.length) return fmt;
   }
-  return (v) => `$${formatCompact(v, 6)}`;
+  return (v) => `${sign}${formatCompact(v, 6)}`;
 }
