@@ -4,7 +4,7 @@
 import { axisBottom, axisTop, scaleBand, scaleLinear, scaleLog } from "d3";
 import { memo, useMemo, useState } from "react";
 import { formatMoneyCompact, formatPercent } from "../lib/format";
-import { BAR_MARGIN, METRIC_DEFS, wantsLogScale } from "../lib/metrics";
+import { BAR_MARGIN, METRIC_DEFS, sharedQuote, wantsLogScale } from "../lib/metrics";
 import type { WindowPoint } from "../lib/types";
 import type { Metric } from "../lib/url";
 import { coinName } from "../lib/coins";
@@ -86,12 +86,14 @@ export const BarChart = memo(function BarChart({ width, height, data, metric, se
 
   const ticks = Math.max(2, Math.floor(innerW / 90));
   const xAxis = useMemo(() => {
-    const fmt = (v: number) => (metric === "change" ? def.format(v) : formatMoneyCompact(v));
+    // A price axis in the coins' shared quote currency ("$" only for dollars).
+    const quote = metric === "price" ? sharedQuote(data) : null;
+    const fmt = (v: number) => (metric === "change" ? def.format(v) : formatMoneyCompact(v, quote));
     const a = axisTop(x).ticks(ticks).tickSizeOuter(0);
     // Log scales produce a tick per subdivision of each power of ten; label only a few.
     const keep = log ? x.tickFormat(ticks) : null;
     return a.tickFormat((d) => (keep === null || keep(d as number) ? fmt(d as number) : ""));
-  }, [x, ticks, log, metric, def]);
+  }, [x, ticks, log, metric, def, data]);
   const grid = useMemo(
     () =>
       axisBottom(x)
@@ -116,7 +118,7 @@ export const BarChart = memo(function BarChart({ width, height, data, metric, se
             const xv = v === null ? null : log ? x(Math.max(v, x.domain()[0] ?? v)) : x(v);
             const left = xv === null ? x0 : Math.min(x0, xv);
             const barW = xv === null ? 0 : Math.max(1, Math.abs(xv - x0));
-            const label = `${coinName(w.coin)} (${w.symbol.toUpperCase()}): ${def.format(v)}`;
+            const label = `${coinName(w.coin)} (${w.symbol.toUpperCase()}): ${def.format(v, w.quote)}`;
             return (
               <g
                 key={w.coin}
@@ -161,7 +163,7 @@ export const BarChart = memo(function BarChart({ width, height, data, metric, se
                   dy="0.35em"
                   textAnchor={def.diverging && v !== null && v < 0 ? "end" : "start"}
                 >
-                  {def.format(v)}
+                  {def.format(v, w.quote)}
                 </text>
               </g>
             );
@@ -174,7 +176,7 @@ export const BarChart = memo(function BarChart({ width, height, data, metric, se
             {coinName(hovered.w.coin)} <span className="muted">{hovered.w.symbol.toUpperCase()}</span>
           </strong>
           <div>
-            {def.label}: {def.format(hovered.v)}
+            {def.label}: {def.format(hovered.v, hovered.w.quote)}
           </div>
           {metric !== "change" && (
             <div className={trendClass(hovered.w)}>24h: {formatPercent(hovered.w.avg_change_24h)}</div>

@@ -6,6 +6,7 @@ import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 import { candlePoint, type CandlePoint } from "../lib/candles";
 import { candle, point } from "../test/fixtures";
+import { BarChart } from "./BarChart";
 import { CoinTable } from "./CoinTable";
 import { CandleChart } from "./CandleChart";
 import { CandleTooltip } from "./CandleTooltip";
@@ -216,5 +217,16 @@ describe("CoinTable prices", () => {
     const text = rows.map((r) => r.textContent ?? "");
     expect(text.find((t) => t.includes("97,012.50"))).toContain("97,012.50 USDT");
     expect(text.find((t) => t.includes("3,000.00"))).toContain("$3,000.00");
+  });
+});
+
+describe("BarChart prices", () => {
+  it("label each bar in its quote currency", () => {
+    const data = [point("bitcoin", 0, { close: 97012.5, quote: "USDT" }), point("ethereum", 0, { close: 3000 })];
+    const props = { width: 600, height: 200, data, metric: "price" as const, selected: null, onSelect: () => {} };
+    const values = [
+      ...dom(renderToStaticMarkup(createElement(BarChart, props))).querySelectorAll("text.bar-value"),
+    ].map((t) => t.textContent);
+    expect(values).toEqual(["97.01K USDT", "$3K"]);
   });
 });

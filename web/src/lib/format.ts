@@ -55,9 +55,10 @@ export function formatPriceCompact(value: number | null | undefined): string {
   return `$${formatCompact(value)}`;
 }
 
-export function formatMoneyCompact(value: number | null | undefined): string {
+/** "$1.92T"; without the dollar sign for another quote currency (axes of prices in USDT). */
+export function formatMoneyCompact(value: number | null | undefined, quote?: string | null): string {
   if (!isNum(value)) return DASH;
-  return `$${formatCompact(value)}`;
+  return `${isDollar(quote) ? "$" : ""}${formatCompact(value)}`;
 }
 
 /** "+1.84%" / "-0.20%"; the sign is always shown because direction is the point. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { point } from "../test/fixtures";
 import { backoffDelay } from "./backoff";
 import { coinName } from "./coins";
-import { barChartHeight, wantsLogScale } from "./metrics";
+import { barChartHeight, METRIC_DEFS, sharedQuote, wantsLogScale } from "./metrics";
 import { sortWindows } from "./sort";
 import { DEFAULT_VIEW, readView, socketUrl, writeView, type ViewState } from "./url";
 
@@ -126,5 +126,17 @@ describe("misc", () => {
   });
   it("gives every coin a bar row", () => {
     expect(barChartHeight(100)).toBeGreaterThan(barChartHeight(10));
+  });
+  it("writes a price in its quote currency, the other metrics as before", () => {
+    expect(METRIC_DEFS.price.format(97012.5, "USDT")).toBe("97.01K USDT");
+    expect(METRIC_DEFS.price.format(97012.5, null)).toBe("$97.01K");
+    expect(METRIC_DEFS.marketCap.format(1.92e12, "USDT")).toBe("$1.92T");
+  });
+  it("finds the quote currency all windows share, if any", () => {
+    const usdt = (coin: string) => point(coin, 0, { quote: "USDT" });
+    expect(sharedQuote([usdt("bitcoin"), usdt("ethereum")])).toBe("USDT");
+    expect(sharedQuote([usdt("bitcoin"), point("ethereum", 0, { quote: "USD" })])).toBeNull();
+    expect(sharedQuote([usdt("bitcoin"), point("ethereum", 0)])).toBeNull();
+    expect(sharedQuote([])).toBeNull();
   });
 });
