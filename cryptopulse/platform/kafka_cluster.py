@@ -4,7 +4,7 @@ development and failover tests: `cryptopulse cluster up|down|status`.
 Each node is a `LocalKafka` with its own ports and folder (`<data>/cluster/kafka-<i>`), the
 three controllers as voters and one cluster id (kept in `<data>/cluster/cluster.id`). Topics
 get replication factor 3 and `min.insync.replicas` 2: a write with `acks=all` survives the loss
-of any one node, and is refused rather than kept on one copy when two are gone.
+of any one node, and is never acknowledged on one copy when two are gone.
 """
 
 from __future__ import annotations

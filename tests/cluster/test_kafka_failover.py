@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from cryptopulse.config import Settings
@@ -172,3 +173,40 @@ def test_leader_killed_nothing_lost_or_doubled_and_it_catches_up(
         f"{restarted:.2f} s, ISR back to 3 everywhere {caught_up:.2f} s after restart; "
         f"{metrics.sent:,} ticks, none lost or doubled"
     )
+
+
+def test_with_two_brokers_down_no_write_is_acknowledged_on_one_copy(
+    cluster: LocalKafkaCluster,
+) -> None:
+    """min.insync.replicas 2: with the two followers of a partition gone, its leader does not
+    acknowledge an `acks=all` write (it stays unacknowledged until the producer gives up); with
+    them back, writes are acknowledged again."""
+    topic = f"two-down-{uuid.uuid4().hex[:10]}"
+    cluster.create_topics([topic], partitions=1)
+    wait_for(lambda: _isr_full(cluster, [topic]), 30, "the new topic's replicas in sync")
+    reports: list[KafkaError | None] = []
+    producer = Producer(
+        {"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 10_000}
+    )
+
+    def write(value: bytes) -> KafkaError | None:
+        """Its delivery report: None when acknowledged."""
+        expected = len(reports) + 1
+        producer.produce(topic, value=value, on_delivery=lambda err, _msg: reports.append(err))
+        wait_for(lambda: producer.poll(0.1) >= 0 and len(reports) == expected, 90, "a report")
+        return reports[-1]
+
+    assert write(b"before") is None
+    leader = cluster.partition_states([topic])[0].leader
+    followers = [i for i in cluster.node_ids if i != leader]
+    for i in followers:
+        cluster.kill(i)
+    try:
+        refused = write(b"while two are down")
+        assert refused is not None, "acknowledged with one copy in sync"
+    finally:
+        for i in followers:
+            cluster.start_node(i)
+    wait_for(lambda: _isr_full(cluster), 120, "every partition's ISR back to 3", 0.5)
+    assert write(b"after") is None
+    print(f"\nwith nodes {followers} down, node {leader} answered: {refused}")
