@@ -34,7 +34,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from cryptopulse.config import KafkaSecurity, Settings
+from cryptopulse.config import KafkaSecurity, KafkaSettings, Settings
 from cryptopulse.errors import CryptoPulseError
 from cryptopulse.kafka_client import librdkafka_config
 from cryptopulse.platform.ports import port_in_use
@@ -69,6 +69,13 @@ def _property_value(value: str) -> str:
     return (
         value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     )
+
+
+def frozen_topic_configs(
+    kafka: KafkaSettings,
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """The topics' creation settings as nested tuples (a frozen dataclass field)."""
+    return tuple((name, tuple(config.items())) for name, config in kafka.topic_configs().items())
 
 
 class KafkaAlreadyRunning(CryptoPulseError):
@@ -191,9 +198,7 @@ class LocalKafka:
             port=k.port,
             controller_port=k.controller_port,
             topic_names=k.topics,
-            topic_configs=tuple(
-                (name, tuple(config.items())) for name, config in k.topic_configs().items()
-            ),
+            topic_configs=frozen_topic_configs(k),
             partitions=k.partitions,
             replication_factor=k.replication_factor,
             heap=k.heap,

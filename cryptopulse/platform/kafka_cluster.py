@@ -24,6 +24,7 @@ from cryptopulse.platform.kafka import (
     LocalKafka,
     admin_client,
     create_topics,
+    frozen_topic_configs,
     new_cluster_id,
 )
 
@@ -66,9 +67,7 @@ class LocalKafkaCluster:
             ports=c.kafka_ports,
             controller_ports=c.kafka_controller_ports,
             topic_names=k.topics,
-            topic_configs=tuple(
-                (name, tuple(config.items())) for name, config in k.topic_configs().items()
-            ),
+            topic_configs=frozen_topic_configs(k),
             partitions=k.partitions,
             heap=c.kafka_heap,
             start_timeout=k.start_timeout,

@@ -92,7 +92,7 @@ class LocalSparkCluster:
 
     def _env(self) -> dict[str, str]:
         home = spark_home()
-        env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": self.host, "SPARK_NO_DAEMONIZE": "1"}
+        env = {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": self.host}
         if "JAVA_HOME" not in os.environ and (java := shutil.which("java")):
             env["JAVA_HOME"] = str(Path(java).resolve().parent.parent)
         return env
