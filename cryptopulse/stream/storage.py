@@ -86,14 +86,23 @@ class HadoopPath:
         return bool(fs.exists(path) and fs.getFileStatus(path).isDirectory())
 
     def read_bytes(self) -> bytes:
-        fs, path = self._fs(), self._path()
-        if not fs.exists(path):
-            raise FileNotFoundError(self.uri)
-        stream = fs.open(path)
+        """The file's bytes, unchecked by a checksum file: a checksummed file system (file://)
+        renames the file and then its `.crc`, so a crash between the two leaves a stale
+        checksum beside a whole file (the rename is what makes it whole; readers parse it)."""
+        path = self._path()
+        # A private instance: turning checksums off must not touch Spark's cached one.
+        fs = self._jvm().org.apache.hadoop.fs.FileSystem.newInstance(path.toUri(), self._conf())
         try:
-            return bytes(self._jvm().org.apache.commons.io.IOUtils.toByteArray(stream))
+            if not fs.exists(path):
+                raise FileNotFoundError(self.uri)
+            fs.setVerifyChecksum(False)
+            stream = fs.open(path)
+            try:
+                return bytes(self._jvm().org.apache.commons.io.IOUtils.toByteArray(stream))
+            finally:
+                stream.close()
         finally:
-            stream.close()
+            fs.close()
 
     def read_text(self) -> str:
         return self.read_bytes().decode()

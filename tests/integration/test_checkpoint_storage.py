@@ -62,3 +62,16 @@ def test_the_final_tracker_comes_back_from_either(root: CheckpointPath) -> None:
     tracker.save(state)
     again = FinalTracker.load(state, 5000)
     assert (again.batch_id, again.max_event_ms) == (7, 123_000)
+
+
+def test_a_stale_checksum_left_by_a_crash_does_not_hide_the_file(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # file:// renames the file, then its .crc: a SIGKILL between them leaves this behind
+    root = checkpoint_path(tmp_path.as_uri(), spark)
+    state = root / "sink-state.json"
+    write_state(state, b'{"batch_id": 1}')
+    old_crc = (tmp_path / ".sink-state.json.crc").read_bytes()
+    write_state(state, b'{"batch_id": 22}')
+    (tmp_path / ".sink-state.json.crc").write_bytes(old_crc)
+    assert state.read_bytes() == b'{"batch_id": 22}'
