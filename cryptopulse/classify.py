@@ -1,8 +1,8 @@
 """Volatility and trend labels for a window's average 24 h change.
 
-The thresholds live here once, as data. `volatility()` / `trend()` are the Python
-classification; `cryptopulse.stream.enrich` builds the Spark expressions from the
-same tables, and a test checks both agree on every boundary.
+The thresholds live here once, as data. `volatility()` / `trend()` label every window:
+the streaming job's sink (cryptopulse.stream.merge), the history roll-ups, and, through
+`web_table()`, the dashboard's roll-ups.
 Lower bounds are inclusive except where the design says otherwise (trend "Stable"
 is strictly between -2 and +2).
 """

@@ -200,7 +200,7 @@ class ClusterSettings(BaseModel):
 class SparkSettings(BaseModel):
     master: str = Field(default="local[*]", description="Spark master URL, e.g. spark://host:7077.")
     shuffle_partitions: Annotated[int, Field(ge=1)] = Field(
-        default=2, description="Also the number of state store partitions; one per core is plenty."
+        default=2, description="Partitions of each batch's aggregation; one per core is plenty."
     )
     driver_memory: str = "2g"
     window_seconds: Seconds = 30.0

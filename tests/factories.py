@@ -3,12 +3,14 @@ are sent to Kafka."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from cryptopulse.schema import SourceState, SourceStatus, WindowAggregate
+from cryptopulse.stream.merge import QUOTES_LAST, WindowState
 
 T0 = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
 WINDOW = timedelta(seconds=30)
@@ -100,3 +102,49 @@ def finals(records: list[dict[str, Any]]) -> Finals:
         if r["final"]:
             out.setdefault((r["source"], r["coin"], r["window_start"]), []).append(r)
     return out
+
+
+@dataclass(frozen=True)
+class T:
+    """One tick, as the aggregation reads it."""
+
+    price: float
+    at_us: int
+    size: float | None = None
+    quote: str | None = None
+    change: float | None = None
+    volume: float | None = None
+    cap: float | None = None
+    symbol: str = "btc"
+
+
+def one_tick_state(t: T, end_ms: int) -> WindowState:
+    """A one-tick partial, as Spark's aggregation of a batch of one tick gives it."""
+    trade = t.size is not None
+    penalty = 0 if trade else QUOTES_LAST
+    return WindowState(
+        end_ms=end_ms,
+        symbol=t.symbol,
+        last_us=t.at_us,
+        quote=t.quote,
+        quote_us=t.at_us if t.quote is not None else None,
+        market_cap=t.cap,
+        cap_us=t.at_us if t.cap is not None else None,
+        open=t.price,
+        open_key=t.at_us + penalty,
+        close=t.price,
+        close_key=t.at_us - penalty,
+        price_sum=t.price,
+        tick_count=1,
+        tick_high=t.price,
+        tick_low=t.price,
+        trade_high=t.price if trade else None,
+        trade_low=t.price if trade else None,
+        trade_price_sum=t.price if trade else None,
+        notional=t.price * t.size if t.size is not None else None,
+        traded_volume=t.size,
+        trades=1 if trade else 0,
+        change_sum=t.change,
+        change_count=0 if t.change is None else 1,
+        max_volume_24h=t.volume,
+    )

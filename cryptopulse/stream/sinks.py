@@ -4,8 +4,9 @@ dead letters to the dead-letter topic.
 A batch is published once: it is written in one Kafka transaction (see publish.py), and
 the last published batch id is saved (with the open windows, see finals.py) next to the
 query's checkpoint, so a batch that Spark re-runs after a crash (same id) is skipped rather
-than sent twice, even when the crash came between the commit and the save. Records are serialized by Spark
-(`to_json`), so no per-field Python work happens per window.
+than sent twice, even when the crash came between the commit and the save. Spark aggregates
+the batch (a few rows per window, read through Arrow); the driver's work is per window, never
+per tick.
 
 Dead letters are best effort by design: a dead letter that cannot be written is counted
 and logged, and never fails its batch (a failing batch stops its query, and a dead letter
@@ -34,11 +35,11 @@ from tenacity import (
 
 from cryptopulse.config import KafkaSecurity
 from cryptopulse.kafka_client import librdkafka_config
-from cryptopulse.schema import WindowAggregate
-from cryptopulse.stream.finals import FinalTracker, LiveWindow
-from cryptopulse.stream.parse import ISO_MILLIS
+from cryptopulse.stream.finals import FinalTracker, Partial
+from cryptopulse.stream.merge import WindowState
 from cryptopulse.stream.publish import BatchPublisher
 from cryptopulse.stream.storage import CheckpointPath, modified_at, write_state
+from cryptopulse.stream.window import partial_windows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -56,7 +57,9 @@ class SinkStats:
     posts_given_up: int = 0
     dead_letters_published: int = 0
     dead_letters_failed: int = 0
+    late_ticks: int = 0
     emitted_by_batch: dict[tuple[str, int], int] = field(default_factory=dict)
+    late_by_batch: dict[tuple[str, int], int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -154,9 +157,21 @@ class IngestPoster:
         self.client.close()
 
 
+def read_partials(ticks: DataFrame, window_seconds: float) -> list[Partial]:
+    """A batch's partial window aggregates, computed by Spark, read through Arrow (columns
+    to Python lists: no Row object per window)."""
+    table = partial_windows(ticks, window_seconds).toArrow()
+    columns = [column.to_pylist() for column in table.columns]
+    return [
+        (source, coin, start_ms, WindowState.of(values))
+        for source, coin, start_ms, *values in zip(*columns, strict=True)
+    ]
+
+
 class WindowSink:
-    """`foreachBatch` target of the live query: publish each batch's live windows, then the
-    windows the watermark closed (as final), to Kafka and the API — once per batch id."""
+    """`foreachBatch` target of the live query: aggregate the batch's ticks per window, fold
+    them into the open windows, publish the changed windows, then those the watermark closed
+    (as final), to Kafka and the API — once per batch id."""
 
     def __init__(
         self,
@@ -165,10 +180,12 @@ class WindowSink:
         publisher: BatchPublisher,
         poster: IngestPoster | None,
         state_file: CheckpointPath,
+        window_seconds: float,
         watermark_ms: int,
         stats: SinkStats,
     ) -> None:
         self.name = name
+        self.window_seconds = window_seconds
         self.publisher = publisher
         self.poster = poster
         self.state_file = state_file
@@ -177,15 +194,14 @@ class WindowSink:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         if self.tracker.seen(batch_id):
-            # Still run the batch: Spark takes its next watermark from what this batch reads.
+            # Still run the batch: its progress carries the count of rejected records.
             batch.write.format("noop").mode("overwrite").save()
             with self.stats.lock:
                 self.stats.batches_skipped += 1
             log.info("[%s] batch %d was already published; skipped", self.name, batch_id)
             return
-        live = self.collect(batch)
-        finals = self.tracker.advance(batch_id, live)
-        records = [(w.coin, w.json) for w in live] + finals
+        change = self.tracker.advance(batch_id, self.collect(batch))
+        records = change.live + change.finals
         if records and batch_id <= self.publisher.committed(self._saved_at()):
             # Committed just before a crash that came before the state was saved.
             log.info(
@@ -201,7 +217,9 @@ class WindowSink:
         self.tracker.save(self.state_file)
         with self.stats.lock:
             self.stats.emitted_by_batch[(self.name, batch_id)] = len(records)
-            self.stats.finals_published += len(finals)
+            self.stats.late_by_batch[(self.name, batch_id)] = change.late_ticks
+            self.stats.finals_published += len(change.finals)
+            self.stats.late_ticks += change.late_ticks
 
     def _saved_at(self) -> float | None:
         """When the tracker's state was last saved (None: never): every batch this sink
@@ -211,33 +229,8 @@ class WindowSink:
         except FileNotFoundError:
             return None
 
-    @staticmethod
-    def collect(batch: DataFrame) -> list[LiveWindow]:
-        """The batch's windows as JSON (serialized by Spark) with the keys the tracker needs."""
-        from pyspark.sql import functions as F
-
-        rows = batch.select(
-            "source",
-            "coin",
-            F.unix_millis("window_start").alias("start_ms"),
-            F.unix_millis("window_end").alias("end_ms"),
-            F.unix_millis("last_event_time").alias("last_event_ms"),
-            F.to_json(
-                F.struct(*WindowAggregate.model_fields),
-                {"timestampFormat": ISO_MILLIS, "ignoreNullFields": "false"},
-            ).alias("json"),
-        ).collect()
-        return [
-            LiveWindow(
-                r["source"],
-                r["coin"],
-                r["start_ms"],
-                r["end_ms"],
-                r["last_event_ms"],
-                r["json"].encode(),
-            )
-            for r in rows
-        ]
+    def collect(self, batch: DataFrame) -> list[Partial]:
+        return read_partials(batch, self.window_seconds)
 
     def publish(self, batch_id: int, records: list[tuple[str, bytes]]) -> None:
         # A failure raises before the state is saved: Spark runs the batch again, whole.

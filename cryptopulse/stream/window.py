@@ -1,34 +1,29 @@
-"""Event-time tumbling windows per source and coin, with a watermark for late ticks."""
+"""Event-time tumbling windows per source and coin: each micro-batch's partial aggregates."""
 
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-# Added to a quote's event time (microseconds) in the open/close orderings, so any trade of
-# the window comes before every quote: one min_by/max_by picks "the first trade, else the first
-# tick". 2^61 µs is 73,000 years: far past any event time, and the sum stays within a long.
-_QUOTES_LAST = 2**61
+from cryptopulse.stream.merge import QUOTES_LAST, STATE_FIELDS
 
 
 def _trades_first(is_trade: Column, micros: Column, *, earliest: bool) -> Column:
     """An ordering key under which every trade ranks before every quote, by event time."""
-    penalty = F.when(is_trade, F.lit(0)).otherwise(F.lit(_QUOTES_LAST))
+    penalty = F.when(is_trade, F.lit(0)).otherwise(F.lit(QUOTES_LAST))
     return micros + penalty if earliest else micros - penalty
 
 
-def aggregate_windows(
-    ticks: DataFrame, window_seconds: float, watermark_seconds: float
-) -> DataFrame:
-    """Per source, coin and window: average, OHLC, averages of 24 h figures, latest market cap,
-    count. Two sources never share a window, even for the same coin.
+def partial_windows(ticks: DataFrame, window_seconds: float) -> DataFrame:
+    """One micro-batch's ticks per source, coin and window, as mergeable partials: the key
+    (source, coin, start_ms) then merge.WindowState's fields in order; a window may have more
+    than one row. Stateless: the driver folds each batch's partials into its open windows
+    (merge.py, finals.py).
 
-    Open/close and the market cap follow event time (`min_by` / `max_by`), not arrival order.
-    A window with trades (ticks with a `size`) takes its open/high/low/close/average from the
-    trades only, and has their VWAP, summed size and count; without trades those three are
-    null and the prices come from every tick. The 24 h figures and the market cap come from
-    every tick either way (a ticker's). `quote` is the latest tick's that has one.
-    `last_event_time` (not part of the contract) lets the sink follow the watermark.
+    Open/close, the symbol, the quote and the market cap follow event time, not arrival order,
+    and each comes with the ordering key that chose it so batches merge alike. A trade (a tick
+    with a `size`) ranks before every quote for open/close, and its prices have their own
+    extremes and sums: a window with trades takes its prices from the trades only.
     """
     length = f"{int(window_seconds * 1000)} milliseconds"
     when = F.col("event_time")
@@ -36,16 +31,33 @@ def aggregate_windows(
     is_trade = size.isNotNull()
     micros = F.unix_micros(when)
     trade_price = F.when(is_trade, price)
+    open_key = _trades_first(is_trade, micros, earliest=True)
+    close_key = _trades_first(is_trade, micros, earliest=False)
+    quote_us = F.when(F.col("quote").isNotNull(), micros)
+    cap_us = F.when(F.col("market_cap").isNotNull(), micros)
+    change = F.col("change_24h")
     return (
-        ticks.withWatermark("event_time", f"{int(watermark_seconds * 1000)} milliseconds")
-        .groupBy(F.col("source"), F.col("coin"), F.window(when, length).alias("window"))
+        # The symbol and the quote are grouped by rather than kept by max_by: strings in the
+        # aggregation buffer make Spark sort instead of hash (measured ~2x slower). A series
+        # rarely changes either within a batch; when it does, the driver merges the rows.
+        ticks.groupBy(
+            F.col("source"),
+            F.col("coin"),
+            F.window(when, length).alias("window"),
+            F.col("symbol"),
+            F.col("quote"),
+        )
         .agg(
-            F.max_by("symbol", when).alias("symbol"),
-            # max_by skips nulls of the ordering column only; keep the latest known quote.
-            F.max_by("quote", F.when(F.col("quote").isNotNull(), when)).alias("quote"),
+            F.max(micros).alias("last_us"),
+            F.max(quote_us).alias("quote_us"),
+            F.max_by("market_cap", cap_us).alias("market_cap"),
+            F.max(cap_us).alias("cap_us"),
+            F.min_by(price, open_key).alias("open"),
+            F.min(open_key).alias("open_key"),
+            F.max_by(price, close_key).alias("close"),
+            F.max(close_key).alias("close_key"),
             F.sum(price).alias("price_sum"),
-            F.min_by(price, _trades_first(is_trade, micros, earliest=True)).alias("open"),
-            F.max_by(price, _trades_first(is_trade, micros, earliest=False)).alias("close"),
+            F.count(F.lit(1)).alias("tick_count"),
             F.max(price).alias("tick_high"),
             F.min(price).alias("tick_low"),
             F.max(trade_price).alias("trade_high"),
@@ -54,47 +66,15 @@ def aggregate_windows(
             F.sum(price * size).alias("notional"),
             F.sum(size).alias("traded_volume"),
             F.count(size).alias("trades"),
-            F.avg("change_24h").alias("avg_change_24h"),
+            F.sum(change).alias("change_sum"),
+            F.count(change).alias("change_count"),
             F.max("volume_24h").alias("max_volume_24h"),
-            F.max_by("market_cap", F.when(F.col("market_cap").isNotNull(), when)).alias(
-                "market_cap"
-            ),
-            F.count(F.lit(1)).alias("tick_count"),
-            F.max(when).alias("last_event_time"),
         )
-        .select(*_window_columns())
+        .select(
+            "source",
+            "coin",
+            F.unix_millis(F.col("window.start")).alias("start_ms"),
+            F.unix_millis(F.col("window.end")).alias("end_ms"),
+            *STATE_FIELDS[1:],
+        )
     )
-
-
-def _window_columns() -> list[Column | str]:
-    """The aggregate's buffers as the window's fields: the trades' prices when it had any."""
-    col = F.col
-    traded = col("trades") > 0
-    high = F.coalesce(col("trade_high"), col("tick_high"))
-    low = F.coalesce(col("trade_low"), col("tick_low"))
-    # The mean of equal prices (and a weighted one) can leave the range in the last bit, and a
-    # product of extreme values can underflow or overflow: both kept within low..high.
-    vwap = F.least(F.greatest(col("notional") / col("traded_volume"), low), high)
-    return [
-        "source",
-        "coin",
-        "symbol",
-        col("window.start").alias("window_start"),
-        col("window.end").alias("window_end"),
-        F.when(traded, col("trade_price_sum") / col("trades"))
-        .otherwise(col("price_sum") / col("tick_count"))
-        .alias("avg_price"),
-        "open",
-        high.alias("high"),
-        low.alias("low"),
-        "close",
-        "avg_change_24h",
-        "max_volume_24h",
-        "market_cap",
-        "tick_count",
-        "quote",
-        F.when(traded, vwap).alias("vwap"),
-        "traded_volume",
-        F.when(traded, col("trades")).alias("trade_count"),
-        "last_event_time",
-    ]

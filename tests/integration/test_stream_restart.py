@@ -18,6 +18,7 @@ import orjson
 import psutil
 import pytest
 
+from cryptopulse.stream.job import CHECKPOINT_VERSION, LIVE
 from tests.factories import iso, tick
 from tests.kafka_helpers import TopicReader, read_topic, send
 from tests.waiting import wait_for
@@ -129,11 +130,20 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
     assert text.count("query windows-live started") == 2
     # ... the checkpoint the setting names, with the sinks' bookkeeping next to it
     root = Path(location.removeprefix("file://")) if location else tmp_path / "checkpoints"
-    live = root / "v3" / "windows-live"
+    live = root / CHECKPOINT_VERSION / LIVE
     assert {"offsets", "commits", "sink-state.json"} <= {p.name for p in live.iterdir()}
     assert orjson.loads((live / "sink-state.json").read_bytes())["batch_id"] > 0
     if checkpoint == "hadoop-url":  # written through Hadoop's file system (its checksum file)
         assert (live / ".sink-state.json.crc").exists()
+
+
+def ready_pid(ready: Path) -> int | None:
+    """The pid in the ready file; None while there is none (the job deletes an earlier
+    process's file as it starts, so it may vanish between a check and the read)."""
+    try:
+        return int(orjson.loads(ready.read_bytes())["pid"])
+    except FileNotFoundError:
+        return None
 
 
 def start_cli(env: dict[str, str], log: Path, ready: Path) -> subprocess.Popen[bytes]:
@@ -154,7 +164,7 @@ def test_cli_ready_file_and_exit_codes(job_env: dict[str, str], tmp_path: Path) 
     proc = start_cli(job_env, log, ready)
     try:
         wait_for(
-            lambda: ready.exists() and orjson.loads(ready.read_bytes())["pid"] == proc.pid,
+            lambda: ready_pid(ready) == proc.pid,
             180,
             "the ready file",
         )
@@ -169,7 +179,7 @@ def test_cli_ready_file_and_exit_codes(job_env: dict[str, str], tmp_path: Path) 
         # does the job, with an error the supervisor restarts (never 0, never 2).
         proc = start_cli(job_env, log, ready)
         wait_for(
-            lambda: ready.exists() and orjson.loads(ready.read_bytes())["pid"] == proc.pid,
+            lambda: ready_pid(ready) == proc.pid,
             180,
             "the ready file (second start)",
         )

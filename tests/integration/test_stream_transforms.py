@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import orjson
 import pytest
 
-from cryptopulse.classify import BOUNDARIES, trend, volatility
 from cryptopulse.schema import WindowAggregate
-from cryptopulse.stream.enrich import enrich, trend_expr, volatility_expr
+from cryptopulse.stream.finals import FinalTracker
 from cryptopulse.stream.parse import (
     EXCERPT_BYTES,
     count_rejected,
@@ -17,7 +17,7 @@ from cryptopulse.stream.parse import (
     parse_ticks,
     valid_ticks,
 )
-from cryptopulse.stream.window import aggregate_windows
+from cryptopulse.stream.sinks import read_partials
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -47,24 +47,6 @@ def kafka_rows(spark: SparkSession, values: list[str | bytes | None]) -> DataFra
     return spark.createDataFrame(rows, schema)
 
 
-def test_spark_and_python_classification_agree_on_every_boundary(spark: SparkSession) -> None:
-    from pyspark.sql import functions as F
-
-    probes = sorted({round(b + d, 6) for b in BOUNDARIES for d in (-1e-6, 0.0, 1e-6)})
-    frame = spark.createDataFrame([(p,) for p in [*probes, None]], "change double")
-    rows = frame.select(
-        "change",
-        volatility_expr(F.col("change")).alias("volatility"),
-        trend_expr(F.col("change")).alias("trend"),
-    ).collect()
-    assert len(rows) == len(probes) + 1
-    for row in rows:
-        assert (row["volatility"], row["trend"]) == (
-            volatility(row["change"]),
-            trend(row["change"]),
-        ), row
-
-
 # valid_ticks' columns: a quote (ticker) tick has no size; a trade has one.
 TRADE_COLUMNS = (
     "source string, coin string, symbol string, price double, change_24h double, "
@@ -75,6 +57,17 @@ TRADE_COLUMNS = (
 def quotes(spark: SparkSession, rows: list[tuple[object, ...]]) -> DataFrame:
     """Ticks without size or quote (as a ticker-only source sends), as valid_ticks gives them."""
     return spark.createDataFrame([(*r[:-1], None, None, r[-1]) for r in rows], TRADE_COLUMNS)
+
+
+def windows_of(ticks: DataFrame) -> list[dict[str, object]]:
+    """The ticks as one micro-batch through the job's aggregation: Spark's partials, read
+    and folded by the live sink's tracker, as its JSON records (each validated as /ingest
+    validates it), by source and window start."""
+    change = FinalTracker(5_000).advance(0, read_partials(ticks, 30))
+    records = [orjson.loads(raw) for _, raw in change.live]
+    for raw in records:
+        WindowAggregate.model_validate(raw)  # consistent, with every field in range
+    return sorted(records, key=lambda r: (str(r["source"]), str(r["window_start"])))
 
 
 GOOD = '{"coin":"bitcoin","symbol":"btc","price":97012.5,"change_24h":-1.84,"volume_24h":3.1e10,"market_cap":1.9e12,"timestamp":"2026-11-24T22:00:00Z","source":"coingecko"}'
@@ -221,8 +214,8 @@ def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
             ("sim", "eth", "eth", 40.0, 10.0, 8.0, None, at(25)),  # latest, but no market cap
         ],
     )
-    rows = enrich(aggregate_windows(ticks, 30, 5), final=True).orderBy("window_start").collect()
-    first = rows[0].asDict()
+    rows = windows_of(ticks)
+    first = rows[0]
     assert list(first) == list(WindowAggregate.model_fields)
     assert {k: first[k] for k in list(first)[5:]} == {
         "avg_price": 30.0,
@@ -236,7 +229,7 @@ def test_window_aggregates_and_enrichment(spark: SparkSession) -> None:
         "tick_count": 3,
         "volatility": "High Volatility",
         "trend": "🚀 Surging",
-        "final": True,
+        "final": False,
         "kind": "live",
         "quote": None,
         "vwap": None,  # no trades: no trade figures
@@ -257,7 +250,7 @@ def test_two_sources_of_one_coin_and_window_are_two_aggregates(spark: SparkSessi
             ("simulated", "btc", "btc", 70.0, -3.0, 6.0, 20.0, at.replace(second=6)),
         ],
     )
-    rows = enrich(aggregate_windows(ticks, 30, 5), final=False).orderBy("source").collect()
+    rows = windows_of(ticks)
     assert [
         (r["source"], r["coin"], r["avg_price"], r["tick_count"], r["trend"]) for r in rows
     ] == [
@@ -292,16 +285,8 @@ def ticker(price: float, second: int, *, change: float, volume: float) -> tuple[
 
 
 def one_window(spark: SparkSession, rows: list[tuple[object, ...]]) -> dict[str, object]:
-    """The one window of `rows`, as the sink's JSON: validated as /ingest validates it."""
-    import orjson
-
-    from cryptopulse.stream.sinks import WindowSink
-
-    ticks = spark.createDataFrame(rows, TRADE_COLUMNS)
-    windows = enrich(aggregate_windows(ticks, 30, 5), final=True, keep=("last_event_time",))
-    [live] = WindowSink.collect(windows)
-    WindowAggregate.model_validate_json(live.json)  # consistent, with every field in range
-    window: dict[str, object] = orjson.loads(live.json)
+    """The one window of `rows`, as the sink's JSON."""
+    [window] = windows_of(spark.createDataFrame(rows, TRADE_COLUMNS))
     return window
 
 
@@ -384,10 +369,7 @@ def test_the_quote_is_the_latest_known_one(spark: SparkSession) -> None:
 
 
 def test_trades_from_kafka_records_become_a_window_with_their_vwap(spark: SparkSession) -> None:
-    """parse -> valid_ticks -> aggregate -> enrich -> the sink's JSON, as the job chains them."""
-    import orjson
-
-    from cryptopulse.stream.sinks import WindowSink
+    """parse -> valid_ticks -> partials -> the sink's merge and JSON, as the job chains them."""
     from tests.factories import tick
 
     values: list[str | bytes | None] = [
@@ -397,13 +379,28 @@ def test_trades_from_kafka_records_become_a_window_with_their_vwap(spark: SparkS
         tick("bitcoin", 4, 104.0, volume=5e9, size=-1.0, quote="USDT"),  # dead letter
     ]
     parsed = parse_ticks(kafka_rows(spark, values))
-    windows = enrich(
-        aggregate_windows(valid_ticks(parsed), 30, 5), final=False, keep=("last_event_time",)
-    )
-    [live] = WindowSink.collect(windows)
-    window = WindowAggregate.model_validate_json(live.json)
+    [(_, live)] = FinalTracker(5_000).advance(0, read_partials(valid_ticks(parsed), 30)).live
+    window = WindowAggregate.model_validate_json(live)
     assert (window.open, window.high, window.low, window.close) == (100.0, 104.0, 100.0, 104.0)
     assert window.vwap == pytest.approx(103.0)  # (100 x 0.25 + 104 x 0.75) / 1
     assert (window.traded_volume, window.trade_count, window.tick_count) == (1.0, 2, 3)
     assert (window.quote, window.max_volume_24h) == ("USDT", 6e9)
-    assert list(orjson.loads(live.json)) == list(WindowAggregate.model_fields)
+    assert list(orjson.loads(live)) == list(WindowAggregate.model_fields)
+
+
+def test_a_symbol_or_quote_change_within_a_batch_still_gives_one_window(
+    spark: SparkSession,
+) -> None:
+    # Spark groups by symbol and quote too (so it hashes instead of sorting); the driver
+    # merges a window's rows into one record, with the latest symbol and quote.
+    rows = [
+        ("ex", "eth", "eth", 10.0, None, None, None, 1.0, "USD", _second(1)),
+        ("ex", "eth", "weth", 12.0, None, None, None, 1.0, "USDT", _second(9)),
+        ("ex", "eth", "eth", 11.0, None, None, None, 2.0, "USD", _second(5)),
+    ]
+    ticks = spark.createDataFrame(rows, TRADE_COLUMNS)
+    assert len(read_partials(ticks, 30)) == 2
+    window = one_window(spark, rows)
+    assert (window["symbol"], window["quote"]) == ("weth", "USDT")
+    assert (window["open"], window["close"], window["high"], window["low"]) == (10, 12, 12, 10)
+    assert (window["tick_count"], window["trade_count"], window["traded_volume"]) == (3, 3, 4.0)
