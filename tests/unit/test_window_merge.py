@@ -101,29 +101,6 @@ def test_any_split_into_batches_in_any_order_gives_the_aggregate_of_all_ticks(se
     WindowAggregate.model_validate(record)
 
 
-def test_trades_set_the_prices_and_tickers_the_24h_figures() -> None:
-    ticks = [
-        T(50.0, 1, change=4.0, volume=900.0, quote="USDT"),
-        T(20.0, 5, size=2.0),
-        T(30.0, 10, size=2.0),
-        T(5.0, 15, change=6.0, volume=1000.0),
-    ]
-    record = merged([ticks[:2], ticks[2:]])
-    assert {k: record[k] for k in ("open", "high", "low", "close", "avg_price", "vwap")} == {
-        "open": 20.0,
-        "high": 30.0,
-        "low": 20.0,
-        "close": 30.0,
-        "avg_price": 25.0,
-        "vwap": 25.0,
-    }
-    assert (record["trade_count"], record["tick_count"], record["trend"]) == (
-        2,
-        4,
-        "🚀 Surging",
-    )  # 24 h change: mean of 4 and 6
-
-
 def test_a_ticker_only_window_has_no_trade_figures() -> None:
     record = merged([[T(50.0, 1)], [T(40.0, 2)]])
     assert (record["vwap"], record["traded_volume"], record["trade_count"]) == (None, None, None)
