@@ -338,7 +338,7 @@ def _started(progress: dict[str, Any]) -> float:
     return datetime.fromisoformat(progress["timestamp"]).timestamp()
 
 
-WARM_UP = 5  # batches with input left out after the first windows: JIT, state store creation
+WARM_UP = 5  # batches with input left out after the first windows: JIT, first Kafka fetches
 
 
 class Sampler:
@@ -438,7 +438,7 @@ def end_to_end(
             180,
             "windows with trades for most coins",
         )
-        first = len(sampler.progress)  # then warm-up batches (JIT, state store), at least
+        first = len(sampler.progress)  # then warm-up batches (JIT, first fetches), at least
         wait_until(lambda: len(sampler.progress) >= first + WARM_UP, 300, "warm-up batches")
         time.sleep(warmup)
         load_before = os.getloadavg()

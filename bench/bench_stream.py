@@ -116,7 +116,7 @@ def summarize(progress: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 WARM_UP = 5
-"""Batches left out of the figures: JIT warm-up, state store creation."""
+"""Batches left out of the figures: JIT warm-up, the Kafka consumers' first fetches."""
 
 
 class CpuMeter:
