@@ -27,7 +27,7 @@ from typing import Final
 import orjson
 
 from cryptopulse.classify import trend, volatility
-from cryptopulse.schema import MAX_AMOUNT, WindowAggregate
+from cryptopulse.schema import MAX_AMOUNT, WindowAggregate, iso_millis
 
 DAY: Final = 86_400.0
 MIN_TIME: Final = 946_684_800.0  # 2000-01-01: older "points" are garbage
@@ -234,17 +234,12 @@ def with_day_change(points: Sequence[Point], tolerance: float) -> list[Point]:
     return out
 
 
-def _iso_millis(value: datetime) -> str:
-    # The Spark job writes timestamps as yyyy-MM-dd'T'HH:mm:ss.SSSXXX (UTC: a Z).
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def encode_window(window: WindowAggregate) -> tuple[bytes, bytes]:
     """(key, value) of a window record on the windows topic, as the Spark job writes them:
     key = coin id, value = the aggregate's JSON in field order, timestamps with milliseconds."""
     record = dict(window.__dict__)  # the fields, in order (model_dump costs 3x as much)
-    record["window_start"] = _iso_millis(window.window_start)
-    record["window_end"] = _iso_millis(window.window_end)
+    record["window_start"] = iso_millis(window.window_start)
+    record["window_end"] = iso_millis(window.window_end)
     return window.coin.encode(), orjson.dumps(record)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +20,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from cryptopulse.classify import trend, volatility
+from cryptopulse.schema import iso_millis
 
 # Added to a quote's event time (microseconds) in the open/close orderings, so any trade of
 # the window comes before every quote: one min_by/max_by picks "the first trade, else the first
@@ -119,10 +120,10 @@ def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
 
 
 @lru_cache(maxsize=4096)
-def iso_millis(epoch_ms: int) -> str:
-    """A window bound as the contract writes times: ISO 8601, milliseconds, UTC as `Z`."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+def bound_iso(epoch_ms: int) -> str:
+    """A window bound (epoch ms) in the records' time format; few distinct ones, so cached."""
+    whole = datetime.fromtimestamp(epoch_ms // 1000, UTC)
+    return iso_millis(whole + timedelta(milliseconds=epoch_ms % 1000))
 
 
 def window_record(
@@ -151,8 +152,8 @@ def window_record(
             "source": source,
             "coin": coin,
             "symbol": state.symbol,
-            "window_start": iso_millis(start_ms),
-            "window_end": iso_millis(state.end_ms),
+            "window_start": bound_iso(start_ms),
+            "window_end": bound_iso(state.end_ms),
             "avg_price": avg_price,
             "open": state.open,
             "high": high,

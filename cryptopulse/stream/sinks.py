@@ -200,7 +200,7 @@ class WindowSink:
                 self.stats.batches_skipped += 1
             log.info("[%s] batch %d was already published; skipped", self.name, batch_id)
             return
-        change = self.tracker.advance(batch_id, self.collect(batch))
+        change = self.tracker.advance(batch_id, read_partials(batch, self.window_seconds))
         records = change.live + change.finals
         if records and batch_id <= self.publisher.committed(self._saved_at()):
             # Committed just before a crash that came before the state was saved.
@@ -228,9 +228,6 @@ class WindowSink:
             return modified_at(self.state_file)
         except FileNotFoundError:
             return None
-
-    def collect(self, batch: DataFrame) -> list[Partial]:
-        return read_partials(batch, self.window_seconds)
 
     def publish(self, batch_id: int, records: list[tuple[str, bytes]]) -> None:
         # A failure raises before the state is saved: Spark runs the batch again, whole.

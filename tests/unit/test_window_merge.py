@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from cryptopulse.schema import WindowAggregate
-from cryptopulse.stream.merge import STATE_FIELDS, WindowState, iso_millis, window_record
+from cryptopulse.stream.merge import STATE_FIELDS, WindowState, bound_iso, window_record
 from tests.factories import T0, T, one_tick_state
 
 START_MS = int(T0.timestamp() * 1000)  # a window start: 2026-11-24T22:00:00Z
@@ -137,6 +137,6 @@ def test_the_state_round_trips_as_a_list() -> None:
     assert len(state.as_list()) == len(STATE_FIELDS)
 
 
-def test_iso_millis_keeps_the_milliseconds() -> None:
-    assert iso_millis(START_MS + 123) == "2026-11-24T22:00:00.123Z"
-    assert iso_millis(0) == "1970-01-01T00:00:00.000Z"
+def test_window_bounds_keep_their_milliseconds() -> None:
+    assert bound_iso(START_MS + 123) == "2026-11-24T22:00:00.123Z"
+    assert bound_iso(0) == "1970-01-01T00:00:00.000Z"
