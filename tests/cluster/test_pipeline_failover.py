@@ -219,7 +219,12 @@ def pipeline(
 
 
 def replica_finals(url: str, coin: str) -> dict[datetime, tuple[int, float]]:
-    rows = httpx.get(f"{url}/api/windows/{coin}", params={"source": SOURCE}, timeout=10).json()
+    response = httpx.get(f"{url}/api/windows/{coin}", params={"source": SOURCE}, timeout=10)
+    if response.status_code == 404:
+        # a replica that has just started has not yet read this coin's windows back from Kafka
+        return {}
+    response.raise_for_status()
+    rows = response.json()
     return {
         parse_time(r["window_start"]): (r["tick_count"], r["avg_price"]) for r in rows if r["final"]
     }
