@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
@@ -32,6 +32,7 @@ from cryptopulse.errors import CryptoPulseError
 from cryptopulse.files import write_atomic
 from cryptopulse.kafka_client import spark_kafka_options
 from cryptopulse.stream.parse import count_rejected, parse_ticks, valid_ticks
+from cryptopulse.stream.progress import Progress, ProgressListener
 from cryptopulse.stream.publish import BatchPublisher, sink_id
 from cryptopulse.stream.rejects import (
     RejectedRange,
@@ -217,28 +218,8 @@ class StreamJob:
 
     def _listen(self) -> None:
         """Log each query's start and end, and hand its progress to `on_progress`."""
-        from pyspark.sql.streaming.listener import StreamingQueryListener
-
-        job = self
-
-        class ProgressLogger(StreamingQueryListener):
-            def onQueryStarted(self, event: Any) -> None:
-                log.info("query %s started (id %s)", event.name, event.id)
-
-            def onQueryProgress(self, event: Any) -> None:
-                job.on_progress(event.progress)
-
-            def onQueryIdle(self, event: Any) -> None:
-                pass
-
-            def onQueryTerminated(self, event: Any) -> None:
-                if event.exception:
-                    log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
-                else:
-                    log.info("query %s stopped", event.id)
-
-        self.listener = ProgressLogger()
-        self.spark.streams.addListener(self.listener)
+        self.listener = ProgressListener(self.on_progress)
+        self.listener.add_to(self.spark)
 
     def checkpoint_root(self) -> CheckpointPath:
         """`spark.checkpoint_location` (a folder or a Hadoop URL), else `<data>/checkpoints`."""
@@ -274,25 +255,25 @@ class StreamJob:
         with self.stats.lock:
             return self.stats.dead_letters_published + self.stats.dead_letters_failed
 
-    def on_progress(self, progress: Any) -> None:
-        name, batch = progress.name, progress.batchId
+    def on_progress(self, progress: Progress) -> None:
+        name, batch = progress["name"], int(progress["batchId"])
         with self.stats.lock:
             emitted = self.stats.emitted_by_batch.pop((name, batch), 0)
         if name != LIVE:
             return
-        rejects = rejected_range(orjson.loads(progress.json), self.settings.spark.starting_offsets)
+        rejects = rejected_range(progress, self.settings.spark.starting_offsets)
         self.rejects.submit(batch if rejects is None else rejects)
         with self.stats.lock:
             late = self.stats.late_by_batch.pop((name, batch), 0)
-        if progress.numInputRows or emitted:
+        if progress.get("numInputRows") or emitted:
             log.info(
                 "batch %d [%s]: %d input rows, %d windows emitted, %d rejected, %d ms%s",
                 batch,
                 name,
-                progress.numInputRows,
+                progress["numInputRows"],
                 emitted,
                 rejects.rejected if rejects else 0,
-                progress.batchDuration,
+                progress.get("batchDuration", 0),
                 f", {late} late ticks dropped" if late else "",
             )
 
@@ -337,7 +318,7 @@ class StreamJob:
                 log.warning("could not stop query %s: %s", LIVE, exc)
         try:
             if getattr(self, "listener", None) is not None:
-                self.spark.streams.removeListener(self.listener)
+                self.listener.remove_from(self.spark)
         except Exception as exc:
             log.warning("could not remove the progress listener: %s", exc)
         self.publisher.close()
