@@ -1,7 +1,7 @@
 """A window's running aggregate, merged batch by batch in the driver, and its record.
 
 Spark aggregates each micro-batch's ticks per (source, coin, window) into a partial
-(`window.partial_windows`, stateless: no state store); the live sink folds each partial into
+(`window.PartialWindows`, stateless: no state store); the live sink folds each partial into
 the window's `WindowState` here and writes the window's record from it. The merge is what
 Spark's own aggregation buffers did: sums add, extremes compare, and each "latest"/"earliest"
 value travels with the ordering key that chose it, so merging batches in any grouping gives

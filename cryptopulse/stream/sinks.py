@@ -36,10 +36,10 @@ from tenacity import (
 from cryptopulse.config import KafkaSecurity
 from cryptopulse.kafka_client import librdkafka_config
 from cryptopulse.stream.finals import FinalTracker, Partial
-from cryptopulse.stream.merge import WindowState
+from cryptopulse.stream.merge import STATE_FIELDS, WindowState
 from cryptopulse.stream.publish import BatchPublisher
 from cryptopulse.stream.storage import CheckpointPath, modified_at, write_state
-from cryptopulse.stream.window import partial_windows
+from cryptopulse.stream.window import PartialWindows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -157,14 +157,19 @@ class IngestPoster:
         self.client.close()
 
 
-def read_partials(ticks: DataFrame, window_seconds: float) -> list[Partial]:
+def read_partials(ticks: DataFrame, aggregate: PartialWindows) -> list[Partial]:
     """A batch's partial window aggregates, computed by Spark, read through Arrow (columns
     to Python lists: no Row object per window)."""
-    table = partial_windows(ticks, window_seconds).toArrow()
-    columns = [column.to_pylist() for column in table.columns]
+    table = aggregate(ticks).toArrow()
+    column = {name: table.column(name).to_pylist() for name in table.column_names}
+    starts = column["start_ms"]
+    ends = [start + aggregate.length_ms for start in starts]
+    values = [ends, *(column[name] for name in STATE_FIELDS[1:])]
     return [
-        (source, coin, start_ms, WindowState.of(values))
-        for source, coin, start_ms, *values in zip(*columns, strict=True)
+        (source, coin, start_ms, WindowState.of(state))
+        for source, coin, start_ms, *state in zip(
+            column["source"], column["coin"], starts, *values, strict=True
+        )
     ]
 
 
@@ -185,7 +190,7 @@ class WindowSink:
         stats: SinkStats,
     ) -> None:
         self.name = name
-        self.window_seconds = window_seconds
+        self.partials = PartialWindows.of(window_seconds)  # needs Spark's JVM (py4j)
         self.publisher = publisher
         self.poster = poster
         self.state_file = state_file
@@ -200,7 +205,7 @@ class WindowSink:
                 self.stats.batches_skipped += 1
             log.info("[%s] batch %d was already published; skipped", self.name, batch_id)
             return
-        change = self.tracker.advance(batch_id, read_partials(batch, self.window_seconds))
+        change = self.tracker.advance(batch_id, read_partials(batch, self.partials))
         records = change.live + change.finals
         if records and batch_id <= self.publisher.committed(self._saved_at()):
             # Committed just before a crash that came before the state was saved.

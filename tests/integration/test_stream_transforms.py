@@ -18,6 +18,7 @@ from cryptopulse.stream.parse import (
     valid_ticks,
 )
 from cryptopulse.stream.sinks import read_partials
+from cryptopulse.stream.window import PartialWindows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -63,7 +64,7 @@ def windows_of(ticks: DataFrame) -> list[dict[str, object]]:
     """The ticks as one micro-batch through the job's aggregation: Spark's partials, read
     and folded by the live sink's tracker, as its JSON records (each validated as /ingest
     validates it), by source and window start."""
-    change = FinalTracker(5_000).advance(0, read_partials(ticks, 30))
+    change = FinalTracker(5_000).advance(0, read_partials(ticks, PartialWindows.of(30)))
     records = [orjson.loads(raw) for _, raw in change.live]
     for raw in records:
         WindowAggregate.model_validate(raw)  # consistent, with every field in range
@@ -379,7 +380,11 @@ def test_trades_from_kafka_records_become_a_window_with_their_vwap(spark: SparkS
         tick("bitcoin", 4, 104.0, volume=5e9, size=-1.0, quote="USDT"),  # dead letter
     ]
     parsed = parse_ticks(kafka_rows(spark, values))
-    [(_, live)] = FinalTracker(5_000).advance(0, read_partials(valid_ticks(parsed), 30)).live
+    [(_, live)] = (
+        FinalTracker(5_000)
+        .advance(0, read_partials(valid_ticks(parsed), PartialWindows.of(30)))
+        .live
+    )
     window = WindowAggregate.model_validate_json(live)
     assert (window.open, window.high, window.low, window.close) == (100.0, 104.0, 100.0, 104.0)
     assert window.vwap == pytest.approx(103.0)  # (100 x 0.25 + 104 x 0.75) / 1
@@ -399,8 +404,47 @@ def test_a_symbol_or_quote_change_within_a_batch_still_gives_one_window(
         ("ex", "eth", "eth", 11.0, None, None, None, 2.0, "USD", _second(5)),
     ]
     ticks = spark.createDataFrame(rows, TRADE_COLUMNS)
-    assert len(read_partials(ticks, 30)) == 2
+    assert len(read_partials(ticks, PartialWindows.of(30))) == 2
     window = one_window(spark, rows)
     assert (window["symbol"], window["quote"]) == ("weth", "USDT")
     assert (window["open"], window["close"], window["high"], window["low"]) == (10, 12, 12, 10)
     assert (window["tick_count"], window["trade_count"], window["traded_volume"]) == (3, 3, 4.0)
+
+
+@pytest.mark.parametrize("window_seconds", [30, 60, 0.5])
+def test_window_starts_are_those_of_sparks_window_function(
+    spark: SparkSession, window_seconds: float
+) -> None:
+    """PartialWindows computes each tick's window start itself (no window struct); it must be
+    the start Spark's own tumbling window() gives, on boundaries, a microsecond either side of
+    them, and before 1970."""
+    from pyspark.sql import functions as F
+
+    boundary = int(datetime(2026, 11, 24, 22, 0, 30, tzinfo=UTC).timestamp() * 1_000_000)
+    micros = [
+        boundary + delta
+        for delta in (-1, 0, 1, 499_999, 500_000, 29_999_999, 30_000_000, 59_999_999)
+    ] + [-1, 0, 1, -30_000_000, -30_000_001, -1_234_567_891]
+    rows = [
+        ("ex", f"c{i}", "s", 1.0, None, None, None, None, None, None) for i in range(len(micros))
+    ]
+    ticks = spark.createDataFrame(rows, TRADE_COLUMNS).withColumn(
+        "event_time",
+        F.timestamp_micros(
+            F.element_at(
+                F.array(*[F.lit(m) for m in micros]), F.expr("int(substring(coin, 2)) + 1")
+            )
+        ),
+    )
+    length = f"{int(window_seconds * 1000)} milliseconds"
+    expected = {
+        row.coin: row.start_ms
+        for row in ticks.select(
+            "coin", F.unix_millis(F.window("event_time", length).start).alias("start_ms")
+        ).collect()
+    }
+    partials = read_partials(ticks, PartialWindows.of(window_seconds))
+    assert {coin: start for _, coin, start, _ in partials} == expected
+    assert {coin: state.end_ms - start for _, coin, start, state in partials} == dict.fromkeys(
+        expected, int(window_seconds * 1000)
+    )
