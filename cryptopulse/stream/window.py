@@ -89,4 +89,3 @@ class PartialWindows:
 
     def __call__(self, ticks: DataFrame) -> DataFrame:
         return ticks.groupBy(*self.keys).agg(*self.aggregates)
-
