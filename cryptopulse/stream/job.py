@@ -265,7 +265,7 @@ class StreamJob:
         self.rejects.submit(batch if rejects is None else rejects)
         with self.stats.lock:
             late = self.stats.late_by_batch.pop((name, batch), 0)
-        if progress.get("numInputRows") or emitted:
+        if progress["numInputRows"] or emitted:
             log.info(
                 "batch %d [%s]: %d input rows, %d windows emitted, %d rejected, %d ms%s",
                 batch,
@@ -273,7 +273,7 @@ class StreamJob:
                 progress["numInputRows"],
                 emitted,
                 rejects.rejected if rejects else 0,
-                progress.get("batchDuration", 0),
+                progress["batchDuration"],
                 f", {late} late ticks dropped" if late else "",
             )
 

@@ -30,8 +30,8 @@ class ProgressListener:
         self.on_progress = on_progress
         self._wrapper: Any = None
 
-    # Called by the JVM, on Spark's listener bus thread. An exception here would only be
-    # logged by py4j and lose the event's work, so each method catches and logs its own.
+    # Called by the JVM, on Spark's listener bus thread, where an exception would only reach
+    # py4j's log: the progress handler, which does the job's work, logs its own.
     def onQueryStarted(self, event: Any) -> None:
         log.info("query %s started (id %s)", event.name(), event.id().toString())
 
