@@ -85,6 +85,14 @@ def job_env(
     yield env
 
 
+def saved_batch(state_file: Path) -> int:
+    """The last batch the sink saved its state for, or -1 while there is no file."""
+    try:
+        return int(orjson.loads(state_file.read_bytes())["batch_id"])
+    except FileNotFoundError:
+        return -1
+
+
 @pytest.mark.parametrize("checkpoint", ["folder", "hadoop-url"])
 def test_sigkill_then_restart_loses_and_repeats_no_final(
     job_env: dict[str, str], tmp_path: Path, checkpoint: str
@@ -97,6 +105,9 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
     ticks = job_env["CRYPTOPULSE_KAFKA__TOPIC_TICKS"]
     windows = TopicReader(bootstrap, job_env["CRYPTOPULSE_KAFKA__TOPIC_WINDOWS"], "restart-check")
     log = tmp_path / "stream.log"
+    root = Path(location.removeprefix("file://")) if location else tmp_path / "checkpoints"
+    live = root / CHECKPOINT_VERSION / LIVE
+    state_file = live / "sink-state.json"
 
     def ticks_for(seconds: range) -> list[tuple[str | None, bytes]]:
         return [(c, tick(c, s, 100.0 + s, 1.0)) for s in seconds for c in COINS]
@@ -113,6 +124,9 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
         try:
             expected = {(c, window_start(i)) for c in COINS for i in range(11)}
             windows.until(lambda rs: expected <= set(final_keys(rs)), timeout=180)
+            # The finals reach the topic before the sink saves its state for their batch:
+            # stopping in between would leave the state at the first job's last batch.
+            wait_for(lambda: saved_batch(state_file) > 0, 60, "the second job's saved state")
         finally:
             stop(second)
         # The job has stopped: read everything it published, to the end of every partition.
@@ -129,10 +143,8 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
     text = log.read_text()
     assert text.count("query windows-live started") == 2
     # ... the checkpoint the setting names, with the sinks' bookkeeping next to it
-    root = Path(location.removeprefix("file://")) if location else tmp_path / "checkpoints"
-    live = root / CHECKPOINT_VERSION / LIVE
     assert {"offsets", "commits", "sink-state.json"} <= {p.name for p in live.iterdir()}
-    assert orjson.loads((live / "sink-state.json").read_bytes())["batch_id"] > 0
+    assert orjson.loads(state_file.read_bytes())["batch_id"] > 0
     if checkpoint == "hadoop-url":  # written through Hadoop's file system (its checksum file)
         assert (live / ".sink-state.json.crc").exists()
 
