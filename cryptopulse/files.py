@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(location: str) -> bool:
+    """A URL (`hdfs://…`, `file:///…`) rather than a plain path."""
+    return bool(URL.match(location))
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:

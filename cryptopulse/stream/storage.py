@@ -9,27 +9,21 @@ Spark's checkpoint and a driver restarted on another host finds both.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptopulse.files import write_atomic
+from cryptopulse.files import is_url, write_atomic
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Spark moved the class in 4.0; the older name for a 3.5 cluster's jars.
 FILE_MANAGERS = (
     "org.apache.spark.sql.execution.streaming.checkpointing.CheckpointFileManager",
     "org.apache.spark.sql.execution.streaming.CheckpointFileManager",
 )
-
-
-def is_url(location: str) -> bool:
-    return bool(URL.match(location))
 
 
 @dataclass(frozen=True)

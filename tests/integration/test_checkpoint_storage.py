@@ -15,7 +15,6 @@ from cryptopulse.stream.storage import (
     CheckpointPath,
     HadoopPath,
     checkpoint_path,
-    is_url,
     modified_at,
     write_state,
 )
@@ -29,11 +28,6 @@ def root(request: pytest.FixtureRequest, spark: SparkSession, tmp_path: Path) ->
     path = checkpoint_path(location, spark)
     assert isinstance(path, HadoopPath) == (request.param == "hadoop-url")
     return path
-
-
-def test_url_or_folder() -> None:
-    assert is_url("hdfs://namenode:8020/cp") and is_url("s3a://bucket/cp") and is_url("file:///x")
-    assert not is_url("/var/lib/cryptopulse") and not is_url("relative/cp") and not is_url("")
 
 
 def test_files_are_replaced_read_listed_and_dated(root: CheckpointPath) -> None:

@@ -118,3 +118,26 @@ def test_extra_spark_conf_is_applied_last(monkeypatch: pytest.MonkeyPatch) -> No
     conf = sql_conf(load_settings())
     assert conf["spark.locality.wait"] == "0"
     assert conf["spark.sql.shuffle.partitions"] == "3"  # the user's value wins over ours
+
+
+def test_local_spark_keeps_its_checkpoint_files_without_a_process_per_file() -> None:
+    from cryptopulse.platform.spark import FS_CHECKPOINTS, LOCAL_FS, local_fs_conf
+
+    jars = ["/v/spark-sql-kafka-0-10_2.13-4.2.0.jar", "/v/hadoop-bare-naked-local-fs-0.1.0.jar"]
+    settings = load_settings()
+    conf = local_fs_conf(settings, jars)
+    assert conf == {
+        "spark.driver.extraClassPath": "/v/hadoop-bare-naked-local-fs-0.1.0.jar",
+        "spark.hadoop.fs.file.impl": LOCAL_FS,
+        "spark.sql.streaming.checkpointFileManagerClass": FS_CHECKPOINTS,
+    }
+    settings.spark.checkpoint_location = "file:///var/lib/cryptopulse"
+    assert local_fs_conf(settings, jars) == conf
+    # Elsewhere Spark's defaults stay: HDFS and object stores, executors on other hosts.
+    settings.spark.checkpoint_location = "hdfs://namenode:8020/cryptopulse"
+    assert local_fs_conf(settings, jars) == {}
+    settings.spark.checkpoint_location = ""
+    settings.spark.master = "spark://127.0.0.1:7077"
+    assert local_fs_conf(settings, jars) == {}
+    settings.spark.master = "local[2]"
+    assert local_fs_conf(settings, jars[:1]) == {}
