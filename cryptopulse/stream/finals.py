@@ -101,7 +101,7 @@ class FinalTracker:
             "version": STATE_VERSION,
             "batch_id": self.batch_id,
             "max_event_ms": self.max_event_ms,
-            "open": [[src, c, s, *w.as_list()] for (src, c, s), w in self.open.items()],
+            "open": [(src, c, s, *w.values()) for (src, c, s), w in self.open.items()],
         }
         write_state(path, orjson.dumps(state), durable=True)
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -70,9 +71,9 @@ class WindowState:
             raise ValueError(f"{len(values)} values, not {len(STATE_FIELDS)}")
         return _STATE_ADAPTER.validate_python(dict(zip(STATE_FIELDS, values, strict=True)))
 
-    def as_list(self) -> list[Any]:
+    def values(self) -> tuple[Any, ...]:
         """The fields in order (`of` reads them back); not `astuple`, which deep-copies."""
-        return [getattr(self, name) for name in STATE_FIELDS]
+        return _STATE_VALUES(self)  # type: ignore[no-any-return]
 
     def add(self, other: WindowState) -> None:
         """Fold another partial of the same window into this one (ties keep this one's)."""
@@ -102,6 +103,8 @@ class WindowState:
 
 
 STATE_FIELDS = tuple(f.name for f in fields(WindowState))
+# One C call per window: the sink saves every open window each batch (5,000 and more).
+_STATE_VALUES = attrgetter(*STATE_FIELDS)
 _STATE_ADAPTER = TypeAdapter(WindowState)
 
 

@@ -133,8 +133,8 @@ def test_the_record_has_the_contracts_fields_in_order_and_labels() -> None:
 
 def test_the_state_round_trips_as_a_list() -> None:
     state = single(T(3.0, 9, size=1.0, quote="USD", cap=5.0))
-    assert WindowState.of(orjson.loads(orjson.dumps(state.as_list()))) == state
-    assert len(state.as_list()) == len(STATE_FIELDS)
+    assert WindowState.of(orjson.loads(orjson.dumps(state.values()))) == state
+    assert len(state.values()) == len(STATE_FIELDS)
 
 
 def test_window_bounds_keep_their_milliseconds() -> None:
