@@ -73,7 +73,7 @@ class WindowState:
 
     def values(self) -> tuple[Any, ...]:
         """The fields in order (`of` reads them back); not `astuple`, which deep-copies."""
-        return _STATE_VALUES(self)  # type: ignore[no-any-return]
+        return _STATE_VALUES(self)
 
     def add(self, other: WindowState) -> None:
         """Fold another partial of the same window into this one (ties keep this one's)."""
