@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -109,11 +108,6 @@ class IngestPoster:
         self.max_body_bytes = max_body_bytes
         self.api_down = False
         self.client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-post")
-
-    def post_soon(self, records: list[bytes]) -> Future[bool]:
-        """`post` on the poster's own thread, so that the caller's other I/O overlaps it."""
-        return self._sender.submit(self.post, records)
 
     def post(self, records: list[bytes]) -> bool:
         """True when every chunk was accepted; False when one was given up."""
@@ -160,7 +154,6 @@ class IngestPoster:
         return True
 
     def close(self) -> None:
-        self._sender.shutdown(wait=True)
         self.client.close()
 
 
@@ -242,14 +235,9 @@ class WindowSink:
             return None
 
     def publish(self, batch_id: int, records: list[tuple[str, bytes]]) -> None:
-        # The POST and the Kafka transaction each wait on another process (~30 ms here):
-        # they overlap. A failure raises before the state is saved: Spark runs the batch
-        # again, whole; the API takes a record it already holds as no change.
-        posting = self.poster.post_soon([v for _, v in records]) if self.poster else None
-        try:
-            self.publisher.publish(batch_id, records)
-        finally:  # a re-run must not find this batch's POST still going
-            posted = posting.result() if posting is not None else True
+        # A failure raises before the state is saved: Spark runs the batch again, whole.
+        self.publisher.publish(batch_id, records)
+        posted = self.poster.post([v for _, v in records]) if self.poster else True
         with self.stats.lock:
             self.stats.windows_published += len(records)
             if not posted:

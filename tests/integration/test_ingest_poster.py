@@ -83,18 +83,3 @@ def test_after_a_give_up_each_batch_tries_once_until_the_api_answers() -> None:
         assert len(receiver.bodies) > retried + 3  # answered once: full retries again
     finally:
         receiver.stop()
-
-
-def test_post_soon_posts_on_the_posters_thread_and_reports_the_outcome() -> None:
-    receiver = Receiver().start()
-    poster = IngestPoster(receiver.url, None, retry_seconds=1, max_body_bytes=1 << 20)
-    try:
-        posting = poster.post_soon(RECORDS)
-        assert posting.result(timeout=10) is True
-        assert receiver.records == [{"coin": "bitcoin", "n": 1}, {"coin": "ethereum", "n": 2}]
-        receiver.status = 422
-        assert poster.post_soon(RECORDS).result(timeout=10) is False
-    finally:
-        poster.close()
-        receiver.stop()
-    assert not [t for t in threading.enumerate() if t.name.startswith("ingest-post")]
