@@ -1,15 +1,14 @@
-"""Benchmark: the live sink's publishing, the Kafka transaction and the POST to /ingest, in
-turn or overlapped (the POST on the poster's thread while the transaction commits).
+"""Benchmark: the live sink's publishing per batch, the Kafka transaction then the POST to a
+real API's /ingest (`WindowSink.publish`).
 
-    .venv/bin/python bench/bench_sink.py                    # 5,000 windows a batch, 40 rounds each
+    .venv/bin/python bench/bench_sink.py                    # 5,000 windows a batch, 40 batches
     .venv/bin/python bench/bench_sink.py --windows 100 --rounds 60 --json out.json
 
 Starts its own broker and a real `cryptopulse serve` (own process group, free ports, temp
-folders), so the API parses the POSTs in another process, as in production; bench_stream.py's
-receiver runs inside the job's process and shares its interpreter lock. Each round publishes
-one batch of `--windows` live window records (every window's close moves a little each round,
-so the API stores each update), the two ways alternated round by round. Reports the medians
-and p95 of each way's time per batch, and of the transaction and the POST alone.
+folders), so the API validates and stores the POSTs in another process, as in production;
+bench_stream.py's receiver only parses them, inside the job's process. Each batch holds
+`--windows` live window records (every window's close moves a little each batch, so the API
+stores each update). Reports the medians and p95 of the whole, the transaction and the POST.
 
 Bounded in count and time, loopback only.
 """
@@ -44,11 +43,11 @@ TOKEN = "bench-sink-token"
 Batch = list[tuple[str, bytes]]
 
 
-def records(windows: int, round_: int) -> Batch:
-    """`windows` live records, as the sink writes them; the close moves with the round."""
+def records(windows: int, batch_id: int) -> Batch:
+    """`windows` live records, as the sink writes them; the close moves with the batch."""
     out = []
     for i in range(windows):
-        price = 100.0 + i + round_ * 0.01
+        price = 100.0 + i + batch_id * 0.01
         # WindowState's fields in order: end, symbol, last event, quote, market cap, open,
         # close, sums, count, extremes, no trades, 24 h change and volume.
         values = [START_MS + 30_000, f"c{i}", (START_MS + 29_000) * 1000, None, None, 1e9, 1]
@@ -60,31 +59,15 @@ def records(windows: int, round_: int) -> Batch:
     return out
 
 
-def post_alone(poster: IngestPoster, batch: Batch) -> float:
-    """The POST by itself (ms)."""
-    values = [value for _, value in batch]
-    started = time.perf_counter()
-    if not poster.post(values):
-        raise SystemExit("the API refused a batch")
-    return (time.perf_counter() - started) * 1000
-
-
-def in_turn(publisher: BatchPublisher, poster: IngestPoster, batch_id: int, batch: Batch) -> float:
-    """The transaction, then the POST (as before); returns the transaction's time (ms)."""
+def publish(
+    publisher: BatchPublisher, poster: IngestPoster, batch_id: int, batch: Batch
+) -> tuple[float, float]:
+    """As WindowSink.publish: the transaction, then the POST; their times (ms)."""
     kafka = timed(lambda: publisher.publish(batch_id, batch))
+    started = time.perf_counter()
     if not poster.post([value for _, value in batch]):
         raise SystemExit("the API refused a batch")
-    return kafka
-
-
-def overlapped(
-    publisher: BatchPublisher, poster: IngestPoster, batch_id: int, batch: Batch
-) -> None:
-    """The POST on the poster's thread while the transaction commits (WindowSink.publish)."""
-    posting = poster.post_soon([value for _, value in batch])
-    publisher.publish(batch_id, batch)
-    if not posting.result():
-        raise SystemExit("the API refused a batch")
+    return kafka, (time.perf_counter() - started) * 1000
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -104,8 +87,8 @@ def summary(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, default=5000, help="window records per batch")
-    parser.add_argument("--rounds", type=int, default=40, help="measured batches per way")
-    parser.add_argument("--warm-up", type=int, default=5, help="batches per way not measured")
+    parser.add_argument("--rounds", type=int, default=40, help="measured batches")
+    parser.add_argument("--warm-up", type=int, default=5, help="batches not measured")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -126,30 +109,15 @@ def main() -> None:
         retry_seconds=10,
         max_body_bytes=settings.api.max_body_bytes,
     )
-    times: dict[str, list[float]] = {"in_turn": [], "overlapped": [], "kafka": [], "post": []}
-    batch_id = 0
+    times: dict[str, list[float]] = {"publish": [], "kafka": [], "post": []}
     try:
         publisher.start()
-        for round_ in range(args.warm_up + args.rounds):
-            measured = round_ >= args.warm_up
-            # Each POST carries new figures (a record equal to the stored one is no change).
-            post = post_alone(poster, records(args.windows, 3 * round_))
-            # Alternated, each way first every other round: the machine's noise hits both.
-            ways = ["in_turn", "overlapped"] if round_ % 2 == 0 else ["overlapped", "in_turn"]
-            for step, way in enumerate(ways, start=1):
-                batch_id += 1
-                batch = records(args.windows, 3 * round_ + step)
-                started = time.perf_counter()
-                if way == "in_turn":
-                    kafka = in_turn(publisher, poster, batch_id, batch)
-                else:
-                    overlapped(publisher, poster, batch_id, batch)
-                elapsed = (time.perf_counter() - started) * 1000
-                if measured:
-                    times[way].append(elapsed)
-                    if way == "in_turn":
-                        times["kafka"].append(kafka)
-            if measured:
+        for batch_id in range(args.warm_up + args.rounds):
+            batch = records(args.windows, batch_id)
+            kafka, post = publish(publisher, poster, batch_id, batch)
+            if batch_id >= args.warm_up:
+                times["publish"].append(kafka + post)
+                times["kafka"].append(kafka)
                 times["post"].append(post)
     finally:
         poster.close()
@@ -159,7 +127,7 @@ def main() -> None:
     report = {
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "windows_per_batch": args.windows,
-        "rounds": args.rounds,
+        "batches": args.rounds,
         **{name: summary(values) for name, values in times.items()},
     }
     if args.json:
