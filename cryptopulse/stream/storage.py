@@ -50,7 +50,9 @@ class HadoopPath:
         return self.spark.sparkContext._jvm
 
     def _conf(self) -> Any:
-        return self.spark.sparkContext._jsc.hadoopConfiguration()
+        # The session's, as a streaming query's: it carries the SQL conf too (the checkpoint
+        # file manager class), so these files are written as Spark's checkpoint files are.
+        return self.spark._jsparkSession.sessionState().newHadoopConf()
 
     def _path(self) -> Any:
         return self._jvm().org.apache.hadoop.fs.Path(self.uri)
