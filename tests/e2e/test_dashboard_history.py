@@ -31,6 +31,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 COIN = "bitcoin"
 FIRST_LOAD_S = 5.0  # the issue's target, from the page opening
 MIN_CANDLES_24H = 280  # 288 five-minute candles in 24 h, less a few at the edges
+COINS = 10  # the simulated source's default
 wait_for = functools.partial(waiting.wait_for, interval=0.25)
 
 
@@ -68,6 +69,21 @@ def stored_candles(pipeline: Pipeline) -> int:
     return len(r.json()["candles"]) if r.status_code == 200 else 0
 
 
+def every_sparkline_served(pipeline: Pipeline) -> bool:
+    """GET /api/sparklines serves more than 10 closes for each of the COINS coins."""
+    headers = {"Authorization": f"Bearer {token_of(pipeline)}"}
+    try:
+        r = httpx.get(
+            f"{pipeline.url}api/sparklines", params={"source": "simulated"}, headers=headers
+        )
+    except httpx.HTTPError:
+        return False
+    if r.status_code != 200:
+        return False
+    closes = r.json()["closes"]
+    return len(closes) == COINS and all(len(c) > 10 for c in closes.values())
+
+
 def candle_starts(page: Any) -> list[str]:
     starts: list[str] = page.locator('[data-testid="candle"]').evaluate_all(
         "marks => marks.map(m => m.dataset.start)"
@@ -92,6 +108,9 @@ def last_candle(page: Any) -> tuple[str, str]:
 def test_history_ranges_and_live_append(pipeline: Pipeline) -> None:
     # The backfilled day is stored and served before the page opens: the clock starts at goto.
     wait_for(lambda: stored_candles(pipeline) >= MIN_CANDLES_24H, 240, "the backfilled day served")
+    # The page reads the sparklines when it opens (then every 5 min): every coin's backfilled day
+    # must be stored by then, not only COIN's (in one CI run some were not, and stayed empty).
+    wait_for(lambda: every_sparkline_served(pipeline), 240, "every coin's backfilled day served")
     token = token_of(pipeline)
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as pw:
@@ -138,7 +157,7 @@ def test_history_ranges_and_live_append(pipeline: Pipeline) -> None:
             # live window is in (at a tick per coin per 30 s, within about a minute).
             playwright.expect(
                 page.get_by_test_id("stat-coins").locator(".stat-value")
-            ).to_have_text("10", timeout=90_000)
+            ).to_have_text(str(COINS), timeout=90_000)
             # Every coin's 24 h sparkline.
             sparks = page.locator('[data-testid="coin-row"] [data-testid="sparkline"]')
             playwright.expect(sparks).to_have_count(10)
