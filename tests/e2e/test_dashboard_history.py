@@ -160,7 +160,7 @@ def test_history_ranges_and_live_append(pipeline: Pipeline) -> None:
             ).to_have_text(str(COINS), timeout=90_000)
             # Every coin's 24 h sparkline.
             sparks = page.locator('[data-testid="coin-row"] [data-testid="sparkline"]')
-            playwright.expect(sparks).to_have_count(10)
+            playwright.expect(sparks).to_have_count(COINS)
             wait_for(
                 lambda: all(
                     int(n) > 10 for n in sparks.evaluate_all("s => s.map(e => e.dataset.points)")
