@@ -316,6 +316,9 @@ def latency(
         "arrived": len(lat),
         "median_s": statistics.median(lat) if lat else None,
         "p95_s": lat[int(0.95 * (len(lat) - 1))] if lat else None,
+        # In the order the probes were sent: a slow start shows first, a periodic stall
+        # (e.g. the batches that close windows) at its period.
+        "probe_latencies_s": [round(arrivals[c] - probes[c], 3) for c in probes if c in arrivals],
         "load_1min_after": round(os.getloadavg()[0], 2),
     }
 

@@ -172,6 +172,7 @@ class StreamJob:
             watermark_ms=int(conf.watermark_seconds * 1000),
             stats=self.stats,
         )
+        sink.recover()
         self.queries.append(
             valid_ticks(parsed)
             .writeStream.queryName(LIVE)

@@ -226,6 +226,12 @@ class WindowSink:
             self.stats.finals_published += len(change.finals)
             self.stats.late_ticks += change.late_ticks
 
+    def recover(self) -> None:
+        """Learn, before the first batch, the newest batch this sink committed to Kafka (see
+        publish.py): it reads the topic's tail back, about a second that would otherwise hold
+        up the first batch, and with it the first ticks' way to the API."""
+        self.publisher.committed(self._saved_at())
+
     def _saved_at(self) -> float | None:
         """When the tracker's state was last saved (None: never): every batch this sink
         committed without saving came later."""

@@ -9,12 +9,29 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import orjson
 import pytest
 from confluent_kafka import Producer
 
-from cryptopulse.stream.publish import TAIL_RECORDS, BatchPublisher, parse_header, sink_id
+from cryptopulse.stream.job import LIVE
+from cryptopulse.stream.parse import parse_ticks, valid_ticks
+from cryptopulse.stream.publish import (
+    TAIL_RECORDS,
+    BatchPublisher,
+    KafkaDeliveryError,
+    parse_header,
+    sink_id,
+)
+from cryptopulse.stream.sinks import SinkStats, WindowSink
+from tests.factories import tick
+from tests.integration.test_stream_transforms import kafka_rows
 from tests.kafka_helpers import read_to_end
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +123,32 @@ def test_a_batch_killed_half_way_is_never_seen_and_its_rerun_is_written_whole(
     assert restarted.committed() == -1
     restarted.publish(7, [("bitcoin", b'{"b": 7}')])
     assert committed_values(kafka_bootstrap, topic) == [b'{"b": 7}']
+
+
+def test_the_live_sink_knows_its_last_commit_before_its_first_batch_and_skips_its_rerun(
+    spark: SparkSession, kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic("windows")
+    sink = sink_id(topic)
+    killed = BatchPublisher(kafka_bootstrap, topic, sink)
+    killed.publish(3, [("bitcoin", b'{"b": 3}')])  # then the job died before saving its state
+    stats = SinkStats()
+    live = WindowSink(
+        LIVE,
+        publisher=BatchPublisher(kafka_bootstrap, topic, sink),
+        poster=None,
+        state_file=tmp_path / "sink-state.json",
+        window_seconds=30,
+        watermark_ms=10_000,
+        stats=stats,
+    )
+    live.recover()  # as the job does before starting its query
+    with pytest.raises(KafkaDeliveryError):  # the predecessor is fenced already
+        killed.publish(4, [("bitcoin", b'{"b": 4}')])
+    ticks = valid_ticks(parse_ticks(kafka_rows(spark, [tick("bitcoin", 1, 100.0)])))
+    live(ticks, 3)  # Spark's re-run of the batch committed before the crash
+    assert stats.batches_skipped == 1
+    live(ticks, 4)
+    first, *rest = committed_values(kafka_bootstrap, topic)
+    assert first == b'{"b": 3}'
+    assert [(r["coin"], r["final"]) for r in map(orjson.loads, rest)] == [("bitcoin", False)]
