@@ -33,7 +33,6 @@ import os
 import platform
 import resource
 import signal
-import statistics
 import struct
 import subprocess
 import sys
@@ -51,6 +50,10 @@ import orjson
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.stats import summary  # noqa: E402
+
 COINS = [f"coin-{i}" for i in range(10)]
 PER_PROCESS = 2500
 T0 = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
@@ -286,21 +289,6 @@ class Level:
     finals_stored: float = 0.0
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    return {
-        "median": round(statistics.median(values), 2),
-        "p99": round(pct(values, 0.99), 2),
-        "max": round(max(values), 2),
-    }
-
-
 def start_server(
     port: int, max_clients: int, writes: str = "direct", history_db: bool = True
 ) -> subprocess.Popen[bytes]:
@@ -524,10 +512,10 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r.clients:,} | {r.latency_ms.get('median')} ms | {r.latency_ms.get('p99')} ms "
+            f"| {r.clients:,} | {r.latency_ms.get('p50')} ms | {r.latency_ms.get('p99')} ms "
             f"| {r.latency_ms.get('max')} ms | {r.deliveries:,}/{r.expected:,} "
             f"| {r.rss_connected_mb:.0f} / {r.rss_after_mb:.0f} MiB "
-            f"| {r.ingest_ms.get('median')} ms | {r.ingest_ms.get('p99')} ms | {r.dropped:.0f} |"
+            f"| {r.ingest_ms.get('p50')} ms | {r.ingest_ms.get('p99')} ms | {r.dropped:.0f} |"
         )
     if args.finals_per_30s:
         print(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -142,6 +143,7 @@ def main() -> None:
         spark.down()
         kafka.down()
         broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
     report["load_1min_end"] = os.getloadavg()[0]
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -18,7 +18,6 @@ import os
 import platform
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import summary  # noqa: E402
 from cryptopulse.history.sqlite import SqliteHistory  # noqa: E402
 from cryptopulse.platform.ports import free_port  # noqa: E402
 
@@ -67,20 +67,6 @@ def fill(path: Path, coins: int, days: float, end: int) -> tuple[int, float]:
 
 def db_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 2),
-        "p95": round(pct(values, 0.95), 2),
-        "p99": round(pct(values, 0.99), 2),
-        "max": round(max(values), 2),
-    }
 
 
 def start_server(path: Path, data_dir: Path, port: int) -> subprocess.Popen[bytes]:

@@ -54,7 +54,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -72,6 +71,10 @@ import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.stats import summary  # noqa: E402
+
 HOST = "127.0.0.1"
 WINDOW = timedelta(seconds=30)  # spark.window_seconds: /ingest rejects other lengths
 CYCLE = 200  # windows the feeder cycles through (each post: a window of its own)
@@ -127,23 +130,6 @@ def raise_fd_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def summary(values: list[float], digits: int = 1) -> dict[str, float]:
-    if not values:
-        return {}
-    return {
-        "n": len(values),
-        "p50": round(statistics.median(values), digits),
-        "p95": round(pct(values, 0.95), digits),
-        "p99": round(pct(values, 0.99), digits),
-        "max": round(max(values), digits),
-    }
 
 
 # ---------------------------------------------------------------- attackers

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -25,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_hostile import start_server, stop_server, summary
+from bench.bench_hostile import start_server, stop_server
+from bench.stats import summary
 from cryptopulse.config import load_settings
 from cryptopulse.platform.kafka import LocalKafka
 from cryptopulse.platform.ports import free_port
@@ -128,6 +130,7 @@ def main() -> None:
         publisher.close()
         stop_server(server)
         broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
     report = {
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "windows_per_batch": args.windows,

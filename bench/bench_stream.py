@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -387,6 +388,7 @@ def main() -> None:
             report["latency"].append(result)
     finally:
         broker.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the broker's log: gigabytes at high rates
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
