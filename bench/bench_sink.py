@@ -31,9 +31,10 @@ from bench.stats import summary
 from cryptopulse.config import load_settings
 from cryptopulse.platform.kafka import LocalKafka
 from cryptopulse.platform.ports import free_port
-from cryptopulse.stream.merge import WindowState, window_record
+from cryptopulse.stream.merge import window_record
 from cryptopulse.stream.publish import BatchPublisher, sink_id
 from cryptopulse.stream.sinks import IngestPoster
+from tests.factories import T, one_tick_state
 
 START_MS = 1_795_000_000_000  # a window start (epoch ms), 30 s windows
 TOKEN = "bench-sink-token"
@@ -44,36 +45,12 @@ Batch = list[tuple[str, bytes]]
 
 def records(windows: int, batch_id: int) -> Batch:
     """`windows` live records, as the sink writes them; the close moves with the batch."""
+    end_ms, at_us = START_MS + 30_000, (START_MS + 29_000) * 1000
     out = []
     for i in range(windows):
-        price = 100.0 + i + batch_id * 0.01
-        state = WindowState(
-            end_ms=START_MS + 30_000,
-            symbol=f"c{i}",
-            last_us=(START_MS + 29_000) * 1000,
-            quote=None,
-            quote_us=None,
-            market_cap=1e9,
-            cap_us=1,
-            open=price,
-            open_key=1,
-            close=price,
-            close_key=2,
-            price_sum=price * 10,
-            tick_count=10,
-            tick_high=price + 1,
-            tick_low=price - 1,
-            trade_high=None,
-            trade_low=None,
-            trade_price_sum=None,
-            notional=None,
-            traded_volume=None,
-            trades=0,
-            change_sum=1.5,
-            change_count=10,
-            max_volume_24h=3e7,
-        )
+        tick = T(price=100.0 + i + batch_id * 0.01, at_us=at_us, change=1.5, volume=3e7, cap=1e9)
         coin = f"coin-{i}"
+        state = one_tick_state(tick, end_ms)
         out.append((coin, window_record("simulated", coin, START_MS, state, final=False)))
     return out
 
