@@ -94,10 +94,28 @@ def test_every_component_killed_in_turn_comes_back_and_nothing_is_lost_or_repeat
 
             # Every window whose ticks reached Kafka is final exactly once. Windows the
             # watermark has not passed yet are left out: those are still open.
-            cutoff = time.time() - 3 * WINDOW_S
-            cutoff_key = datetime.fromtimestamp(cutoff // WINDOW_S * WINDOW_S, UTC).strftime(
-                "%Y-%m-%dT%H:%M:%S.000Z"
+            def cut_off() -> str:
+                cutoff = time.time() - 3 * WINDOW_S
+                return datetime.fromtimestamp(cutoff // WINDOW_S * WINDOW_S, UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%S.000Z"
+                )
+
+            def windows_with_ticks(before: str) -> set[tuple[str, str, str]]:
+                ticks = read_topic(bootstrap, "crypto_market_data")
+                return {
+                    (t["source"], t["coin"], window_of(t["timestamp"]))
+                    for t in ticks
+                    if window_of(t["timestamp"]) < before
+                }
+
+            # Quick recoveries leave only a few windows behind the cut-off: wait for enough.
+            wait_for(
+                lambda: len(windows_with_ticks(cut_off())) > 10 * len(COMPONENTS),
+                60,
+                "enough windows with ticks behind the cut-off",
+                interval=2,
             )
+            cutoff_key = cut_off()
 
             def finals() -> Counter[tuple[str, str, str]]:
                 # Spark's finals only: the producer's backfill windows (kind "backfill", final
@@ -114,12 +132,7 @@ def test_every_component_killed_in_turn_comes_back_and_nothing_is_lost_or_repeat
                 "finals past the cut-off",
                 interval=2,
             )
-            ticks = read_topic(bootstrap, "crypto_market_data")
-            expected = {
-                (t["source"], t["coin"], window_of(t["timestamp"]))
-                for t in ticks
-                if window_of(t["timestamp"]) < cutoff_key
-            }
+            expected = windows_with_ticks(cutoff_key)
             got = finals()
             repeated = {key: n for key, n in got.items() if n > 1}
             assert repeated == {}, f"windows finalized more than once: {list(repeated)[:5]}"
