@@ -11,10 +11,20 @@ from confluent_kafka import Consumer, KafkaError, Producer
 
 
 def send(bootstrap: str, topic: str, values: list[tuple[str | None, bytes]]) -> None:
+    send_in_steps(bootstrap, topic, [values])
+
+
+def send_in_steps(bootstrap: str, topic: str, steps: list[list[tuple[str | None, bytes]]]) -> None:
+    """Each step's records are on the broker before the next step's are sent, as a producer's
+    polls arrive. One burst spanning more event time than a running job's watermark is not like
+    that: its partitions are appended one after another, a batch planned in between sees one
+    partition's newer ticks without the other's, and the watermark they move drops the other's
+    as late."""
     producer = Producer({"bootstrap.servers": bootstrap})
-    for key, value in values:
-        producer.produce(topic, key=key, value=value)
-    assert producer.flush(30) == 0
+    for step in steps:
+        for key, value in step:
+            producer.produce(topic, key=key, value=value)
+        assert producer.flush(30) == 0
 
 
 class TopicReader:

@@ -20,7 +20,7 @@ import pytest
 
 from cryptopulse.stream.job import CHECKPOINT_VERSION, LIVE
 from tests.factories import iso, tick
-from tests.kafka_helpers import TopicReader, read_topic, send
+from tests.kafka_helpers import TopicReader, read_topic, send, send_in_steps
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,9 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
     try:
         # Windows 0..4 close once the watermark (59 - 2 s) passes them.
         windows.until(lambda rs: len(final_keys(rs)) >= 3 * len(COINS), timeout=180)
-        send(bootstrap, ticks, ticks_for(range(60, 90)))
+        # Sent while the job runs: a second at a time, so that no batch sees 30 s of one
+        # partition's ticks without the other's (whose windows the watermark would then close).
+        send_in_steps(bootstrap, ticks, [ticks_for(range(s, s + 1)) for s in range(60, 90)])
         kill_hard(first)
         send(bootstrap, ticks, ticks_for(range(90, 120)))
         second = start_job(job_env, log)
