@@ -23,7 +23,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -104,13 +104,14 @@ class BatchPublisher:
             self.producer.init_transactions(self.timeout)
             self._ready = True
 
-    def committed(self, since: float | None = None) -> int:
-        """The newest batch id this sink committed to the topic (-1 for none). `since`: when
-        (epoch seconds) the sink last saved its state; every batch it committed later is in
-        the records read back."""
+    def committed(self, since: Callable[[], float | None] | None = None) -> int:
+        """The newest batch id this sink committed to the topic (-1 for none). `since` gives
+        when (epoch seconds) the sink last saved its state, None for never; every batch it
+        committed later is in the records read back. It is asked only for that read, once
+        (on HDFS or S3 it is a remote call)."""
         if self._committed is None:
             self.start()
-            self._committed = self._read_committed(since)
+            self._committed = self._read_committed(since() if since else None)
             if self._committed >= 0:
                 log.info("the newest batch already on %s is %d", self.topic, self._committed)
         return self._committed

@@ -196,7 +196,6 @@ class WindowSink:
         self.state_file = state_file
         self.tracker = FinalTracker.load(state_file, watermark_ms)
         self.stats = stats
-        self._recovered = False
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         if self.tracker.seen(batch_id):
@@ -208,7 +207,7 @@ class WindowSink:
             return
         change = self.tracker.advance(batch_id, read_partials(batch, self.partials))
         records = change.live + change.finals
-        if records and batch_id <= self._newest_committed():
+        if records and batch_id <= self.publisher.committed(self._saved_at):
             # Committed just before a crash that came before the state was saved.
             log.info(
                 "[%s] batch %d is already on %s; not written again",
@@ -231,15 +230,7 @@ class WindowSink:
         """Learn, before the first batch, the newest batch this sink committed to Kafka (see
         publish.py): it reads the topic's tail back, half a second (measured) that would
         otherwise hold up the first batch, and with it the first ticks' way to the API."""
-        self.publisher.committed(self._saved_at())
-        self._recovered = True
-
-    def _newest_committed(self) -> int:
-        """The newest batch this sink committed, as the publisher keeps it after `recover`:
-        the state file's time (a remote call on HDFS or S3) is read once, not every batch."""
-        if not self._recovered:  # a sink run without the job's start
-            self.recover()
-        return self.publisher.committed()
+        self.publisher.committed(self._saved_at)
 
     def _saved_at(self) -> float | None:
         """When the tracker's state was last saved (None: never): every batch this sink
