@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from cryptopulse.schema import SourceState, SourceStatus, WindowAggregate
 from cryptopulse.stream.merge import QUOTES_LAST, WindowState
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
 
 T0 = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
 WINDOW = timedelta(seconds=30)
@@ -148,3 +151,26 @@ def one_tick_state(t: T, end_ms: int) -> WindowState:
         change_count=0 if t.change is None else 1,
         max_volume_24h=t.volume,
     )
+
+
+def kafka_rows(spark: SparkSession, values: list[str | bytes | None]) -> DataFrame:
+    """A frame shaped like the Kafka source's rows (partition 0, offsets from 0), with these
+    values."""
+    from pyspark.sql import types
+
+    schema = types.StructType(
+        [
+            types.StructField("key", types.BinaryType()),
+            types.StructField("value", types.BinaryType()),
+            types.StructField("topic", types.StringType()),
+            types.StructField("partition", types.IntegerType()),
+            types.StructField("offset", types.LongType()),
+            types.StructField("timestamp", types.TimestampType()),
+        ]
+    )
+    now = T0 + timedelta(seconds=30)  # Kafka's time: 30 s after the ticks' T0
+    rows = [
+        (None, v.encode() if isinstance(v, str) else v, "ticks", 0, i, now)
+        for i, v in enumerate(values)
+    ]
+    return spark.createDataFrame(rows, schema)

@@ -19,8 +19,7 @@ from cryptopulse.platform.ports import free_port
 from cryptopulse.stream.job import CHECKPOINT_VERSION, LIVE, StreamJob
 from cryptopulse.stream.parse import dead_letters, parse_ticks
 from cryptopulse.stream.sinks import DeadLetterSink, SinkStats, dead_letter_producer
-from tests.factories import finals, iso, tick
-from tests.integration.test_stream_transforms import kafka_rows
+from tests.factories import finals, iso, kafka_rows, tick
 from tests.kafka_helpers import TopicReader, send
 from tests.waiting import wait_for
 

@@ -26,8 +26,7 @@ from cryptopulse.stream.publish import (
     sink_id,
 )
 from cryptopulse.stream.sinks import SinkStats, WindowSink
-from tests.factories import tick
-from tests.integration.test_stream_transforms import kafka_rows
+from tests.factories import kafka_rows, tick
 from tests.kafka_helpers import read_to_end
 
 if TYPE_CHECKING:

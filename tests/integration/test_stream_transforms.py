@@ -19,33 +19,12 @@ from cryptopulse.stream.parse import (
 )
 from cryptopulse.stream.sinks import read_partials
 from cryptopulse.stream.window import PartialWindows
+from tests.factories import kafka_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 pytestmark = pytest.mark.integration
-
-
-def kafka_rows(spark: SparkSession, values: list[str | bytes | None]) -> DataFrame:
-    """A frame shaped like the Kafka source's rows."""
-    from pyspark.sql import types as T
-
-    schema = T.StructType(
-        [
-            T.StructField("key", T.BinaryType()),
-            T.StructField("value", T.BinaryType()),
-            T.StructField("topic", T.StringType()),
-            T.StructField("partition", T.IntegerType()),
-            T.StructField("offset", T.LongType()),
-            T.StructField("timestamp", T.TimestampType()),
-        ]
-    )
-    now = datetime(2026, 11, 24, 22, 0, 30, tzinfo=UTC)  # Kafka's time: 30 s after GOOD's
-    rows = [
-        (None, v.encode() if isinstance(v, str) else v, "ticks", 0, i, now)
-        for i, v in enumerate(values)
-    ]
-    return spark.createDataFrame(rows, schema)
 
 
 # valid_ticks' columns: a quote (ticker) tick has no size; a trade has one.
