@@ -38,8 +38,13 @@ class TopicReader:
         self.values: list[dict[str, Any]] = []
 
     def until(
-        self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 90
+        self,
+        done: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 90,
+        explain: Callable[[list[dict[str, Any]]], str] | None = None,
     ) -> list[dict[str, Any]]:
+        """The records read so far, once `done` holds; on timeout, an AssertionError with
+        the last records and what `explain` says of them all."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for msg in self.consumer.consume(100, timeout=0.5):
@@ -47,7 +52,8 @@ class TopicReader:
                     self.values.append(orjson.loads(msg.value()))
             if done(self.values):
                 return self.values
-        raise AssertionError(f"timed out; have {len(self.values)} records: {self.values[-5:]}")
+        why = f"\n{explain(self.values)}" if explain else ""
+        raise AssertionError(f"timed out; have {len(self.values)} records: {self.values[-5:]}{why}")
 
     def close(self) -> None:
         self.consumer.close()

@@ -126,13 +126,13 @@ def test_sigkill_then_restart_loses_and_repeats_no_final(
         second = start_job(job_env, log)
         try:
             expected = {(c, window_start(i)) for c in COINS for i in range(11)}
-            try:
-                windows.until(lambda rs: expected <= set(final_keys(rs)), timeout=180)
-            except AssertionError as exc:
-                missing = sorted(expected - set(final_keys(windows.values)))
-                raise AssertionError(
-                    f"{exc}\nmissing: {missing}\n{log.read_text()[-4000:]}"
-                ) from exc
+            windows.until(
+                lambda rs: expected <= set(final_keys(rs)),
+                timeout=180,
+                explain=lambda rs: (
+                    f"missing: {sorted(expected - set(final_keys(rs)))}\n{log.read_text()[-4000:]}"
+                ),
+            )
             # The finals reach the topic before the sink saves its state for their batch:
             # stopping in between would leave the state at the first job's last batch.
             wait_for(lambda: saved_batch(state_file) > 0, 60, "the second job's saved state")
